@@ -1,0 +1,122 @@
+"""Checkpoints: safetensors weights whose metadata carries everything needed to rebuild and describe the model.
+
+Metadata (all strings, as safetensors requires; JSON where structured):
+    format   "drcnet/1"
+    task     denoise | derain | deblur | ... (free text)
+    preset   the preset name the config started from
+    config   JSON of DRCNetConfig.to_dict() (t and delta included)
+    training JSON summary (iterations, batch, patch, wall time, command ...)
+    metrics  JSON of measured numbers (PSNR/SSIM ...)
+
+safetensors rather than torch.save: loading cannot execute code, and the header is readable without torch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import DRCNetConfig
+from .model import DRCNet
+
+FORMAT = "drcnet/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+
+def save_checkpoint(path, model: DRCNet, *, task: str = "", preset: str = "", training: dict | None = None,
+                    metrics: dict | None = None, extra: dict | None = None) -> Path:
+    """Write atomically (temp file + rename), so a kill at any moment leaves the old file or the new one."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "task": task, "preset": preset, "config": json.dumps(model.cfg.to_dict()),
+            "training": json.dumps(training or {}), "metrics": json.dumps(metrics or {})}
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path) -> dict:
+    """The parsed metadata of a checkpoint, without loading its tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except Exception as e:  # safetensors raises several types for corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a DRCNet checkpoint (metadata format is {raw.get('format')!r}, "
+                              f"expected {FORMAT!r})")
+    meta = dict(raw)
+    for key in ("config", "training", "metrics"):
+        try:
+            meta[key] = json.loads(raw.get(key) or "{}")
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path}: metadata field {key!r} is not valid JSON") from None
+    return meta
+
+
+def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
+    """Rebuild the model from its own config and load the weights. Returns (model in eval mode, metadata)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix in (".pth", ".pt"):
+        from .official import load_official
+
+        return load_official(path, **config_overrides), {"task": "", "preset": "official", "config": {}}
+    meta = read_metadata(path)
+    try:
+        cfg = DRCNetConfig.from_dict({**meta["config"], **config_overrides})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad config in metadata ({e})") from None
+    try:
+        state = load_file(str(path))
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read tensors, the file is corrupt or truncated ({e})") from None
+    model = DRCNet(cfg)
+    check_state_dict(model, state, path)
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+def check_state_dict(model: DRCNet, state: dict, source) -> None:
+    """Raise a CheckpointError naming missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
+                    for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatch {_short(shapes)}")
+    if problems:
+        raise CheckpointError(f"{source}: weights do not fit the model: " + "; ".join(problems))
+
+
+def _short(items, n=6):
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
