@@ -84,8 +84,15 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
     if path.suffix in (".pth", ".pt"):
         from .official import load_official
 
-        return load_official(path, **config_overrides), {"task": "", "preset": "official", "config": {}}
+        try:
+            model = load_official(path, **config_overrides)
+        except ValueError as e:   # load_official's messages already name the file
+            raise CheckpointError(str(e)) from None
+        return model, {"task": "", "preset": "official", "config": model.cfg.to_dict(), "training": {},
+                       "metrics": {}}
     meta = read_metadata(path)
+    if not meta["config"]:
+        raise CheckpointError(f"{path}: metadata has no model config")
     try:
         cfg = DRCNetConfig.from_dict({**meta["config"], **config_overrides})
     except (TypeError, ValueError) as e:
