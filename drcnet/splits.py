@@ -17,7 +17,7 @@ DEBIAN_SOURCES: dict[str, dict] = {
     "mate-backgrounds": {
         "version": "1.26.0-1",
         "folder": "usr/share/backgrounds/mate/nature",
-        "default_licence": "GPL-2+",    # the licence of debian/copyright's "Files: *" stanza
+        "default_licence": "GPL-2+",    # for Garden, LadyBird, YellowFlower: unlisted in debian/copyright, whose every stanza is GPL-2+
         "photos": ["Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg", "GreenMeadow.jpg",
                    "LadyBird.jpg", "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg",
                    "YellowFlower.jpg"],

@@ -58,22 +58,27 @@ def unpack_debian_package(package: str, version: str, work: Path) -> Path:
 
 def dep5_licences(copyright_file: Path) -> list[tuple[list[str], str]]:
     """(file patterns, licence) for each stanza of a machine-readable debian/copyright."""
-    stanzas, patterns = [], None
+    stanzas, patterns, in_files = [], None, False
     for line in copyright_file.read_text(errors="replace").splitlines():
         if line.startswith("Files:"):
-            patterns = line.split(":", 1)[1].split()
+            patterns, in_files = line.split(":", 1)[1].split(), True
+        elif in_files and line[:1].isspace():      # continuation of a multi-line Files: field
+            patterns += line.split()
         elif line.startswith("License:") and patterns is not None:
             stanzas.append((patterns, line.split(":", 1)[1].strip()))
-            patterns = None
+            patterns, in_files = None, False
+        else:
+            in_files = False
     return stanzas
 
 
 def licence_from_copyright(stanzas, filename: str, default: str) -> str:
     """DEP-5: the last stanza whose pattern matches wins. Patterns are matched on the file name only,
-    because the packages' copyright files name paths of the source tree, not of the installed files."""
+    because the packages' copyright files name paths of the source tree, not of the installed files. Folder-wide
+    patterns ("*", "debian/*") would then match everything, so they are left to `default`."""
     licence = default
     for patterns, lic in stanzas:
-        if any(p != "*" and fnmatch.fnmatch(filename, Path(p).name) for p in patterns):
+        if any(Path(p).name != "*" and fnmatch.fnmatch(filename, Path(p).name) for p in patterns):
             licence = lic
     return licence
 
