@@ -1,0 +1,639 @@
+"""Train DRCNet: one file, nanoGPT style. The defaults are the paper's recipe (spec section 5).
+
+    python -m drcnet.train --task denoise --preset lite                      # fetched photos, synthetic noise
+    python -m drcnet.train --task denoise --data DIR --iters 2000 --patch 64 --batch 8 --out runs/mine
+    python -m drcnet.train --task deblur --paired /data/GoPro --layout gopro
+    python -m drcnet.train ... --out runs/mine --resume                      # continue after a stop or a crash
+    torchrun --nproc_per_node 4 -m drcnet.train ...                          # DDP, one process per GPU
+
+Recipe: Adam lr 2e-4, cosine annealing per iteration down to 1e-7, 256x256 patches, batch 32, 400k iterations,
+flips and 90-degree rotations, loss L1 + alpha * Intra-CR (alpha 0.04) applied to out1 and to out2 and summed,
+no gradient clipping (the public code clipped the norm at 0.01: --clip 0.01).
+
+The data stream is a pure function of (seed, iteration): the batch at iteration k is made of dataset items
+k*B .. k*B+B-1 (B the global batch; rank r of a DDP job takes its slice of those). The datasets are
+deterministic per item, so a resumed run sees exactly the batches it would have seen, and no sampler state is
+saved. A run directory holds:
+
+    state.pt           full training state (model, Adam, scheduler, RNG states, iteration), written atomically
+    last.safetensors   the latest weights as a drcnet checkpoint (drcnet.checkpoint.load_checkpoint reads it)
+    best.safetensors   the weights with the best validation PSNR so far
+    log.jsonl          one JSON line per log interval and per validation
+    config.json        the TrainConfig of the latest start
+
+A kill -9 at any moment loses at most the iterations since the last save (--save-every).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import save_checkpoint
+from .model import create_model
+
+TASKS = ("denoise", "derain", "deblur")
+LOSSES = ("intra-cr", "extra-cr", "aecr", "l1")
+VAL_SEED = 20220101          # the validation crops and their degradations never change between runs
+VAL_SIGMA = 25.0             # denoise validation: additive Gaussian noise at sigma 25 (of 255)
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    task: str = field(default="denoise", metadata={"help": "denoise | derain | deblur"})
+    preset: str = field(default="paper", metadata={"help": "model size: paper | lite | tiny"})
+    # data
+    data: typing.Optional[str] = field(default=None, metadata={
+        "help": "folder of clean photos, degraded on the fly (default: the fetched training split)"})
+    paired: typing.Optional[str] = field(default=None, metadata={
+        "help": "folder of a real paired benchmark (instead of --data)"})
+    layout: str = field(default="generic", metadata={"help": "layout of --paired: sidd | gopro | rain13k | generic"})
+    val_data: typing.Optional[str] = field(default=None, metadata={
+        "help": "folder of clean validation photos (default: the fetched validation split, else the --data photos)"})
+    max_side: typing.Optional[int] = field(default=None, metadata={
+        "help": "downscale photos whose longer side exceeds this before cropping"})
+    # optimisation (paper)
+    iters: int = field(default=400_000, metadata={"help": "total iterations (the length of the cosine schedule)"})
+    batch: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
+    patch: int = field(default=256, metadata={"help": "training patch size"})
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate"})
+    lr_min: float = field(default=1e-7, metadata={"help": "cosine annealing floor"})
+    beta1: float = 0.9
+    beta2: float = 0.999
+    loss: str = field(default="intra-cr", metadata={"help": "intra-cr | extra-cr | aecr | l1"})
+    alpha: float = field(default=0.04, metadata={"help": "weight of the contrastive term"})
+    vgg_weights: typing.Optional[str] = field(default=None, metadata={"help": "VGG19 safetensors for the CR loss"})
+    clip: float = field(default=0.0, metadata={"help": "clip the gradient norm at this value (0: off; code used 0.01)"})
+    augment: bool = field(default=True, metadata={"help": "random flips and 90-degree rotations"})
+    # model knobs
+    t: typing.Optional[float] = field(default=None, metadata={"help": "mask threshold t (default: the preset's)"})
+    variant: typing.Optional[str] = field(default=None, metadata={"help": "Table 4 variant (default DFR)"})
+    # bookkeeping
+    out: typing.Optional[str] = field(default=None, metadata={"help": "run directory (default runs/TASK-PRESET)"})
+    resume: bool = field(default=False, metadata={"help": "continue from OUT/state.pt (a fresh start if absent)"})
+    stop_at: typing.Optional[int] = field(default=None, metadata={
+        "help": "stop (and save) at this iteration although the schedule runs to --iters"})
+    seed: int = 0
+    log_every: int = field(default=100, metadata={"help": "iterations per log line"})
+    val_every: int = field(default=5000, metadata={"help": "iterations per validation (0: only at the end)"})
+    save_every: int = field(default=1000, metadata={"help": "iterations per state save"})
+    val_count: int = field(default=16, metadata={"help": "number of validation crops"})
+    val_size: int = field(default=256, metadata={"help": "side of the validation crops"})
+    # hardware
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto | bf16 | fp32 (auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX)"})
+    channels_last: bool = True
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores, shared among local ranks)"})
+    workers: int = field(default=-1, metadata={"help": "data loader workers (-1: auto; 0 on CPU)"})
+    progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
+    command: typing.Optional[str] = field(default=None, metadata={
+        "help": "command line recorded in the checkpoint (default: sys.argv)"})
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {TASKS}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"unknown precision {self.precision!r}; choose auto, bf16 or fp32")
+        if self.data and self.paired:
+            raise ValueError("give --data (clean photos) or --paired (a benchmark folder), not both")
+        for name in ("iters", "batch", "patch", "log_every", "save_every", "val_count", "val_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.out is None:
+            self.out = str(Path("runs") / f"{self.task}-{self.preset}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# hardware
+
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPUs on which bf16 autocast is fast rather than emulated."""
+    try:
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported() is False:
+            return False
+    except Exception:
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
+
+
+def hardware_description(device: torch.device, world: int = 1) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{world} x {name}" if world > 1 else name
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    desc = f"CPU {model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    return f"{world} processes on {desc}" if world > 1 else desc
+
+
+class Dist:
+    """The process's place in a torchrun job (WORLD_SIZE/RANK/LOCAL_RANK), or a single process."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
+        want = cfg.device
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        if want == "cuda" and self.world > 1:
+            want = f"cuda:{self.local_rank}"
+        self.device = torch.device(want)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.owns_group = False
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            kw = {"device_id": self.device} if backend == "nccl" else {}
+            torch.distributed.init_process_group(backend, **kw)
+            self.owns_group = True
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_mean(self, values: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            values = values.clone()
+            torch.distributed.all_reduce(values)
+            values /= self.world
+        return values
+
+    def close(self):
+        if self.owns_group:
+            torch.distributed.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+
+class PairedCrops(torch.utils.data.Dataset):
+    """Random patches (and flips/rotations) from a paired folder, deterministic in (seed, index): item i takes
+    pair i mod N and its crop from a generator seeded by (seed, i)."""
+
+    def __init__(self, pairs, patch: int, seed: int = 0, augment: bool = True):
+        self.pairs, self.patch, self.seed, self.augment = pairs, patch, seed, augment
+
+    def __len__(self):
+        return 10 ** 9
+
+    def __getitem__(self, i):
+        degraded, clean = self.pairs[i % len(self.pairs)]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        h, w = clean.shape[-2:]
+        p = self.patch
+        if h < p or w < p:           # small images: pad by reflection up to the patch
+            pad = (0, max(0, p - w), 0, max(0, p - h))
+            degraded = F.pad(degraded[None], pad, mode="replicate")[0]
+            clean = F.pad(clean[None], pad, mode="replicate")[0]
+            h, w = clean.shape[-2:]
+        y = int(torch.randint(0, h - p + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - p + 1, (1,), generator=g))
+        degraded, clean = degraded[:, y:y + p, x:x + p], clean[:, y:y + p, x:x + p]
+        if self.augment:
+            k = int(torch.randint(0, 4, (1,), generator=g))
+            flip = bool(torch.randint(0, 2, (1,), generator=g))
+            degraded, clean = (torch.rot90(a, k, dims=(1, 2)) for a in (degraded, clean))
+            if flip:
+                degraded, clean = degraded.flip(-1), clean.flip(-1)
+        return degraded.contiguous(), clean.contiguous()
+
+
+class IterationBatches(torch.utils.data.Sampler):
+    """Index lists for iterations start..stop-1: iteration k takes global items k*B .. k*B+B-1 and this rank the
+    slice [rank*b, rank*b + b) of them (b = B / world). A pure function of k: no state to save."""
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1, length: int = 10 ** 9):
+        self.start, self.stop, self.batch, self.rank, self.world, self.length = start, stop, batch, rank, world, length
+        self.local = batch // world
+
+    def __iter__(self):
+        for k in range(self.start, self.stop):
+            base = k * self.batch + self.rank * self.local
+            yield [(base + j) % self.length for j in range(self.local)]
+
+    def __len__(self):
+        return max(0, self.stop - self.start)
+
+
+def _image_list(folder) -> list:
+    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in exts)
+
+
+def build_train_data(cfg: TrainConfig):
+    """(dataset, description) for the configured source."""
+    if cfg.paired:
+        from .data import PairedFolder
+
+        pairs = PairedFolder(cfg.paired, cfg.layout)
+        if len(pairs) == 0:
+            raise ValueError(f"{cfg.paired}: no image pairs found for layout {cfg.layout!r}")
+        return (PairedCrops(pairs, cfg.patch, cfg.seed, cfg.augment),
+                f"paired {cfg.layout} folder {cfg.paired} ({len(pairs)} pairs)")
+    from .data import SyntheticPairs, split_images
+
+    if cfg.data:
+        images = _image_list(cfg.data)
+        source = f"clean photos in {cfg.data}"
+    else:
+        images = split_images("train")
+        source = "the fetched training split"
+    if not images:
+        raise ValueError(f"no training images found ({source}); pass --data DIR with photos, or fetch the data")
+    images = [str(p) for p in images]
+    ds = SyntheticPairs(images, cfg.task, patch=cfg.patch, length=10 ** 9, seed=cfg.seed, augment=cfg.augment,
+                        max_side=cfg.max_side)
+    return ds, f"synthetic {cfg.task} pairs from {len(images)} {source}"
+
+
+def build_val_set(cfg: TrainConfig):
+    """Fixed validation pairs (degraded, clean) stacked as two tensors, and a description.
+
+    Crops come from SyntheticPairs without augmentation at a fixed seed, so they are the same in every run; for
+    denoise the noise is re-drawn here at sigma 25 from a fixed generator, whatever noise model training uses."""
+    if cfg.paired:
+        from .data import PairedFolder
+
+        pairs = PairedFolder(cfg.paired, cfg.layout)
+        ds = PairedCrops(pairs, cfg.val_size, seed=VAL_SEED, augment=False)
+        n = min(cfg.val_count, len(pairs))
+        items = [ds[len(pairs) - 1 - i] for i in range(n)]          # the last pairs of the folder
+        desc = f"{n} crops {cfg.val_size}px of {cfg.paired}"
+    else:
+        from .data import SyntheticPairs, split_images
+
+        images, source = [], ""
+        if cfg.val_data:
+            images, source = _image_list(cfg.val_data), cfg.val_data
+        if not images:
+            with contextlib.suppress(Exception):
+                images, source = list(split_images("val")), "the fetched validation split"
+        if not images and cfg.data:
+            images, source = _image_list(cfg.data), f"{cfg.data} (the training photos: no validation split found)"
+        if not images:
+            return None, "none"
+        ds = SyntheticPairs([str(p) for p in images], cfg.task, patch=cfg.val_size, length=cfg.val_count,
+                            seed=VAL_SEED, augment=False, max_side=cfg.max_side)
+        items = [ds[i] for i in range(cfg.val_count)]
+        if cfg.task == "denoise":
+            g = torch.Generator().manual_seed(VAL_SEED)
+            items = [(c + torch.randn(c.shape, generator=g) * (VAL_SIGMA / 255.0), c) for _, c in items]
+        desc = f"{cfg.val_count} crops {cfg.val_size}px of {source}"
+        if cfg.task == "denoise":
+            desc += f", Gaussian noise sigma {VAL_SIGMA:g}"
+    degraded = torch.stack([d for d, _ in items]).float()
+    clean = torch.stack([c for _, c in items]).float()
+    return (degraded, clean), desc
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of images in [0, 1] (x is clamped first)."""
+    mse = (x.float().clamp(0, 1) - y.float()).pow(2).flatten(1).mean(1)
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
+@torch.no_grad()
+def validate(model: nn.Module, val, device, amp, chunk: int = 4) -> float:
+    degraded, clean = val
+    was_training = model.training
+    model.eval()
+    scores = []
+    for i in range(0, len(degraded), chunk):
+        d = degraded[i:i + chunk].to(device)
+        with amp():
+            out = model(d)[1]
+        scores.append(psnr(out, clean[i:i + chunk].to(device)).cpu())
+    model.train(was_training)
+    return float(torch.cat(scores).mean())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# state
+
+def rng_state(device) -> dict:
+    keys, pos, has_gauss, gauss = np.random.get_state()[1:]
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, os.replace: the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _trim_log(path: Path, upto: int) -> None:
+    """On resume, drop log lines of iterations after the saved state (they will be run again)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            if json.loads(line).get("iter", 0) <= upto:
+                keep.append(line)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or continue training) as configured. Returns a summary dict (on every rank; rank 0 wrote files)."""
+    dist = Dist(cfg)
+    try:
+        return _train(cfg, dist)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainConfig, dist: Dist) -> dict:
+    t_start = time.time()
+    device = dist.device
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, dist.local_world))
+    torch.set_num_threads(threads)
+    if cfg.batch % dist.world:
+        raise ValueError(f"--batch {cfg.batch} does not split over {dist.world} processes")
+    local_batch = cfg.batch // dist.world
+
+    precision = cfg.precision
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        else:
+            precision = "bf16" if cpu_has_bf16() else "fp32"
+
+    def amp():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    overrides = {k: getattr(cfg, k) for k in ("t", "variant") if getattr(cfg, k) is not None}
+    model = create_model(cfg.preset, **overrides).to(device=device, memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.iters, eta_min=cfg.lr_min)
+
+    from .losses import make_loss
+
+    criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights).to(device)
+
+    out = Path(cfg.out)
+    state_path, log_path = out / "state.pt", out / "log.jsonl"
+    start, best_psnr, last_val, wall_before = 0, -math.inf, None, 0.0
+    if cfg.resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        saved = state.get("config", {})
+        for key in ("preset", "task", "iters", "batch"):
+            if key in saved and saved[key] != getattr(cfg, key):
+                raise ValueError(f"{state_path}: the run was started with {key}={saved[key]!r}, not "
+                                 f"{getattr(cfg, key)!r}; resume with the same value or use a new --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        start = int(state["iter"])
+        best_psnr = float(state.get("best_psnr", -math.inf))
+        last_val = state.get("last_val")
+        wall_before = float(state.get("wall_time_s", 0.0))
+        del state
+    elif state_path.exists() and not cfg.resume:
+        raise FileExistsError(f"{state_path} exists: pass --resume to continue that run, or choose another --out")
+
+    stop = min(cfg.iters, cfg.stop_at) if cfg.stop_at is not None else cfg.iters
+    train_set, data_desc = build_train_data(cfg)
+    val, val_desc = build_val_set(cfg) if dist.main else (None, "")
+
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        if start:
+            _trim_log(log_path, start)
+        _append_jsonl(log_path, {"event": "resume" if start else "start", "iter": start, "time": time.time(),
+                                 "world": dist.world, "precision": precision, "device": str(device)})
+
+    net = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    workers = cfg.workers
+    if workers < 0:
+        workers = min(8, max(1, (os.cpu_count() or 1) // dist.local_world - 1)) if device.type == "cuda" else 0
+    sampler = IterationBatches(start, stop, cfg.batch, dist.rank, dist.world, len(train_set))
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=False)
+
+    hardware = hardware_description(device, dist.world)
+
+    def summary(it: int) -> dict:
+        return {"task": cfg.task, "preset": cfg.preset, "iterations": it, "planned_iterations": cfg.iters,
+                "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "alpha": cfg.alpha, "lr": cfg.lr,
+                "lr_min": cfg.lr_min, "schedule": "cosine per iteration", "optimizer": "Adam",
+                "betas": [cfg.beta1, cfg.beta2], "clip": cfg.clip, "augment": cfg.augment, "seed": cfg.seed,
+                "data": data_desc, "validation": val_desc, "hardware": hardware, "world_size": dist.world,
+                "precision": precision, "wall_time_s": round(wall_before + time.time() - t_start, 1),
+                "command": cfg.command or " ".join(sys.argv), "val_psnr": last_val}
+
+    def save(it: int, best: bool = False) -> None:
+        if not dist.main:
+            return
+        metrics = {"val_psnr": last_val, "val_set": val_desc} if last_val is not None else {}
+        save_checkpoint(out / "last.safetensors", model, task=cfg.task, preset=cfg.preset, training=summary(it),
+                        metrics=metrics)
+        if best:
+            save_checkpoint(out / "best.safetensors", model, task=cfg.task, preset=cfg.preset,
+                            training=summary(it), metrics=metrics)
+        atomic_torch_save({"iter": it, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "rng": rng_state(device), "best_psnr": best_psnr,
+                           "last_val": last_val, "wall_time_s": wall_before + time.time() - t_start,
+                           "config": asdict(cfg)}, state_path)
+
+    def run_validation(it: int) -> bool:
+        nonlocal best_psnr, last_val
+        if val is None:
+            return False
+        last_val = validate(model, val, device, amp)
+        improved = last_val > best_psnr
+        best_psnr = max(best_psnr, last_val)
+        _append_jsonl(log_path, {"iter": it, "val_psnr": round(last_val, 4), "best_psnr": round(best_psnr, 4),
+                                 "val_psnr_input": round(val_input_psnr, 4)})
+        return improved
+
+    val_input_psnr = float(psnr(val[0], val[1]).mean()) if val is not None else float("nan")
+
+    pbar = None
+    if dist.main and cfg.progress:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=stop, initial=start, dynamic_ncols=True, desc=f"{cfg.task}-{cfg.preset}")
+
+    model.train()
+    history = []
+    acc = torch.zeros(2, device=device)      # sums of loss and PSNR since the last log line
+    acc_n, t_log, it = 0, time.time(), start
+    try:
+        for degraded, clean in loader:
+            degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            clean = clean.to(device, non_blocking=True)
+            with amp():
+                out1, out2 = net(degraded)
+                loss = criterion(out1, clean, degraded) + criterion(out2, clean, degraded)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            scheduler.step()
+            it += 1
+            with torch.no_grad():
+                acc += torch.stack([loss.detach().float(), psnr(out2.detach(), clean).mean()])
+            acc_n += 1
+
+            if it % cfg.log_every == 0 or it == stop:
+                mean = dist.all_mean(acc / acc_n).tolist()
+                if not math.isfinite(mean[0]):
+                    raise FloatingPointError(f"the loss became {mean[0]} at iteration {it}; the last saved state "
+                                             f"is in {state_path} (try --clip 0.01 or a lower --lr)")
+                dt = time.time() - t_log
+                rate = acc_n * cfg.batch / max(dt, 1e-9)
+                lr = optimizer.param_groups[0]["lr"]
+                record = {"iter": it, "loss": round(mean[0], 6), "psnr": round(mean[1], 4), "lr": lr,
+                          "images_per_s": round(rate, 2)}
+                history.append(record)
+                if dist.main:
+                    _append_jsonl(log_path, record)
+                    if pbar is not None:
+                        pbar.set_postfix(loss=f"{mean[0]:.4f}", psnr=f"{mean[1]:.2f}", img_s=f"{rate:.1f}",
+                                         lr=f"{lr:.2e}")
+                acc.zero_()
+                acc_n, t_log = 0, time.time()
+            if pbar is not None:
+                pbar.update(1)
+
+            improved = False
+            if dist.main and cfg.val_every and it % cfg.val_every == 0 and it != stop:
+                improved = run_validation(it)
+                if pbar is not None:
+                    pbar.set_postfix_str(f"val {last_val:.2f} dB (best {best_psnr:.2f})")
+            if it % cfg.save_every == 0 or improved:
+                if it != stop:
+                    save(it, best=improved)
+    except KeyboardInterrupt:
+        if dist.main and it > start:
+            save(it)
+            print(f"\ninterrupted: state saved at iteration {it} in {state_path}; continue with --resume",
+                  file=sys.stderr)
+        raise
+    finally:
+        if pbar is not None:
+            pbar.close()
+
+    improved = run_validation(it) if dist.main and it > start else False
+    save(it, best=improved or (dist.main and not (out / "best.safetensors").exists()))
+    if dist.world > 1:
+        torch.distributed.barrier()
+    result = summary(it)
+    result.update({"out": str(out), "best_psnr": best_psnr if math.isfinite(best_psnr) else None,
+                   "history": history, "start_iter": start})
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# command line
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m drcnet.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        help_ = f.metadata.get("help", " ")
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
+            continue
+        args = typing.get_args(kind)
+        base = next((a for a in args if a is not type(None)), kind) if args else kind
+        p.add_argument(flag, type=base, default=f.default, help=help_, dest=f.name)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = _parser().parse_args(argv)
+    cfg = TrainConfig(**vars(args))
+    if cfg.command is None:
+        cfg.command = " ".join([Path(sys.executable).name, "-m", "drcnet.train", *(sys.argv[1:] if argv is None
+                                                                                     else argv)])
+    result = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
