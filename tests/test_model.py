@@ -1,0 +1,132 @@
+"""The network: parameter budget, shapes, the DFR internals the spec pins down, the runtime threshold."""
+import pytest
+import torch
+
+from drcnet import VARIANTS, count_parameters, create_model
+from drcnet.dfr import RegionNorm, SimAMWeights, SpatialFilter
+
+# Spec section 3: Table 4 as reconciled, in millions, and the exact paper count.
+TABLE4 = {"base": 12.28, "base+SF": 15.45, "base+SF+identity": 15.80, "base+SF+EA": 18.62, "DFR": 18.98}
+
+
+def test_paper_preset_has_the_paper_parameter_count():
+    assert count_parameters(create_model("paper")) == 18_975_798
+
+
+@pytest.mark.parametrize("variant,millions", sorted(TABLE4.items()))
+def test_table4_variant_counts_match_within_half_a_percent(variant, millions):
+    n = count_parameters(create_model("paper", variant=variant)) / 1e6
+    assert abs(n - millions) / millions < 0.005, (variant, n)
+
+
+def test_base_plus_ea_owns_one_conv_like_base_plus_sf():
+    ea = count_parameters(create_model("paper", variant="base+EA"))
+    sf = count_parameters(create_model("paper", variant="base+SF"))
+    assert abs(ea - sf) / sf < 0.005
+
+
+@pytest.mark.parametrize("preset,approx", [("lite", 4.7e6), ("tiny", 1.2e6)])
+def test_smaller_presets(preset, approx):
+    assert abs(count_parameters(create_model(preset)) - approx) / approx < 0.05
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("h,w", [(1, 1), (17, 33), (64, 40), (9, 100)])
+def test_any_size_in_same_size_out(variant, h, w):
+    model = create_model("tiny", variant=variant).eval()
+    x = torch.rand(2, 3, h, w)
+    with torch.no_grad():
+        out1, out2 = model(x)
+    assert out1.shape == out2.shape == x.shape
+    assert torch.isfinite(out2).all()
+
+
+def test_simam_weights_equal_closed_form_of_eqs_8_9():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    delta = 1e-6
+    w = SimAMWeights(delta)(x)
+    # eq 8: e* = 4 (sigma^2 + lambda) / ((t - mu)^2 + 2 sigma^2 + 2 lambda), sigma^2 with M = H*W - 1
+    mu = x.mean(dim=(2, 3), keepdim=True)
+    var = ((x - mu) ** 2).sum(dim=(2, 3), keepdim=True) / (5 * 7 - 1)
+    e_star = 4 * (var + delta) / ((x - mu) ** 2 + 2 * var + 2 * delta)
+    assert torch.allclose(w, torch.sigmoid(1 / e_star), atol=1e-12)
+
+
+def test_region_statistics_are_per_sample_and_do_not_depend_on_the_batch():
+    torch.manual_seed(0)
+    norm = RegionNorm(4, mode="sample")
+    x = torch.randn(3, 4, 8, 8)
+    mask = (torch.rand(3, 1, 8, 8) > 0.5).float()
+    together = norm(x, mask)
+    alone = torch.cat([norm(x[i:i + 1], mask[i:i + 1]) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-6)
+    # and each region is normalised: zero mean, unit variance inside the mask of sample 0
+    inside = together[0][:, mask[0, 0] > 0]
+    assert inside.mean(dim=1).abs().max() < 1e-5
+    assert (inside.var(dim=1, unbiased=False) - 1).abs().max() < 1e-3
+
+
+def test_official_region_statistics_do_depend_on_the_batch():
+    torch.manual_seed(0)
+    norm = RegionNorm(4, mode="official")
+    x = torch.randn(2, 4, 8, 8) + torch.tensor([0.0, 3.0]).view(2, 1, 1, 1)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    alone = torch.cat([norm(x[i:i + 1], mask[i:i + 1]) for i in range(2)])
+    assert not torch.allclose(norm(x, mask), alone, atol=1e-3)
+
+
+def test_empty_region_contributes_zero():
+    norm = RegionNorm(2, mode="sample")
+    x = torch.randn(1, 2, 6, 6)
+    out = norm(x, torch.ones(1, 1, 6, 6))
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, (x - x.mean((2, 3), keepdim=True)) / torch.sqrt(x.var((2, 3), unbiased=False, keepdim=True) + 1e-5), atol=1e-5)
+
+
+def test_mask_has_no_gradient_but_response_conv_learns_through_gamma_beta():
+    torch.manual_seed(0)
+    sf = SpatialFilter(4, t=0.5)
+    x = torch.randn(2, 4, 12, 12, requires_grad=True)
+    captured = {}
+    sf.mask.register_forward_hook(lambda m, i, o: captured.setdefault("mask", o))
+    sf(x).square().mean().backward()
+    assert not captured["mask"].requires_grad
+    grad = sf.response.conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    # the only path from the response conv to the loss is gamma/beta: zeroing those convs kills its gradient
+    sf.zero_grad()
+    for conv in (sf.gamma_conv, sf.beta_conv):
+        conv.weight.data.zero_()
+    sf(x).square().mean().backward()
+    assert sf.response.conv.weight.grad.abs().sum() == 0
+
+
+def test_changing_t_changes_the_output_when_the_response_crosses_t():
+    torch.manual_seed(0)
+    model = create_model("tiny").eval()
+    x = torch.rand(1, 3, 32, 32)
+    responses = []
+    hook = model.stage1.encoder[0].dfr.spatial.filter.response.register_forward_hook(
+        lambda m, i, o: responses.append(o))
+    with torch.no_grad():
+        a = model(x)[1]
+    hook.remove()
+    t = float(responses[0].median())           # a threshold the response map certainly crosses
+    with torch.no_grad():
+        model.set_threshold(t)
+        b = model(x)[1]
+        model.set_threshold(1.0)
+        c = model(x)[1]
+    assert all(m.t == 1.0 for _, _, blk in model.dfr_blocks() for m in [blk.spatial.filter.mask])
+    assert (b - c).abs().max() > 1e-4
+    assert model.cfg.t == 1.0
+    with pytest.raises(ValueError):
+        model.set_threshold(1.5)
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown variant"):
+        create_model("tiny", variant="nope")
+    with pytest.raises(ValueError, match="unknown preset"):
+        create_model("huge")
