@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from drcnet.degrade import (KERNEL_SIZES, RAIN_PRESETS, add_noise, add_rain, degrade, eval_settings,
+                            motion_blur, motion_kernel)
+
+
+def smooth_image(h=96, w=96, seed=0):
+    """A smooth colour image in [0.1, 0.8]: enough structure to blur, far from clipping."""
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    rng = np.random.default_rng(seed)
+    channels = [0.45 + 0.35 * np.sin(2 * np.pi * (a * x + b * y) + c) for a, b, c in rng.uniform(0.5, 2, (3, 3))]
+    return np.stack(channels, -1).astype(np.float32)
+
+
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_noise_sigma_matches(sigma):
+    clean = np.full((256, 256, 3), 0.5, np.float32)
+    noisy = add_noise(clean, sigma, np.random.default_rng(1))
+    assert abs(np.std(noisy - clean) * 255 / sigma - 1) < 0.02
+
+
+def test_poisson_gaussian_noise_grows_with_brightness():
+    rng = np.random.default_rng(0)
+    dark, bright = (add_noise(np.full((128, 128, 3), v, np.float32), 0, rng, poisson=30) for v in (0.1, 0.8))
+    assert np.std(bright) > 2 * np.std(dark)
+
+
+@pytest.mark.parametrize("task", ["denoise", "derain", "deblur"])
+def test_degradation_is_deterministic_in_the_seed(task):
+    clean = smooth_image(64, 64)
+    a, _ = degrade(clean, task, np.random.default_rng(7))
+    b, _ = degrade(clean, task, np.random.default_rng(7))
+    c, _ = degrade(clean, task, np.random.default_rng(8))
+    assert a.dtype == np.float32 and a.shape == clean.shape
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_training_sigma_is_drawn_in_range():
+    clean = smooth_image(16, 16)
+    sigmas = [degrade(clean, "denoise", np.random.default_rng(i))[1]["sigma"] for i in range(50)]
+    assert 0 <= min(sigmas) and max(sigmas) <= 55 and np.ptp(sigmas) > 20
+
+
+def test_motion_kernels_are_normalised_sized_and_not_a_delta():
+    for seed in range(20):
+        k = motion_kernel(np.random.default_rng(seed))
+        assert k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+        assert KERNEL_SIZES[0] <= k.shape[0] <= KERNEL_SIZES[1]
+        assert abs(k.sum() - 1) < 1e-5 and k.min() >= 0
+        assert k.max() < 0.5 and (k > 1e-3).sum() > 5
+    with pytest.raises(ValueError):
+        motion_kernel(np.random.default_rng(0), size=33)
+
+
+def test_motion_blur_blurs_adds_noise_and_quantises():
+    clean = smooth_image()
+    rng = np.random.default_rng(3)
+    blurred, kernel = motion_blur(clean, rng, size=21)
+    assert kernel.shape == (21, 21)
+    assert np.allclose(blurred * 255, np.round(blurred * 255), atol=1e-3)
+    assert 0 <= blurred.min() and blurred.max() <= 1
+    # high frequencies (finite differences) are damped by the blur
+    assert np.abs(np.diff(blurred, axis=1)).mean() < np.abs(np.diff(clean, axis=1)).mean() + 0.01
+
+
+def test_rain_brightens_stays_in_range_and_heavy_is_heavier():
+    clean = smooth_image()
+    rain = {s: add_rain(clean, np.random.default_rng(5), s) for s in RAIN_PRESETS}
+    for rainy in rain.values():
+        assert rainy.min() >= 0 and rainy.max() <= 1
+        assert np.all(rainy >= clean - 1e-6)
+    assert (rain["heavy"] - clean).mean() > (rain["light"] - clean).mean() > 0
+    hazy = add_rain(clean, np.random.default_rng(5), "light", haze=True)
+    assert hazy.min() >= 0 and hazy.max() <= 1 and not np.array_equal(hazy, rain["light"])
+
+
+def test_eval_settings_are_fixed_and_usable():
+    assert [s["name"] for s in eval_settings("denoise")] == ["sigma15", "sigma25", "sigma50"]
+    assert [s["name"] for s in eval_settings("derain")] == ["light", "heavy"]
+    k1, k2 = (np.stack([s["kernel"] for s in eval_settings("deblur")[:1]]) for _ in range(2))
+    assert np.array_equal(k1, k2)
+    clean = smooth_image(32, 32)
+    for task in ("denoise", "derain", "deblur"):
+        for s in eval_settings(task):
+            out, info = degrade(clean, task, np.random.default_rng(0), **s)
+            assert out.shape == clean.shape and info["task"] == task
+
+
+def test_unknown_settings_raise():
+    with pytest.raises(TypeError):
+        degrade(smooth_image(16, 16), "denoise", np.random.default_rng(0), sigmaa=3)
+    with pytest.raises(ValueError):
+        degrade(smooth_image(16, 16), "dehaze", np.random.default_rng(0))
