@@ -1,0 +1,137 @@
+import os
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+from drcnet import create_model
+from drcnet.probes import FeatureProbe, Summary
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("tiny").eval()
+
+
+def hooks_left(model):
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def run(model, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return model(torch.rand(1, 3, size, size, generator=g))
+
+
+def test_every_block_is_recorded_with_its_maps(model):
+    with FeatureProbe(model, channel=3) as probe:
+        run(model, 32)
+    assert set(probe.maps) == {(s, l) for s in (1, 2) for l in range(4)}
+    m = probe.maps[(1, 0)]
+    assert m.response.shape == (32, 32) and 0 <= m.response.min() and m.response.max() <= 1
+    assert set(np.unique(m.mask)) <= {0.0, 1.0}
+    for summary in (m.spatial, m.energy, m.identity, m.fused):
+        assert isinstance(summary, Summary)
+        assert summary.mean.shape == (32, 32) and summary.channel.shape == (32, 32)
+        assert summary.pca.shape == (32, 32, 3) and summary.pca.min() >= 0 and summary.pca.max() <= 1
+    assert (m.height, m.width, m.channels) == (32, 32, 16)
+    assert probe.maps[(2, 3)].response.shape == (4, 4) and probe.maps[(2, 3)].channels == 128
+
+
+def test_chosen_channel_is_that_channel(model):
+    with FeatureProbe(model, channel=5, pca=False) as probe:
+        run(model, 16)
+    fused = probe.maps[(1, 1)].fused
+    assert fused.pca is None
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    feats = {}
+    handle = model.stage1.encoder[1].dfr.register_forward_hook(lambda m, i, o: feats.setdefault("o", o))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    np.testing.assert_allclose(fused.channel, feats["o"][0, 5].numpy(), atol=1e-6)
+    np.testing.assert_allclose(fused.mean, feats["o"][0].mean(0).numpy(), atol=1e-6)
+
+
+def test_hooks_are_removed_on_exit_and_on_exception(model):
+    before = hooks_left(model)
+    with FeatureProbe(model) as probe:
+        assert hooks_left(model) > before
+        run(model, 16)
+    assert hooks_left(model) == before == 0
+    with pytest.raises(RuntimeError, match="boom"):
+        with FeatureProbe(model):
+            raise RuntimeError("boom")
+    assert hooks_left(model) == 0
+    assert probe.maps          # maps survive the exit
+
+
+def test_mask_is_the_thresholded_response_and_coverage_follows_t(model):
+    coverages = []
+    try:
+        for t in (0.3, 0.5, 0.7):
+            model.set_threshold(t)
+            with FeatureProbe(model) as probe:
+                run(model, 32)
+            m = probe.maps[(1, 0)]
+            assert np.array_equal(m.mask, (m.response >= t).astype(np.float32))
+            assert m.coverage == pytest.approx(float(m.mask.mean()))
+            coverages.append(m.coverage)
+    finally:
+        model.set_threshold(0.75)
+    assert coverages[0] >= coverages[1] >= coverages[2] and coverages[0] > coverages[2]
+
+
+def test_ablation_variant_skips_missing_branches():
+    torch.manual_seed(0)
+    model = create_model("tiny", variant="base+SF", sf_levels=(0,)).eval()
+    with FeatureProbe(model) as probe:
+        run(model, 16)
+    assert probe.maps[(1, 0)].energy is None and probe.maps[(1, 0)].identity is None
+    assert probe.maps[(1, 0)].mask is not None
+    assert probe.maps[(1, 1)].response is None and probe.maps[(1, 1)].coverage is None
+    assert isinstance(probe.maps[(1, 1)].fused, Summary)
+
+
+def test_last_forward_wins_and_clear(model):
+    with FeatureProbe(model) as probe:
+        run(model, 32, seed=1)
+        run(model, 16, seed=2)
+        assert probe.maps[(1, 0)].response.shape == (16, 16)
+        probe.clear()
+        assert probe.maps == {}
+
+
+def map_bytes(maps):
+    arrays = []
+    for m in maps.values():
+        for v in vars(m).values():
+            arrays += [a for a in (vars(v).values() if hasattr(v, "pca") else [v]) if isinstance(a, np.ndarray)]
+    return sum(a.nbytes for a in arrays)
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_repeated_captures_do_not_grow_memory(model):
+    """50 captures in one probe: summaries replace each other, so the resident set grows by less than 10
+    captures' worth of maps (a leak keeping every capture would add 50). RSS rather than tracemalloc: tracing
+    slows the forward tenfold."""
+    with FeatureProbe(model) as probe:
+        for i in range(3):                                  # warm the allocator
+            run(model, 32, seed=i)
+        one_capture = map_bytes(probe.maps)
+        first = weakref.ref(probe.maps[(1, 0)])
+        start = rss_bytes()
+        for i in range(50):
+            run(model, 32, seed=i)
+        grown = rss_bytes() - start
+    assert first() is None                                  # the old record was freed, not kept
+    assert map_bytes(probe.maps) == one_capture
+    assert one_capture > 200_000
+    assert grown < 10 * one_capture, (grown, one_capture)
