@@ -697,7 +697,7 @@ def _scores(out, clean, task):
 # ---------------------------------------------------------------- examples
 
 def examples(task: str | None = None) -> list[list]:
-    """Rows for gr.Examples: [input, reference, task, synthesize, sigma, rain, blur_size, seed], read from
+    """Rows for gr.Examples: [input, task, reference, synthesize, sigma, rain, blur_size, seed], read from
     assets/examples.json (written by scripts/make_assets.py); paths made absolute."""
     import json
     index = ASSETS / "examples.json"
@@ -708,6 +708,8 @@ def examples(task: str | None = None) -> list[list]:
         if task and e["task"] != task:
             continue
         ref = str(ASSETS / e["reference"]) if e.get("reference") else None
-        rows.append([str(ASSETS / e["input"]), ref, e["task"], bool(e.get("synthesize", False)),
-                     e.get("sigma", 25), e.get("rain", "light"), e.get("blur_size", 21), e.get("seed", 0)])
+        made = e.get("settings") or {}          # how a committed degraded file was made, shown in the UI
+        rows.append([str(ASSETS / e["input"]), e["task"], ref, bool(e.get("synthesize", False)),
+                     e.get("sigma", made.get("sigma", 25)), e.get("rain", made.get("setting", "light")),
+                     e.get("blur_size", made.get("size", 21)), e.get("seed", 0)])
     return rows

@@ -1,0 +1,216 @@
+"""DRCNet Explorer: the Gradio app (a thin layer: the logic and its tests live in drcnet/demo.py).
+
+    python app.py                       # honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+    DRCNET_CHECKPOINTS=/path python app.py
+
+API endpoints (see docs/app.md): /restore, /inspect, /t_sweep, /intra_cr, /compare, /status.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import gradio as gr
+
+from drcnet import demo as D
+from drcnet.checkpoint import CheckpointError
+from drcnet.degrade import TASKS
+from drcnet.imageio import ImageError
+
+log = logging.getLogger("drcnet.app")
+
+try:                                    # Hugging Face ZeroGPU: a GPU is attached per call
+    import spaces
+    gpu = spaces.GPU
+except ImportError:                     # anywhere else: a no-op
+    def gpu(fn=None, **_):
+        return fn if fn is not None else (lambda f: f)
+
+MAX_FILE_SIZE = os.environ.get("DRCNET_MAX_FILE_SIZE", "25mb")
+
+
+def user_errors(fn):
+    """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text);
+    anything else is logged and reported briefly, and the app stays up."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (D.DemoError, ImageError, CheckpointError) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except MemoryError:
+            raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
+        except Exception as e:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Unexpected error ({type(e).__name__}: {e}); the app is still running.") from None
+    return wrapper
+
+
+# ---------------------------------------------------------------- handlers (API signatures)
+
+@gpu
+@user_errors
+def restore(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0,
+            stage1=False, progress=gr.Progress()):
+    """Restore one image. image: file path; task: denoise | derain | deblur. Returns (before, after), the
+    stage-1 output (or None) and a line of facts (device, precision, time, tiles, PSNR/SSIM when known)."""
+    def tick(i, n):
+        progress(i / n, desc=f"tile {i}/{n}")
+    r = D.restore(image, task, reference, synthesize, sigma, rain, blur_size, seed, stage1, progress=tick)
+    return (r.before, r.after), r.stage1, r.facts
+
+
+@gpu
+@user_errors
+def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25, rain="light",
+            blur_size=21, seed=0):
+    """Re-run at threshold t and return (before, after), the chosen block's maps and the all-blocks overview."""
+    r = D.inspect(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
+    return (r.before, r.after), r.block, r.overview, r.facts
+
+
+@gpu
+@user_errors
+def t_sweep(image, task, stage=1, level=0, reference=None, synthesize=False, sigma=25, rain="light",
+            blur_size=21, seed=0):
+    """Mask coverage (and PSNR with a reference) for 8 values of t."""
+    plot, rows = D.t_sweep(image, task, stage, level, reference, synthesize, sigma, rain, blur_size, seed)
+    return plot
+
+
+@gpu
+@user_errors
+def intra_cr(image, task, lam=0.95, reference=None, synthesize=True, sigma=25, rain="light", blur_size=21,
+             seed=0):
+    """Negatives N = lambda I + (1-lambda) J, Intra-CR ratios per VGG layer against lambda, Extra-CR beside it."""
+    r = D.intra_cr(image, task, lam, reference, synthesize, sigma, rain, blur_size, seed)
+    return r.negatives, r.plot, {"headers": r.headers, "data": r.table}
+
+
+@gpu
+@user_errors
+def compare(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0):
+    """DRCNet, ablation checkpoints and classical baselines on one input: gallery, metrics table, notes."""
+    r = D.compare(image, task, reference, synthesize, sigma, rain, blur_size, seed)
+    notes = "\n".join(f"- {n}" for n in r.notes)
+    return r.gallery, {"headers": r.headers, "data": r.table}, notes
+
+
+def status():
+    """Which task checkpoints are present (markdown)."""
+    return D.status_markdown()
+
+
+# ---------------------------------------------------------------- UI
+
+INTRO = """# DRCNet Explorer
+Image restoration with **DRCNet** (Li et al., *Dynamic Image Restoration Contrastive Network*, ECCV 2022):
+denoising, deraining and deblurring. Upload or paste a photo (or pick an example), choose the task, and either
+restore it as it is or **degrade a clean photo first** with the project's synthetic noise, rain or motion blur,
+so the result can be scored (PSNR/SSIM) against the original."""
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="DRCNet Explorer") as app:
+        gr.Markdown(INTRO)
+        status_md = gr.Markdown(D.status_markdown())
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Row():
+                    image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Input image",
+                                     height=280)
+                    reference = gr.Image(type="filepath", sources=["upload", "clipboard"], height=280,
+                                         label="Clean reference (optional, for PSNR/SSIM)")
+            with gr.Column(scale=2):
+                task = gr.Radio(list(TASKS), value="denoise", label="Task")
+                synthesize = gr.Checkbox(False, label="Degrade a clean photo first (the input is the clean photo)")
+                with gr.Accordion("Synthetic degradation settings", open=False):
+                    sigma = gr.Slider(0, 75, value=25, step=1, label="Noise sigma (0-255 units), denoise")
+                    rain = gr.Radio(["light", "heavy"], value="light", label="Rain, derain")
+                    blur_size = gr.Slider(13, 31, value=21, step=2, label="Blur kernel size (px), deblur")
+                    seed = gr.Number(0, precision=0, label="Seed")
+        prep = [reference, synthesize, sigma, rain, blur_size, seed]
+
+        with gr.Tabs():
+            with gr.Tab("Restore", id="restore"):
+                with gr.Row():
+                    stage1 = gr.Checkbox(False, label="Also show the stage-1 output")
+                    run_btn = gr.Button("Restore", variant="primary")
+                slider = gr.ImageSlider(type="pil", format="png", label="Before / after",
+                                        buttons=["download", "fullscreen"], max_height=600)
+                facts = gr.Markdown()
+                stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=True, height=360)
+                restore_out = [slider, stage1_img, facts]
+                run_btn.click(restore, [image, task, *prep, stage1], restore_out, api_name="restore",
+                              concurrency_limit=1)
+
+            with gr.Tab("Inspect DFR", id="inspect"):
+                gr.Markdown("Maps of one DFR block (spatial response, mask at t, spatial filter, energy attention, "
+                            "identity, fused output). **Inputs are downscaled to at most "
+                            f"{D.INSPECT_MAX_SIDE} px** (long side) here for speed. Moving t re-runs the model.")
+                with gr.Row():
+                    stage = gr.Radio([1, 2], value=1, label="Stage")
+                    level = gr.Slider(0, 3, value=0, step=1, label="Level")
+                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.05, label="Mask threshold t")
+                with gr.Row():
+                    inspect_btn = gr.Button("Inspect", variant="primary")
+                    sweep_btn = gr.Button("Sweep t (8 runs)")
+                ins_facts = gr.Markdown()
+                ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
+                                            max_height=420)
+                block_img = gr.Image(type="pil", format="png", label="This block's maps")
+                overview_img = gr.Image(type="pil", format="png", label="All blocks: response maps and masks")
+                sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t")
+                ins_in = [image, task, stage, level, t, *prep]
+                ins_out = [ins_slider, block_img, overview_img, ins_facts]
+                inspect_btn.click(inspect, ins_in, ins_out, api_name="inspect")
+                t.release(inspect, ins_in, ins_out, api_name=False)
+                stage.input(inspect, ins_in, ins_out, api_name=False)
+                level.release(inspect, ins_in, ins_out, api_name=False)
+                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep")
+
+            with gr.Tab("Intra-CR explorer", id="intra_cr"):
+                gr.Markdown("Negatives by mixup, **N = lambda I + (1 - lambda) J** (I degraded, J clean); the "
+                            "paper uses lambda = 1.0, 0.95, 0.9. The curves show the Intra-CR ratio "
+                            "d(X, J) / d(X, N) per VGG19 layer for the restored output, the degraded input and the "
+                            "clean image; Extra-CR uses another image's degraded version as the negative. Needs a "
+                            "clean reference (degrade a clean photo first, or upload one).")
+                with gr.Row():
+                    lam = gr.Slider(0.0, 1.0, value=0.95, step=0.01, label="lambda")
+                    cr_btn = gr.Button("Explore", variant="primary")
+                negatives = gr.Gallery(label="Negatives N (paper's lambdas and the slider's)", columns=4,
+                                       height=260, format="png")
+                cr_plot = gr.Image(type="pil", format="png", label="Intra-CR ratio against lambda; Extra-CR")
+                cr_table = gr.Dataframe(label="CR ratios per VGG layer", interactive=False)
+                cr_in = [image, task, lam, *prep]
+                cr_btn.click(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name="intra_cr")
+                lam.release(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name=False)
+
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown("The input through DRCNet, any ablation checkpoints (`<task>-*.safetensors`) and the "
+                            f"classical baselines (inputs downscaled to at most {D.INSPECT_MAX_SIDE} px).")
+                cmp_btn = gr.Button("Compare", variant="primary")
+                gallery = gr.Gallery(label="Results", columns=4, height=420, format="png")
+                cmp_table = gr.Dataframe(label="Metrics and timings", interactive=False)
+                cmp_notes = gr.Markdown()
+                cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes], api_name="compare")
+
+        rows = D.examples()
+        if rows:
+            gr.Examples(rows, [image, task, reference, synthesize, sigma, rain, blur_size, seed],
+                        outputs=restore_out, fn=restore, run_on_click=True, cache_examples=False,
+                        label="Examples (click one to restore it)", examples_per_page=12)
+        refresh = gr.Button("Refresh checkpoint status", size="sm")
+        refresh.click(status, None, status_md, api_name="status")
+    return app
+
+
+demo = build()
+demo.queue(default_concurrency_limit=1, max_size=16)
+
+if __name__ == "__main__":
+    # No server_name / server_port here: Gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself.
+    demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(D.ASSETS)])

@@ -1,0 +1,103 @@
+"""Make the app's example images in assets/ from scikit-image's bundled photos (no download).
+
+    python scripts/make_assets.py
+
+Synthetic examples are degraded with drcnet.degrade and fixed seeds, so this script reproduces the committed
+files bit for bit (given the same numpy/scipy/Pillow). Noisy and rainy inputs are PNG (JPEG would alter the
+degradation); every file stays under 300 KB. Writes assets/examples.json, which drcnet.demo.examples reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from drcnet.degrade import degrade  # noqa: E402
+
+ASSETS = ROOT / "assets"
+LIMIT = 300_000
+
+
+def skimage_photo(name: str) -> np.ndarray:
+    from skimage import data
+    local = Path(os.path.dirname(data.__file__)) / f"{name}.png"     # files without a loader function
+    if local.is_file():
+        return np.asarray(Image.open(local).convert("RGB"))
+    return getattr(data, name)()
+
+
+def crop_resize(img: np.ndarray, side: int, box=None) -> np.ndarray:
+    """Centre square crop (or the given box y0, x0, size), resized to side x side, float32 in [0, 1]."""
+    h, w = img.shape[:2]
+    if box is None:
+        s = min(h, w)
+        box = ((h - s) // 2, (w - s) // 2, s)
+    y, x, s = box
+    pil = Image.fromarray(img[y:y + s, x:x + s]).resize((side, side), Image.LANCZOS)
+    return np.asarray(pil.convert("RGB"), np.float32) / 255.0
+
+
+def save(rgb: np.ndarray, name: str) -> str:
+    path = ASSETS / name
+    Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(path, optimize=True)
+    size = path.stat().st_size
+    if size > LIMIT:
+        raise SystemExit(f"{name} is {size} bytes, over the {LIMIT} byte limit")
+    return name
+
+
+def pair(task: str, photo: str, stem: str, side: int, seed: int, box=None, **settings) -> dict:
+    clean = crop_resize(skimage_photo(photo), side, box)
+    degraded, _ = degrade(clean, task, np.random.default_rng(seed), **settings)
+    return {"task": task, "input": save(degraded, f"{stem}_{task}.png"), "reference": save(clean, f"{stem}_clean.png"),
+            "synthesize": False, "source": f"skimage.data.{photo}", "seed": seed,
+            "settings": {k: v for k, v in settings.items()}}
+
+
+def clean_only(task: str, photo: str, stem: str, side: int, box=None, **ui) -> dict:
+    """A clean photo the app degrades itself ("degrade a clean photo first")."""
+    name = f"{stem}_clean.png"
+    if not (ASSETS / name).exists():
+        save(crop_resize(skimage_photo(photo), side, box), name)
+    return {"task": task, "input": name, "reference": None, "synthesize": True, "source": f"skimage.data.{photo}",
+            **ui}
+
+
+def main() -> None:
+    ASSETS.mkdir(exist_ok=True)
+    rows = [
+        pair("denoise", "astronaut", "astronaut", 256, seed=11, sigma=25),
+        pair("denoise", "chelsea", "chelsea", 256, seed=12, sigma=50),
+        clean_only("denoise", "coffee", "coffee", 320, sigma=15, seed=0),
+        pair("derain", "rocket", "rocket", 320, seed=21, setting="light"),
+        pair("derain", "astronaut", "astronaut", 256, seed=22, setting="heavy"),
+        clean_only("derain", "chelsea", "chelsea", 256, rain="heavy", seed=3),
+    ]
+    deblur = pair("deblur", "chelsea", "chelsea", 256, seed=31, size=21)
+    deblur["settings"] = {"size": 21}
+    rows += [deblur, clean_only("deblur", "coffee", "coffee", 320, blur_size=25, seed=5)]
+    # A real camera-shake blur: skimage's clock_motion.png (grey; shipped with scikit-image).
+    from skimage import data
+    real = Path(os.path.dirname(data.__file__)) / "clock_motion.png"
+    shutil.copyfile(real, ASSETS / "clock_motion.png")
+    rows.append({"task": "deblur", "input": "clock_motion.png", "reference": None, "synthesize": False,
+                 "source": "skimage.data clock_motion.png (real motion blur)"})
+    # The Extra-CR explorer's "other image" (a different picture, degraded on the fly).
+    save(crop_resize(skimage_photo("coffee"), 256), "extra_cr_negative.png")
+    for r in rows:
+        r["settings"] = {k: (v if not isinstance(v, np.ndarray) else None) for k, v in r.get("settings", {}).items()}
+    (ASSETS / "examples.json").write_text(json.dumps(rows, indent=1) + "\n")
+    for p in sorted(ASSETS.glob("*.png")):
+        print(f"{p.name:32s} {p.stat().st_size:>8,d} bytes")
+
+
+if __name__ == "__main__":
+    main()
