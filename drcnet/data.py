@@ -149,15 +149,20 @@ class SyntheticPairs(torch.utils.data.Dataset):
     (seed, i): which image, where the crop is, which flip/rotation and every random number of the
     degradation all come from numpy.random.default_rng([seed, i]). degrade_settings fix degradation
     parameters (e.g. sigma=25); unspecified ones are drawn (drcnet.degrade.degrade). max_side downsizes
-    photos on load (faster, but changes their scale); cache_size images stay decoded (per worker)."""
+    photos on load (faster, but changes their scale); cache_size images stay decoded (per worker). By default
+    all of them when max_side bounds their size (decoding a 20 MP JPEG per patch would dominate a CPU step),
+    else 8."""
 
     def __init__(self, images, task: str, patch: int = 256, length: int = 10 ** 9, seed: int = 0,
-                 augment: bool = True, max_side: int | None = None, cache_size: int = 8, **degrade_settings):
+                 augment: bool = True, max_side: int | None = None, cache_size: int | None = None,
+                 **degrade_settings):
         self.images = named_images(images)
         if not self.images:
             raise ValueError("SyntheticPairs needs at least one image")
         self.task, self.patch, self.length, self.seed, self.augment = task, patch, length, seed, augment
         self.settings = degrade_settings
+        if cache_size is None:
+            cache_size = len(self.images) if max_side else 8
         self.cache = ImageCache(cache_size, max_side)
 
     def __len__(self):

@@ -126,3 +126,15 @@ def test_thirty_adam_steps_on_one_pair_lower_the_loss():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("perceptual")
+
+
+def test_reference_features_are_reused_only_for_the_same_pair():
+    cr = IntraCR()
+    clean, degraded = _pair(5)
+    x = clean * 0.7
+    first = cr(x, clean, degraded).item()
+    assert cr(x, clean, degraded).item() == pytest.approx(first)          # memo hit, same value
+    clean.mul_(0.5)                                                       # in place: must not reuse
+    assert cr(x, clean, degraded).item() == pytest.approx(IntraCR(vgg=cr.vgg)(x, clean, degraded).item())
+    other_clean, other_degraded = _pair(6)
+    assert cr(x, other_clean, other_degraded).item() != pytest.approx(first, rel=1e-3)
