@@ -141,7 +141,7 @@ def build() -> gr.Blocks:
                     run_btn = gr.Button("Restore", variant="primary")
                 slider = gr.ImageSlider(type="pil", format="png", label="Before / after",
                                         buttons=["download", "fullscreen"], max_height=600)
-                facts = gr.Markdown()
+                facts = gr.Markdown(label="facts")
                 stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=True, height=360)
                 restore_out = [slider, stage1_img, facts]
                 run_btn.click(restore, [image, task, *prep, stage1], restore_out, api_name="restore",
@@ -158,7 +158,7 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     inspect_btn = gr.Button("Inspect", variant="primary")
                     sweep_btn = gr.Button("Sweep t (8 runs)")
-                ins_facts = gr.Markdown()
+                ins_facts = gr.Markdown(label="facts")
                 ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
                                             max_height=420)
                 block_img = gr.Image(type="pil", format="png", label="This block's maps")
@@ -195,7 +195,7 @@ def build() -> gr.Blocks:
                 cmp_btn = gr.Button("Compare", variant="primary")
                 gallery = gr.Gallery(label="Results", columns=4, height=420, format="png")
                 cmp_table = gr.Dataframe(label="Metrics and timings", interactive=False)
-                cmp_notes = gr.Markdown()
+                cmp_notes = gr.Markdown(label="notes")
                 cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes], api_name="compare")
 
         rows = D.examples()

@@ -1,0 +1,194 @@
+"""drcnet.demo: the app's handlers as plain functions, on tiny random-init checkpoints (fast)."""
+import gc
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import drcnet
+from drcnet import demo as D
+from drcnet.checkpoint import save_checkpoint
+from drcnet.imageio import ImageError
+from drcnet.losses import PAPER_LAMBDAS, IntraCR
+
+
+@pytest.fixture(scope="module")
+def ckdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    torch.manual_seed(0)
+    for task in ("denoise", "derain"):          # deblur deliberately missing
+        save_checkpoint(d / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
+    save_checkpoint(d / "denoise-l1.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def env(ckdir, monkeypatch):
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
+    yield
+    D.clear_cache()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:64] / 64.0
+    img = np.stack([x, y, 0.5 + 0.3 * np.sin(8 * x)], -1) + 0.05 * rng.random((48, 64, 3))
+    p = tmp_path_factory.mktemp("img") / "photo.png"
+    Image.fromarray(np.uint8(np.clip(img, 0, 1) * 255)).save(p)
+    return str(p)
+
+
+def test_status_names_missing_checkpoint(ckdir):
+    st = D.checkpoint_status()
+    assert st["denoise"]["present"] and st["derain"]["present"] and not st["deblur"]["present"]
+    md = D.status_markdown()
+    assert "deblur" in md and "no checkpoint" in md
+
+
+def test_missing_checkpoint_is_a_clear_error_not_a_random_model(photo):
+    with pytest.raises(D.DemoError, match="deblur model is not available.*deblur.safetensors"):
+        D.restore(photo, "deblur")
+
+
+def test_restore_plain_and_synthetic_with_metrics(photo):
+    r = D.restore(photo, "denoise")
+    assert r.after.size == (64, 48) and r.metrics is None and "1 tile" in r.facts and "cpu" in r.facts
+    r = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1, stage1=True)
+    assert set(r.metrics) == {"input", "drcnet"} and np.isfinite(r.metrics["drcnet"]["psnr"])
+    assert r.stage1 is not None and "PSNR" in r.facts and "sigma 30" in r.facts
+    # fixed seed: the same settings give the same degraded input
+    again = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1)
+    assert np.array_equal(np.asarray(again.before), np.asarray(r.before))
+
+
+def test_model_is_cached_once_per_file(photo):
+    D.restore(photo, "denoise")
+    a = D.model_for("denoise")
+    D.restore(photo, "denoise")
+    assert D.model_for("denoise") is a and len(D._models) == 1
+
+
+def test_tiled_path_reports_progress(photo, tmp_path):
+    big = tmp_path / "big.png"
+    Image.fromarray(np.uint8(np.random.default_rng(0).random((300, 280, 3)) * 255)).save(big)
+    calls = []
+    r = D.restore(str(big), "derain", progress=lambda i, n: calls.append((i, n)))
+    assert calls and calls[-1][0] == calls[-1][1] > 1 and f"{calls[-1][1]} tiles" in r.facts
+
+
+def test_reference_upload_gives_metrics_and_size_mismatch_is_clear(photo, tmp_path):
+    r = D.restore(photo, "derain", reference=photo)
+    assert r.metrics["input"]["psnr"] == float("inf")
+    other = tmp_path / "other.png"
+    Image.new("RGB", (10, 10)).save(other)
+    with pytest.raises(D.DemoError, match="must match"):
+        D.restore(photo, "derain", reference=str(other))
+
+
+@pytest.mark.parametrize("kind", ["text", "tiny", "bomb", "none"])
+def test_bad_inputs_raise_user_errors(kind, tmp_path):
+    p = tmp_path / "bad.png"
+    if kind == "text":
+        p.write_text("not an image")
+    elif kind == "tiny":
+        Image.new("RGB", (1, 1)).save(p)
+    elif kind == "bomb":
+        Image.new("L", (8000, 7500)).save(p)      # 60 MP, a few KB on disk
+    else:
+        p = None
+    with pytest.raises((ImageError, D.DemoError)) as e:
+        D.restore(None if p is None else str(p), "denoise")
+    assert str(e.value)
+
+
+def test_rgba_grey_and_16bit_inputs(tmp_path):
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (40, 32), (200, 100, 50, 128)).save(rgba)
+    r = D.restore(str(rgba), "denoise")
+    assert r.download.mode == "RGBA" and "alpha" in r.facts
+    grey = tmp_path / "grey.png"
+    Image.new("L", (40, 32), 90).save(grey)
+    assert D.restore(str(grey), "denoise").download.mode == "L"
+    g16 = tmp_path / "g16.png"
+    Image.fromarray(np.full((32, 40), 40000, np.uint16)).save(g16)
+    assert "16-bit" in D.restore(str(g16), "denoise").facts
+
+
+def test_inspect_maps_and_t_changes_the_mask(photo):
+    lo = D.inspect(photo, "denoise", 1, 0, 0.1, synthesize=True)
+    hi = D.inspect(photo, "denoise", 1, 0, 0.95, synthesize=True)
+    assert set(lo.coverage) == {(s, l) for s in (1, 2) for l in range(4)}
+    assert lo.coverage[(1, 0)] >= hi.coverage[(1, 0)]
+    assert lo.coverage != hi.coverage
+    assert lo.block.size[0] > 300 and lo.overview.size[0] > 300 and lo.metrics is not None
+    # the threshold goes back to the checkpoint's t after the inspector ran
+    assert D.model_for("denoise").model.cfg.t == pytest.approx(0.75)
+    with pytest.raises(D.DemoError, match="level"):
+        D.inspect(photo, "denoise", 1, 9, 0.5)
+
+
+def test_inspect_downscales_to_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "INSPECT_MAX_SIDE", 64)
+    big = tmp_path / "wide.png"
+    Image.new("RGB", (200, 100), (120, 130, 140)).save(big)
+    r = D.inspect(str(big), "denoise", 2, 1, 0.75)
+    assert r.after.size == (64, 32) and "64x32" in r.facts
+
+
+def test_t_sweep_rows(photo):
+    plot, rows = D.t_sweep(photo, "denoise", 1, 0, synthesize=True, ts=(0.2, 0.6, 1.0))
+    assert [r["t"] for r in rows] == [0.2, 0.6, 1.0] and all(r["psnr"] is not None for r in rows)
+    covs = [r["coverage"] for r in rows]
+    assert covs == sorted(covs, reverse=True)
+    assert plot.size[0] > 200
+
+
+def test_cr_ratios_match_the_project_loss():
+    g = torch.Generator().manual_seed(0)
+    x, j, i = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
+    from drcnet.losses import mixup_negatives
+    ours = D.cr_ratios(x, j, mixup_negatives(i, j, PAPER_LAMBDAS), c=PAPER_LAMBDAS)
+    ref = IntraCR(vgg=D.vgg_features()).layer_ratios(x, j, i).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+
+
+def test_intra_cr_explorer(photo):
+    r = D.intra_cr(photo, "denoise", lam=0.5, synthesize=True)
+    assert len(r.negatives) == 4 and "0.5" in r.negatives[-1][1]
+    assert len(r.table) == 6 and r.headers[2:5] == ["relu1_1", "relu2_1", "relu3_1"]
+    clean_rows = [row for row in r.table if row[0] == "clean J"]
+    assert all(v == 0 for row in clean_rows for v in row[2:])     # d(J, J) = 0
+    with pytest.raises(D.DemoError, match="clean"):
+        D.intra_cr(photo, "denoise", synthesize=False)
+
+
+def test_compare_lists_ablation_and_baselines(photo):
+    r = D.compare(photo, "denoise", synthesize=True, sigma=20)
+    names = [row[0] for row in r.table]
+    assert names[:3] == ["input (degraded)", "DRCNet", "DRCNet l1"] and "nlm" in names
+    assert all(row[1] is not None for row in r.table) and len(r.gallery) == len(r.table) + 1
+    r = D.compare(photo, "deblur")     # no checkpoint, real photo: baselines only, nonblind skipped
+    assert "DRCNet" not in [row[0] for row in r.table]
+    assert any("missing" in n for n in r.notes) and any("nonblind" in n for n in r.notes)
+
+
+def test_figures_are_closed(photo):
+    import matplotlib.pyplot as plt
+    D.inspect(photo, "denoise", 1, 0, 0.5)
+    D.t_sweep(photo, "denoise", ts=(0.5,))
+    assert plt.get_fignums() == []
+
+
+def test_examples_exist_and_are_small():
+    rows = D.examples()
+    assert {r[1] for r in rows} == {"denoise", "derain", "deblur"}
+    for task in ("denoise", "derain", "deblur"):
+        assert len(D.examples(task)) >= 3
+    from pathlib import Path
+    for r in rows:
+        for p in (r[0], r[2]):
+            if p:
+                assert Path(p).is_file() and Path(p).stat().st_size < 300_000
