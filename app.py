@@ -141,7 +141,7 @@ def build() -> gr.Blocks:
                     run_btn = gr.Button("Restore", variant="primary")
                 slider = gr.ImageSlider(type="pil", format="png", label="Before / after",
                                         buttons=["download", "fullscreen"], max_height=600)
-                facts = gr.Markdown(label="facts")
+                facts = gr.Markdown(label="facts", elem_id="restore-facts")
                 stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=True, height=360)
                 restore_out = [slider, stage1_img, facts]
                 run_btn.click(restore, [image, task, *prep, stage1], restore_out, api_name="restore",
@@ -154,16 +154,16 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     stage = gr.Radio([1, 2], value=1, label="Stage")
                     level = gr.Slider(0, 3, value=0, step=1, label="Level")
-                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.05, label="Mask threshold t")
+                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.05, label="Mask threshold t", elem_id="t-slider")
                 with gr.Row():
                     inspect_btn = gr.Button("Inspect", variant="primary")
                     sweep_btn = gr.Button("Sweep t (8 runs)")
-                ins_facts = gr.Markdown(label="facts")
+                ins_facts = gr.Markdown(label="facts", elem_id="inspect-facts")
                 ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
                                             max_height=420)
                 block_img = gr.Image(type="pil", format="png", label="This block's maps")
                 overview_img = gr.Image(type="pil", format="png", label="All blocks: response maps and masks")
-                sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t")
+                sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot")
                 ins_in = [image, task, stage, level, t, *prep]
                 ins_out = [ins_slider, block_img, overview_img, ins_facts]
                 inspect_btn.click(inspect, ins_in, ins_out, api_name="inspect")
@@ -183,7 +183,8 @@ def build() -> gr.Blocks:
                     cr_btn = gr.Button("Explore", variant="primary")
                 negatives = gr.Gallery(label="Negatives N (paper's lambdas and the slider's)", columns=4,
                                        height=260, format="png")
-                cr_plot = gr.Image(type="pil", format="png", label="Intra-CR ratio against lambda; Extra-CR")
+                cr_plot = gr.Image(type="pil", format="png", label="Intra-CR ratio against lambda; Extra-CR",
+                                   elem_id="cr-plot")
                 cr_table = gr.Dataframe(label="CR ratios per VGG layer", interactive=False)
                 cr_in = [image, task, lam, *prep]
                 cr_btn.click(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name="intra_cr")
@@ -194,7 +195,7 @@ def build() -> gr.Blocks:
                             f"classical baselines (inputs downscaled to at most {D.INSPECT_MAX_SIDE} px).")
                 cmp_btn = gr.Button("Compare", variant="primary")
                 gallery = gr.Gallery(label="Results", columns=4, height=420, format="png")
-                cmp_table = gr.Dataframe(label="Metrics and timings", interactive=False)
+                cmp_table = gr.Dataframe(label="Metrics and timings", interactive=False, elem_id="compare-table")
                 cmp_notes = gr.Markdown(label="notes")
                 cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes], api_name="compare")
 
@@ -202,7 +203,7 @@ def build() -> gr.Blocks:
         if rows:
             gr.Examples(rows, [image, task, reference, synthesize, sigma, rain, blur_size, seed],
                         outputs=restore_out, fn=restore, run_on_click=True, cache_examples=False,
-                        label="Examples (click one to restore it)", examples_per_page=12)
+                        label="Examples (click one to restore it)", examples_per_page=12, elem_id="examples")
         refresh = gr.Button("Refresh checkpoint status", size="sm")
         refresh.click(status, None, status_md, api_name="status")
     return app

@@ -1,0 +1,276 @@
+"""The launched app, end to end: gradio_client against every endpoint, bad inputs, memory, a real browser.
+
+    pytest -m slow tests/test_app_e2e.py
+
+The app runs in a subprocess (`python app.py`) on a free port, configured only through the environment
+(GRADIO_SERVER_NAME / GRADIO_SERVER_PORT / DRCNET_CHECKPOINTS), with tiny random-init checkpoints for all
+three tasks. Browser screenshots go to tests/screenshots/ (gitignored).
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "tests" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+RSS_GROWTH_LIMIT_MB = 250          # 20 requests after warm-up may not grow the server by more than this
+TASKS = ("denoise", "derain", "deblur")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import torch
+
+    import drcnet
+    from drcnet.checkpoint import save_checkpoint
+
+    ck = tmp_path_factory.mktemp("checkpoints")
+    torch.manual_seed(0)
+    for task in TASKS:
+        save_checkpoint(ck / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
+    save_checkpoint(ck / "denoise-l1.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
+    port = free_port()
+    env = dict(os.environ, DRCNET_CHECKPOINTS=str(ck), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                proc.kill()
+                pytest.fail(f"app did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.5)
+    yield {"url": url, "proc": proc, "tmp": tmp_path_factory.mktemp("files")}
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+    return Client(server["url"], verbose=False)
+
+
+def photo(tmp: Path, size=(96, 80)) -> str:
+    p = tmp / "photo.png"
+    if not p.exists():
+        y, x = np.mgrid[0:size[1], 0:size[0]]
+        img = np.stack([x / size[0], y / size[1], 0.5 + 0.4 * np.sin(x / 5.0)], -1)
+        Image.fromarray(np.uint8(np.clip(img, 0, 1) * 255)).save(p)
+    return str(p)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# ---------------------------------------------------------------- API
+
+def test_restore_with_image_and_task_only(client, server):
+    from gradio_client import handle_file
+    for task in TASKS:
+        (before, after), stage1, facts = client.predict(handle_file(photo(server["tmp"])), task, api_name="/restore")
+        assert Image.open(after).size == (96, 80) and Image.open(after).format == "PNG"
+        assert stage1 is None and "device cpu" in facts and "tile" in facts
+
+
+def test_every_endpoint(client, server):
+    from gradio_client import handle_file
+    img = handle_file(photo(server["tmp"]))
+    (b, a), s1, facts = client.predict(img, "denoise", None, True, 30, "light", 21, 1, True, api_name="/restore")
+    assert s1 and "PSNR" in facts
+    (b, a), block, overview, facts = client.predict(img, "derain", 2, 1, 0.5, None, True, api_name="/inspect")
+    assert Image.open(block).size[0] > 300 and Image.open(overview).size[0] > 300 and "t = 0.50" in facts
+    sweep = client.predict(img, "denoise", 1, 0, None, True, api_name="/t_sweep")
+    assert Image.open(sweep).size[0] > 200
+    gallery, table, _ = client.predict(img, "denoise", 0.9, None, True, api_name="/intra_cr")
+    assert len(gallery) == 4 and len(table["data"]) == 6
+    gallery, table, notes = client.predict(img, "deblur", None, True, api_name="/compare")
+    methods = [row[0] for row in table["data"]]
+    assert "DRCNet" in methods and "wiener_nonblind" in methods and len(gallery) == len(methods) + 1
+    assert "deblur" in client.predict(api_name="/status")
+
+
+def bad_file(kind: str, tmp: Path) -> tuple[str, str]:
+    """(path, expected words in the error) for each kind of bad upload."""
+    p = tmp / f"bad_{kind}.png"
+    if kind == "text":
+        p.write_text("this is not an image, only text with a .png name\n")
+        return str(p), "not an image"
+    if kind == "1x1":
+        Image.new("RGB", (1, 1)).save(p)
+        return str(p), "too small"
+    if kind == "bomb":
+        Image.new("L", (8000, 7500)).save(p, optimize=True)      # 60 MP, about 60 KB
+        return str(p), "over the limit"
+    if kind == "truncated":
+        good = Path(photo(tmp)).read_bytes()
+        p.write_bytes(good[: len(good) // 2])
+        return str(p), "damaged or truncated"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["text", "1x1", "bomb", "truncated"])
+def test_bad_input_gives_clear_message_and_app_stays_up(kind, client, server):
+    from gradio_client import handle_file
+    path, words = bad_file(kind, server["tmp"])
+    with pytest.raises(Exception) as e:
+        client.predict(handle_file(path), "denoise", api_name="/restore")
+    assert words in str(e.value), str(e.value)
+    (_, after), _, facts = client.predict(handle_file(photo(server["tmp"])), "denoise", api_name="/restore")
+    assert "tile" in facts and server["proc"].poll() is None
+
+
+@pytest.mark.parametrize("kind", ["rgba", "grey", "16bit"])
+def test_unusual_but_valid_images_work(kind, client, server):
+    from gradio_client import handle_file
+    p = server["tmp"] / f"{kind}.png"
+    if kind == "rgba":
+        Image.new("RGBA", (64, 48), (10, 200, 30, 100)).save(p)
+    elif kind == "grey":
+        Image.new("L", (64, 48), 77).save(p)
+    else:
+        Image.fromarray(np.full((48, 64), 50000, np.uint16)).save(p)
+    (_, after), _, facts = client.predict(handle_file(str(p)), "derain", api_name="/restore")
+    assert Image.open(after).size == (64, 48)
+
+
+def test_missing_checkpoint_message(server, tmp_path):
+    """A second app on an empty checkpoint folder says which checkpoint is missing."""
+    from gradio_client import Client, handle_file
+    port = free_port()
+    env = dict(os.environ, DRCNET_CHECKPOINTS=str(tmp_path), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, "app did not start"
+                time.sleep(0.5)
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception, match="denoise.safetensors is missing"):
+            c.predict(handle_file(photo(server["tmp"])), "denoise", api_name="/restore")
+        assert "no checkpoint" in c.predict(api_name="/status")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_memory_is_bounded_over_20_requests(client, server):
+    from gradio_client import handle_file
+    img = handle_file(photo(server["tmp"]))
+    pid = server["proc"].pid
+    for task in TASKS:                                   # warm-up: every model loaded, every path compiled
+        client.predict(img, task, api_name="/restore")
+        client.predict(img, task, 1, 0, 0.75, api_name="/inspect")
+    start = rss_mb(pid)
+    for i in range(20):
+        task = TASKS[i % 3]
+        if i % 2:
+            client.predict(img, task, 1 + i % 2, i % 4, 0.3 + 0.03 * i, api_name="/inspect")   # probe hooks
+        else:
+            client.predict(img, task, None, True, api_name="/restore")
+    grown = rss_mb(pid) - start
+    print(f"VmRSS {start:.0f} MB -> {start + grown:.0f} MB over 20 requests")
+    assert grown < RSS_GROWTH_LIMIT_MB, f"server grew by {grown:.0f} MB"
+
+
+# ---------------------------------------------------------------- browser
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
+def test_browser(server):
+    from playwright.sync_api import sync_playwright
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    img = str(ROOT / "assets" / "astronaut_denoise.png")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server["url"], wait_until="networkidle")
+        page.screenshot(path=SHOTS / "00_start.png", full_page=True)
+        page.locator("input[type=file]").first.set_input_files(img)
+        page.wait_for_timeout(1500)
+        facts = page.locator("#restore-facts")
+        for i, task in enumerate(TASKS):
+            page.get_by_label(task, exact=True).check()
+            page.get_by_role("button", name="Restore", exact=True).click()
+            page.wait_for_function(
+                "t => (document.querySelector('#restore-facts')?.innerText || '').startsWith(t)", arg=task,
+                timeout=90_000)
+            page.screenshot(path=SHOTS / f"{1 + i:02d}_restore_{task}.png", full_page=True)
+        assert "device cpu" in facts.inner_text()
+        page.get_by_label("denoise", exact=True).check()
+        page.get_by_role("tab", name="Inspect DFR").click()
+        page.get_by_role("button", name="Inspect", exact=True).click()
+        page.wait_for_function("() => (document.querySelector('#inspect-facts')?.innerText || '').includes('t = 0.75')",
+                               timeout=90_000)
+        page.screenshot(path=SHOTS / "04_inspect.png", full_page=True)
+        slider = page.locator("#t-slider input[type=range]")
+        slider.fill("0.4")
+        slider.dispatch_event("pointerup")
+        page.wait_for_function("() => (document.querySelector('#inspect-facts')?.innerText || '').includes('t = 0.40')",
+                               timeout=90_000)
+        page.screenshot(path=SHOTS / "05_inspect_t040.png", full_page=True)
+        page.get_by_role("button", name="Sweep t (8 runs)").click()
+        page.wait_for_selector("#sweep-plot img", timeout=120_000)
+        page.screenshot(path=SHOTS / "06_sweep.png", full_page=True)
+        page.get_by_label("Degrade a clean photo first", exact=False).check()
+        page.get_by_role("tab", name="Intra-CR explorer").click()
+        page.get_by_role("button", name="Explore").click()
+        page.wait_for_selector("#cr-plot img", timeout=120_000)
+        page.screenshot(path=SHOTS / "07_intra_cr.png", full_page=True)
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_role("button", name="Compare", exact=True).click()
+        page.wait_for_selector("#compare-table table", timeout=120_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=SHOTS / "08_compare.png", full_page=True)
+        page.get_by_role("tab", name="Restore").click()
+        examples = page.locator(".gallery-item, #examples button, [data-testid='examples'] button")
+        rows = page.locator("#examples tbody tr, #examples .gallery-item")
+        n = rows.count()
+        assert n >= 9, f"found {n} examples"
+        for i in range(n):
+            before = page.locator("#restore-facts").inner_text()
+            rows.nth(i).click()
+            page.wait_for_function("b => (document.querySelector('#restore-facts')?.innerText || '') !== b",
+                                   arg=before, timeout=90_000)
+            page.screenshot(path=SHOTS / f"{10 + i:02d}_example_{i}.png", full_page=True)
+        browser.close()
+    assert not errors, errors
