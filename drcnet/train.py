@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .checkpoint import save_checkpoint
+from .config import PRESETS
 from .model import create_model
 
 TASKS = ("denoise", "derain", "deblur")
@@ -196,38 +196,6 @@ class Dist:
 # ----------------------------------------------------------------------------------------------------------------
 # data
 
-class PairedCrops(torch.utils.data.Dataset):
-    """Random patches (and flips/rotations) from a paired folder, deterministic in (seed, index): item i takes
-    pair i mod N and its crop from a generator seeded by (seed, i)."""
-
-    def __init__(self, pairs, patch: int, seed: int = 0, augment: bool = True):
-        self.pairs, self.patch, self.seed, self.augment = pairs, patch, seed, augment
-
-    def __len__(self):
-        return 10 ** 9
-
-    def __getitem__(self, i):
-        degraded, clean = self.pairs[i % len(self.pairs)]
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        h, w = clean.shape[-2:]
-        p = self.patch
-        if h < p or w < p:           # small images: pad by reflection up to the patch
-            pad = (0, max(0, p - w), 0, max(0, p - h))
-            degraded = F.pad(degraded[None], pad, mode="replicate")[0]
-            clean = F.pad(clean[None], pad, mode="replicate")[0]
-            h, w = clean.shape[-2:]
-        y = int(torch.randint(0, h - p + 1, (1,), generator=g))
-        x = int(torch.randint(0, w - p + 1, (1,), generator=g))
-        degraded, clean = degraded[:, y:y + p, x:x + p], clean[:, y:y + p, x:x + p]
-        if self.augment:
-            k = int(torch.randint(0, 4, (1,), generator=g))
-            flip = bool(torch.randint(0, 2, (1,), generator=g))
-            degraded, clean = (torch.rot90(a, k, dims=(1, 2)) for a in (degraded, clean))
-            if flip:
-                degraded, clean = degraded.flip(-1), clean.flip(-1)
-        return degraded.contiguous(), clean.contiguous()
-
-
 class IterationBatches(torch.utils.data.Sampler):
     """Index lists for iterations start..stop-1: iteration k takes global items k*B .. k*B+B-1 and this rank the
     slice [rank*b, rank*b + b) of them (b = B / world). A pure function of k: no state to save."""
@@ -245,72 +213,92 @@ class IterationBatches(torch.utils.data.Sampler):
         return max(0, self.stop - self.start)
 
 
-def _image_list(folder) -> list:
-    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in exts)
-
-
 def build_train_data(cfg: TrainConfig):
-    """(dataset, description) for the configured source."""
+    """(dataset, description) for the configured source. Both datasets are deterministic in (seed, index)."""
+    from .data import PairedFolder, SyntheticPairs, list_images, split_images
+
     if cfg.paired:
-        from .data import PairedFolder
-
-        pairs = PairedFolder(cfg.paired, cfg.layout)
-        if len(pairs) == 0:
-            raise ValueError(f"{cfg.paired}: no image pairs found for layout {cfg.layout!r}")
-        return (PairedCrops(pairs, cfg.patch, cfg.seed, cfg.augment),
-                f"paired {cfg.layout} folder {cfg.paired} ({len(pairs)} pairs)")
-    from .data import SyntheticPairs, split_images
-
+        ds = PairedFolder(cfg.paired, cfg.layout, patch=cfg.patch, augment=cfg.augment, seed=cfg.seed,
+                          length=10 ** 9)
+        return ds, f"paired {cfg.layout} folder {cfg.paired} ({len(ds.pairs)} pairs)"
     if cfg.data:
-        images = _image_list(cfg.data)
-        source = f"clean photos in {cfg.data}"
+        images, source = list_images(cfg.data), f"clean photos in {cfg.data}"
     else:
-        images = split_images("train")
-        source = "the fetched training split"
+        try:
+            images, source = split_images("train"), "photos of the fetched training split"
+        except FileNotFoundError:
+            images, source = [], "the fetched training split"
     if not images:
-        raise ValueError(f"no training images found ({source}); pass --data DIR with photos, or fetch the data")
-    images = [str(p) for p in images]
+        raise ValueError(f"no training images ({source}): pass --data DIR with photos, --paired DIR, or run "
+                         f"scripts/fetch_data.py")
     ds = SyntheticPairs(images, cfg.task, patch=cfg.patch, length=10 ** 9, seed=cfg.seed, augment=cfg.augment,
                         max_side=cfg.max_side)
-    return ds, f"synthetic {cfg.task} pairs from {len(images)} {source}"
+    return ds, f"synthetic {cfg.task} pairs from {len(images)} {source}" + (
+        f" (longer side at most {cfg.max_side})" if cfg.max_side else "")
+
+
+def val_settings(task: str) -> list[dict]:
+    """The degradations of the validation crops: sigma 25 for denoise, every evaluation setting otherwise
+    (crop i uses setting i mod n)."""
+    from .degrade import eval_settings
+
+    settings = eval_settings(task)
+    if task == "denoise":
+        settings = [s for s in settings if s.get("sigma") == VAL_SIGMA] or [{"name": "sigma25", "sigma": VAL_SIGMA}]
+    return settings
+
+
+def synthetic_val_pairs(paths, task: str, count: int, size: int, max_side=None):
+    """count fixed (degraded, clean) crops: photo i mod N, its centre crop first, then crops at fixed random
+    places; the degradation of crop i comes from default_rng([VAL_SEED, i]). The same on every run."""
+    from .data import CONTEXT, load_image, random_crop
+    from .degrade import degrade
+
+    photos = [load_image(p, max_side) for p in list(paths)[:count]]
+    settings, margin = val_settings(task), CONTEXT.get(task, 0)
+    side, items = size + 2 * margin, []
+    for i in range(count):
+        image, rng = photos[i % len(photos)], np.random.default_rng([VAL_SEED, i])
+        if i < len(photos):                              # the centre crop (reflect-padded if the photo is small)
+            h, w = image.shape[:2]
+            top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+            image = image[top:top + side, left:left + side]
+        (clean,) = random_crop([image], side, rng)
+        degraded, _ = degrade(clean, task, rng, **settings[i % len(settings)])
+        if margin:
+            clean, degraded = (x[margin:-margin, margin:-margin] for x in (clean, degraded))
+        items.append((torch.from_numpy(np.ascontiguousarray(degraded.transpose(2, 0, 1), dtype=np.float32)),
+                      torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1), dtype=np.float32))))
+    return items
 
 
 def build_val_set(cfg: TrainConfig):
-    """Fixed validation pairs (degraded, clean) stacked as two tensors, and a description.
+    """Fixed validation pairs as two stacked tensors (degraded, clean), and a description; (None, "none") if
+    there is nothing to validate on."""
+    from .data import PairedFolder, list_images, split_images
 
-    Crops come from SyntheticPairs without augmentation at a fixed seed, so they are the same in every run; for
-    denoise the noise is re-drawn here at sigma 25 from a fixed generator, whatever noise model training uses."""
     if cfg.paired:
-        from .data import PairedFolder
-
-        pairs = PairedFolder(cfg.paired, cfg.layout)
-        ds = PairedCrops(pairs, cfg.val_size, seed=VAL_SEED, augment=False)
-        n = min(cfg.val_count, len(pairs))
-        items = [ds[len(pairs) - 1 - i] for i in range(n)]          # the last pairs of the folder
-        desc = f"{n} crops {cfg.val_size}px of {cfg.paired}"
+        folder = cfg.val_data or cfg.paired
+        ds = PairedFolder(folder, cfg.layout, patch=cfg.val_size, augment=False, seed=VAL_SEED)
+        n = min(cfg.val_count, len(ds.pairs))
+        items = [ds[len(ds.pairs) - 1 - i] for i in range(n)]          # the last pairs of the folder
+        desc = f"{n} crops {cfg.val_size}px of the pairs in {folder}"
+        if not cfg.val_data:
+            desc += " (training pairs: no --val-data given)"
     else:
-        from .data import SyntheticPairs, split_images
-
         images, source = [], ""
         if cfg.val_data:
-            images, source = _image_list(cfg.val_data), cfg.val_data
+            images, source = list_images(cfg.val_data), cfg.val_data
         if not images:
-            with contextlib.suppress(Exception):
-                images, source = list(split_images("val")), "the fetched validation split"
+            with contextlib.suppress(FileNotFoundError):
+                images, source = split_images("val"), "the fetched validation split"
         if not images and cfg.data:
-            images, source = _image_list(cfg.data), f"{cfg.data} (the training photos: no validation split found)"
+            images, source = list_images(cfg.data), f"{cfg.data} (training photos: no validation split found)"
         if not images:
             return None, "none"
-        ds = SyntheticPairs([str(p) for p in images], cfg.task, patch=cfg.val_size, length=cfg.val_count,
-                            seed=VAL_SEED, augment=False, max_side=cfg.max_side)
-        items = [ds[i] for i in range(cfg.val_count)]
-        if cfg.task == "denoise":
-            g = torch.Generator().manual_seed(VAL_SEED)
-            items = [(c + torch.randn(c.shape, generator=g) * (VAL_SIGMA / 255.0), c) for _, c in items]
-        desc = f"{cfg.val_count} crops {cfg.val_size}px of {source}"
-        if cfg.task == "denoise":
-            desc += f", Gaussian noise sigma {VAL_SIGMA:g}"
+        items = synthetic_val_pairs(images, cfg.task, cfg.val_count, cfg.val_size, cfg.max_side)
+        names = ", ".join(str(s["name"]) for s in val_settings(cfg.task))
+        desc = f"{cfg.val_count} crops {cfg.val_size}px of {source}, {cfg.task} {names}"
     degraded = torch.stack([d for d, _ in items]).float()
     clean = torch.stack([c for _, c in items]).float()
     return (degraded, clean), desc
@@ -471,6 +459,8 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        for leftover in out.glob("*.tmp"):              # half-written files of a killed run
+            leftover.unlink(missing_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
         if start:
             _trim_log(log_path, start)
@@ -606,6 +596,10 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # command line
 
+CHOICES = {"task": TASKS, "loss": LOSSES, "precision": ("auto", "bf16", "fp32"),
+           "preset": tuple(PRESETS), "layout": ("sidd", "gopro", "rain13k", "generic")}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m drcnet.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -619,16 +613,15 @@ def _parser() -> argparse.ArgumentParser:
             continue
         args = typing.get_args(kind)
         base = next((a for a in args if a is not type(None)), kind) if args else kind
-        p.add_argument(flag, type=base, default=f.default, help=help_, dest=f.name)
+        p.add_argument(flag, type=base, default=f.default, help=help_, dest=f.name, choices=CHOICES.get(f.name))
     return p
 
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     cfg = TrainConfig(**vars(args))
-    if cfg.command is None:
-        cfg.command = " ".join([Path(sys.executable).name, "-m", "drcnet.train", *(sys.argv[1:] if argv is None
-                                                                                     else argv)])
+    if cfg.command is None:                  # the exact command line (under torchrun: the script and its args)
+        cfg.command = " ".join(sys.argv if argv is None else ["python -m drcnet.train", *argv])
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
