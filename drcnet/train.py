@@ -523,7 +523,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         pbar = tqdm(total=stop, initial=start, dynamic_ncols=True, desc=f"{cfg.task}-{cfg.preset}")
 
     model.train()
-    history = []
+    history, postfix = [], {}
     acc = torch.zeros(2, device=device)      # sums of loss and PSNR since the last log line
     acc_n, t_log, it = 0, time.time(), start
     try:
@@ -558,8 +558,9 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                 if dist.main:
                     _append_jsonl(log_path, record)
                     if pbar is not None:
-                        pbar.set_postfix(loss=f"{mean[0]:.4f}", psnr=f"{mean[1]:.2f}", img_s=f"{rate:.1f}",
-                                         lr=f"{lr:.2e}")
+                        postfix.update(loss=f"{mean[0]:.4f}", psnr=f"{mean[1]:.2f}", img_s=f"{rate:.1f}",
+                                       lr=f"{lr:.2e}")
+                        pbar.set_postfix(postfix, refresh=False)
                 acc.zero_()
                 acc_n, t_log = 0, time.time()
             if pbar is not None:
@@ -568,8 +569,9 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
             improved = False
             if dist.main and cfg.val_every and it % cfg.val_every == 0 and it != stop:
                 improved = run_validation(it)
-                if pbar is not None:
-                    pbar.set_postfix_str(f"val {last_val:.2f} dB (best {best_psnr:.2f})")
+                if pbar is not None and last_val is not None:
+                    postfix["val"] = f"{last_val:.2f}"
+                    pbar.set_postfix(postfix)
             if it % cfg.save_every == 0 or improved:
                 if it != stop:
                     save(it, best=improved)
@@ -621,7 +623,11 @@ def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     cfg = TrainConfig(**vars(args))
     if cfg.command is None:                  # the exact command line (under torchrun: the script and its args)
-        cfg.command = " ".join(sys.argv if argv is None else ["python -m drcnet.train", *argv])
+        args = sys.argv[1:] if argv is None else list(argv)
+        script = sys.argv[0] if argv is None else ""
+        if not script or Path(script).resolve() == Path(__file__).resolve():
+            script = "python -m drcnet.train"
+        cfg.command = " ".join([script, *args])
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
