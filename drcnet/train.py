@@ -400,7 +400,6 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     torch.set_num_threads(threads)
     if cfg.batch % dist.world:
         raise ValueError(f"--batch {cfg.batch} does not split over {dist.world} processes")
-    local_batch = cfg.batch // dist.world
 
     precision = cfg.precision
     if precision == "auto":
@@ -437,7 +436,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved = state.get("config", {})
-        for key in ("preset", "task", "iters", "batch"):
+        for key in ("preset", "task", "iters", "batch", "seed"):
             if key in saved and saved[key] != getattr(cfg, key):
                 raise ValueError(f"{state_path}: the run was started with {key}={saved[key]!r}, not "
                                  f"{getattr(cfg, key)!r}; resume with the same value or use a new --out")
