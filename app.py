@@ -30,6 +30,18 @@ except ImportError:                     # anywhere else: a no-op
 MAX_FILE_SIZE = os.environ.get("DRCNET_MAX_FILE_SIZE", "25mb")
 
 
+class PathImage(gr.Image):
+    """gr.Image that hands the uploaded file's path over untouched: gr.Image(type="filepath") still opens the
+    file with PIL first (an unreadable upload then fails inside Gradio with a generic message, and a non-RGB
+    image_mode converts it). Decoding, EXIF, 16-bit, alpha and the bomb guard are drcnet.imageio's job."""
+    is_template = True              # the browser side is the ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
 def user_errors(fn):
     """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text);
     anything else is logged and reported briefly, and the app stays up."""
@@ -120,9 +132,10 @@ def build() -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    image = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Input image",
+                    image = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                      label="Input image",
                                      height=280)
-                    reference = gr.Image(type="filepath", sources=["upload", "clipboard"], height=280,
+                    reference = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280,
                                          label="Clean reference (optional, for PSNR/SSIM)")
             with gr.Column(scale=2):
                 task = gr.Radio(list(TASKS), value="denoise", label="Task")

@@ -112,7 +112,7 @@ def test_every_endpoint(client, server):
     assert Image.open(block).size[0] > 300 and Image.open(overview).size[0] > 300 and "t = 0.50" in facts
     sweep = client.predict(img, "denoise", 1, 0, None, True, api_name="/t_sweep")
     assert Image.open(sweep).size[0] > 200
-    gallery, table, _ = client.predict(img, "denoise", 0.9, None, True, api_name="/intra_cr")
+    gallery, plot, table = client.predict(img, "denoise", 0.9, None, True, api_name="/intra_cr")
     assert len(gallery) == 4 and len(table["data"]) == 6
     gallery, table, notes = client.predict(img, "deblur", None, True, api_name="/compare")
     methods = [row[0] for row in table["data"]]
