@@ -155,7 +155,9 @@ def build() -> gr.Blocks:
                 slider = gr.ImageSlider(type="pil", format="png", label="Before / after",
                                         buttons=["download", "fullscreen"], max_height=600)
                 facts = gr.Markdown(label="facts", elem_id="restore-facts")
-                stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=True, height=360)
+                stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=False, height=360)
+                stage1.change(lambda show: gr.update(visible=show), stage1, stage1_img, api_name=False,
+                              queue=False)
                 restore_out = [slider, stage1_img, facts]
                 run_btn.click(restore, [image, task, *prep, stage1], restore_out, api_name="restore",
                               concurrency_limit=1)

@@ -40,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "assets"
 MAX_PIXELS = 40_000_000                    # decompression-bomb guard for uploads (40 MP)
 INSPECT_MAX_SIDE = 512                     # the inspector, Intra-CR explorer and Compare work at most this size
+TILE = int(os.environ.get("DRCNET_TILE", "512"))   # Restore tab: images up to this size run whole, larger are tiled
+TILE_OVERLAP = 32
 CR_MAX_SIDE = 192                          # VGG features for the Intra-CR curves (many forwards): smaller still
 T_SWEEP = tuple(np.round(np.linspace(0.3, 1.0, 8), 3))
 LEVEL_NAMES = {1: "stage 1", 2: "stage 2"}
@@ -283,7 +285,8 @@ def restore(image, task: str, reference=None, synthesize: bool = False, sigma: f
     restorer = model_for(task)
     with task_lock(task):
         restorer.set_threshold(restorer.default_t)
-        out = restorer.restore(prepared.degraded, progress=progress, return_stage1=stage1)
+        out = restorer.restore(prepared.degraded, tile=TILE, overlap=TILE_OVERLAP, progress=progress,
+                               return_stage1=stage1)
         stats = dict(restorer.last_stats)
     out2, out1 = out if stage1 else (out, None)
     metrics = None
@@ -685,7 +688,7 @@ def _model_runner(path: Path, task: str, x: np.ndarray):
         restorer = get_restorer(path)
         with task_lock(task):
             restorer.set_threshold(restorer.default_t)
-            return restorer.restore(x)
+            return restorer.restore(x, tile=TILE, overlap=TILE_OVERLAP)
     return run
 
 

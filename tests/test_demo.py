@@ -71,7 +71,8 @@ def test_model_is_cached_once_per_file(photo):
     assert D.model_for("denoise") is a and len(D._models) == 1
 
 
-def test_tiled_path_reports_progress(photo, tmp_path):
+def test_tiled_path_reports_progress(photo, tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "TILE", 128)
     big = tmp_path / "big.png"
     Image.fromarray(np.uint8(np.random.default_rng(0).random((300, 280, 3)) * 255)).save(big)
     calls = []

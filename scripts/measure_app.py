@@ -1,0 +1,118 @@
+"""Measure the app's targets on this machine and print a markdown table.
+
+    python scripts/measure_app.py [--checkpoints DIR] [--repeats 3]
+
+1. first page served after `python app.py` starts (target < 15 s)
+2. a 512x512 image restored through /restore (target < 2 s), as the API sees it (upload + run + download)
+3. the t-slider re-run (/inspect: forward with probes and every map) at 512x512 (target < 3 s)
+
+Uses the denoise checkpoint of --checkpoints (default: DRCNET_CHECKPOINTS or checkpoints/). Without one it
+writes a random-init *lite* checkpoint to a temporary folder and says so in the table (speed does not depend
+on the weights). Also reports the engine's own time (model only) for the 512x512 restore.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", default=os.environ.get("DRCNET_CHECKPOINTS") or str(ROOT / "checkpoints"))
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import numpy as np
+    from PIL import Image
+
+    ck = Path(args.checkpoints)
+    note = f"shipped checkpoint {ck / 'denoise.safetensors'}"
+    if not (ck / "denoise.safetensors").is_file():
+        import torch
+
+        import drcnet
+        from drcnet.checkpoint import save_checkpoint
+        ck = Path(tempfile.mkdtemp(prefix="drcnet-measure-"))
+        torch.manual_seed(0)
+        save_checkpoint(ck / "denoise.safetensors", drcnet.create_model("lite"), task="denoise", preset="lite")
+        note = "random-init lite checkpoint (no shipped denoise checkpoint yet)"
+    from drcnet.checkpoint import read_metadata
+    preset = read_metadata(ck / "denoise.safetensors").get("preset", "?")
+
+    tmp = Path(tempfile.mkdtemp(prefix="drcnet-measure-img-"))
+    from skimage import data
+    img = tmp / "astronaut512.png"
+    Image.fromarray(data.astronaut()).save(img)          # 512 x 512
+
+    port = free_port()
+    env = dict(os.environ, DRCNET_CHECKPOINTS=str(ck), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - start > 300:
+                    raise SystemExit("the app did not start")
+                time.sleep(0.1)
+        first_page = time.perf_counter() - start
+
+        from gradio_client import Client, handle_file
+        client = Client(url, verbose=False)
+        f = handle_file(str(img))
+        client.predict(f, "denoise", api_name="/restore")                     # model load + warm-up
+        client.predict(f, "denoise", 1, 0, 0.75, api_name="/inspect")
+        restore_s, engine_s, inspect_s = [], [], []
+        for i in range(args.repeats):
+            t0 = time.perf_counter()
+            _, _, facts = client.predict(f, "denoise", api_name="/restore")
+            restore_s.append(time.perf_counter() - t0)
+            engine_s.append(float(facts.split(" s |")[0].rsplit("|", 1)[1]))
+            t0 = time.perf_counter()
+            client.predict(f, "denoise", 1, 0, 0.5 + 0.1 * i, api_name="/inspect")
+            inspect_s.append(time.perf_counter() - t0)
+        device = facts.split("device ")[1].split(" |")[0]
+        precision = facts.split("precision ")[1].split(" |")[0]
+        tiles = facts.split(" tile")[0].rsplit("| ", 1)[1]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    load = os.getloadavg()[0]
+    med = statistics.median
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} CPU(s), load average {load:.1f}; "
+          f"{note}, preset {preset}; device {device}, precision {precision}; median of {args.repeats}.\n")
+    print("| target | limit | measured | pass |")
+    print("|---|---|---|---|")
+    rows = [("first page served after `python app.py`", 15, first_page),
+            (f"512x512 restore via /restore (API round trip; {tiles} tile(s))", 2, med(restore_s)),
+            ("512x512 restore, engine time only", 2, med(engine_s)),
+            ("t-slider re-run via /inspect at 512x512, all maps", 3, med(inspect_s))]
+    for name, limit, value in rows:
+        print(f"| {name} | {limit} s | {value:.2f} s | {'yes' if value <= limit else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()
