@@ -176,9 +176,11 @@ def build() -> gr.Blocks:
                 ins_facts = gr.Markdown(label="facts", elem_id="inspect-facts")
                 ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
                                             max_height=420)
-                block_img = gr.Image(type="pil", format="png", label="This block's maps")
-                overview_img = gr.Image(type="pil", format="png", label="All blocks: response maps and masks")
-                sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot")
+                block_img = gr.Image(type="pil", format="png", label="This block's maps", show_label=False)
+                overview_img = gr.Image(type="pil", format="png", label="All blocks: response maps and masks",
+                                        show_label=False)
+                sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot",
+                                     show_label=False)
                 ins_in = [image, task, stage, level, t, *prep]
                 ins_out = [ins_slider, block_img, overview_img, ins_facts]
                 inspect_btn.click(inspect, ins_in, ins_out, api_name="inspect")
@@ -199,8 +201,8 @@ def build() -> gr.Blocks:
                 negatives = gr.Gallery(label="Negatives N (paper's lambdas and the slider's)", columns=4,
                                        height=260, format="png")
                 cr_plot = gr.Image(type="pil", format="png", label="Intra-CR ratio against lambda; Extra-CR",
-                                   elem_id="cr-plot")
-                cr_table = gr.Dataframe(label="CR ratios per VGG layer", interactive=False)
+                                   elem_id="cr-plot", show_label=False)
+                cr_table = gr.Dataframe(label="CR ratios per VGG layer", interactive=False, elem_id="cr-table")
                 cr_in = [image, task, lam, *prep]
                 cr_btn.click(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name="intra_cr")
                 lam.release(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name=False)

@@ -27,7 +27,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .baselines import BASELINES  # noqa: E402
 from .checkpoint import CheckpointError, read_metadata  # noqa: E402
 from .degrade import KERNEL_SIZES, RAIN_PRESETS, TASKS, degrade  # noqa: E402
 from .engine import Restorer  # noqa: E402
@@ -125,7 +124,8 @@ def get_restorer(path: Path | str, device: str | None = None) -> Restorer:
         if restorer is None:
             for old in [k for k in _models if k[0] == key[0]]:     # a retrained file replaces the old model
                 del _models[old]
-            restorer = Restorer.from_checkpoint(path, device=device)
+            restorer = Restorer.from_checkpoint(path, device=device or os.environ.get("DRCNET_DEVICE"),
+                                                precision=os.environ.get("DRCNET_PRECISION"))
             restorer.default_t = float(restorer.model.cfg.t)
             _models[key] = restorer
         return restorer
@@ -325,7 +325,7 @@ def fig_to_image(fig) -> Image.Image:
     """Render a matplotlib figure to a PIL image and close it (figures must not pile up in a server)."""
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=fig.dpi)
     finally:
         plt.close(fig)
     buf.seek(0)
@@ -649,6 +649,7 @@ def compare(image, task: str, reference=None, synthesize: bool = False, sigma: f
     prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, max_side)
     info, notes = baseline_info(prepared, task)
     x = prepared.degraded
+    from .baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
     methods: list[tuple[str, Callable[[], np.ndarray]]] = []
     main = checkpoint_path(task)
     for path in ([main] if main.is_file() else []) + ablation_paths(task):

@@ -23,6 +23,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "tests" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+# a finished restore: new facts, no progress or queue overlay left
+DONE = """b => { const el = document.querySelector('#restore-facts'); const t = el ? el.innerText : '';
+    return t !== b && t.includes('device') && !document.querySelector('.progress-text, .eta-bar'); }"""
 RSS_GROWTH_LIMIT_MB = 250          # 20 requests after warm-up may not grow the server by more than this
 TASKS = ("denoise", "derain", "deblur")
 
@@ -250,27 +253,28 @@ def test_browser(server):
         page.screenshot(path=SHOTS / "05_inspect_t040.png", full_page=True)
         page.get_by_role("button", name="Sweep t (8 runs)").click()
         page.wait_for_selector("#sweep-plot img", state="attached", timeout=120_000)
+        page.locator("#sweep-plot img").scroll_into_view_if_needed()
+        page.wait_for_selector("#sweep-plot img", state="visible", timeout=30_000)
         page.screenshot(path=SHOTS / "06_sweep.png", full_page=True)
         page.get_by_label("Degrade a clean photo first", exact=False).check()
         page.get_by_role("tab", name="Intra-CR explorer").click()
         page.get_by_role("button", name="Explore").click()
-        page.wait_for_selector("#cr-plot img", state="attached", timeout=120_000)
+        page.wait_for_function("() => (document.querySelector('#cr-table')?.innerText || '').includes('restored X')",
+                               timeout=120_000)
         page.screenshot(path=SHOTS / "07_intra_cr.png", full_page=True)
         page.get_by_role("tab", name="Compare").click()
         page.get_by_role("button", name="Compare", exact=True).click()
-        page.wait_for_selector("#compare-table table", state="attached", timeout=120_000)
-        page.wait_for_timeout(1000)
+        page.wait_for_function("() => (document.querySelector('#compare-table')?.innerText || '').includes('nlm')",
+                               timeout=120_000)
         page.screenshot(path=SHOTS / "08_compare.png", full_page=True)
         page.get_by_role("tab", name="Restore").click()
-        examples = page.locator(".gallery-item, #examples button, [data-testid='examples'] button")
         rows = page.locator("#examples tbody tr, #examples .gallery-item")
         n = rows.count()
         assert n >= 9, f"found {n} examples"
         for i in range(n):
             before = page.locator("#restore-facts").inner_text()
             rows.nth(i).click()
-            page.wait_for_function("b => (document.querySelector('#restore-facts')?.innerText || '') !== b",
-                                   arg=before, timeout=90_000)
+            page.wait_for_function(DONE, arg=before, timeout=90_000)
             page.screenshot(path=SHOTS / f"{10 + i:02d}_example_{i}.png", full_page=True)
         browser.close()
     assert not errors, errors
