@@ -209,13 +209,23 @@ def device_name(device) -> str:
 # ---------------------------------------------------------------- the 12-megapixel tiled run
 
 def large_image_child(preset: str, height: int, width: int, device: str | None) -> None:
-    """Runs in its own process, so the peak RSS it reports is the tiled restoration's alone."""
+    """Runs in its own process, so the peak RSS it reports is the tiled restoration's alone (model, input
+    image, accumulators and one tile's activations). Every 10 tiles it logs progress and the peak so far
+    to stderr, so a run cut short still tells its memory and its pace."""
     from .engine import Restorer
 
     torch.manual_seed(0)
     restorer = Restorer(create_model(preset), device=device)
     image = synthetic_image(height, width)
-    restorer.restore(image)
+    reset_peak_rss()                     # forget the float64 temporaries of building the test image
+    start = time.perf_counter()
+
+    def log(done, total):
+        if done % 10 == 0 or done == total:
+            print(f"{done}/{total} tiles, {time.perf_counter() - start:.0f} s, "
+                  f"peak RSS {(proc_status_kib('VmHWM') or 0) / 1024:.0f} MB", file=sys.stderr, flush=True)
+
+    restorer.restore(image, progress=log)
     stats = dict(restorer.last_stats, peak_rss_mb=(proc_status_kib("VmHWM") or 0) / 1024)
     print(json.dumps(stats))
 
@@ -223,7 +233,7 @@ def large_image_child(preset: str, height: int, width: int, device: str | None) 
 def large_image(preset: str, height: int, width: int, device) -> dict:
     cmd = [sys.executable, "-m", "drcnet.bench", "--large-child", preset, "--large-size", f"{height}x{width}",
            "--device", str(device)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)   # its progress shows on stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

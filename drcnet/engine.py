@@ -85,7 +85,7 @@ def from_float_rgb(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:
     if np.issubdtype(like.dtype, np.integer):
         top = np.iinfo(like.dtype).max
         return np.rint(out * top).astype(like.dtype)
-    return out.astype(like.dtype)
+    return out.astype(like.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- tiling
@@ -129,7 +129,9 @@ def tiles_for(h: int, w: int, tile: int, overlap: int):
 # ---------------------------------------------------------------- the engine
 
 class Restorer:
-    """Runs a DRCNet on numpy images: device and precision choice, tiling, grey and dtype handling."""
+    """Runs a DRCNet on numpy images: device and precision choice, tiling, grey and dtype handling.
+
+    The Restorer takes the model over: it is put in eval mode and moved / converted in place."""
 
     def __init__(self, model: DRCNet, device=None, precision: str | None = None, meta: dict | None = None,
                  tile: int = 256, overlap: int = 32):
