@@ -68,11 +68,12 @@ def user_errors(fn):
 def restore(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0,
             stage1=False, progress=gr.Progress()):
     """Restore one image. image: file path; task: denoise | derain | deblur. Returns (before, after), the
-    stage-1 output (or None) and a line of facts (device, precision, time, tiles, PSNR/SSIM when known)."""
+    stage-1 output (or None), a line of facts (device, precision, time, tiles, PSNR/SSIM when known) and the
+    result as a PNG file the way the input was (alpha re-attached, grey, 16 bits)."""
     def tick(i, n):
         progress(i / n, desc=f"tile {i}/{n}")
     r = D.restore(image, task, reference, synthesize, sigma, rain, blur_size, seed, stage1, progress=tick)
-    return (r.before, r.after), r.stage1, r.facts
+    return (r.before, r.after), r.stage1, r.facts, str(r.download)
 
 
 @gpu
@@ -158,7 +159,9 @@ def build() -> gr.Blocks:
                 stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=False, height=360)
                 stage1.change(lambda show: gr.update(visible=show), stage1, stage1_img, api_name=False,
                               queue=False)
-                restore_out = [slider, stage1_img, facts]
+                result_file = gr.File(label="Result file (PNG as the input was: alpha, grey, 16-bit kept)",
+                                      elem_id="result-file")
+                restore_out = [slider, stage1_img, facts, result_file]
                 run_btn.click(restore, [image, task, *prep, stage1], restore_out, api_name="restore",
                               concurrency_limit=1)
 

@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 from .checkpoint import CheckpointError, read_metadata  # noqa: E402
 from .degrade import KERNEL_SIZES, RAIN_PRESETS, TASKS, degrade  # noqa: E402
 from .engine import Restorer  # noqa: E402
-from .imageio import ImageError, LoadedImage, load_image, to_output  # noqa: E402
+from .imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
 from .losses import PAPER_LAMBDAS, INTRA_LAYERS, IntraCR, mixup_negatives  # noqa: E402
 from .metrics import psnr, ssim  # noqa: E402
 from .probes import FeatureProbe  # noqa: E402
@@ -273,7 +273,7 @@ class RestoreResult:
     stage1: Image.Image | None
     facts: str
     metrics: dict | None             # {"input": {psnr, ssim}, "drcnet": {psnr, ssim}} when a reference is known
-    download: Image.Image            # the result with alpha / grey restored as the input had them
+    download: Path                   # PNG of the result as the input was: alpha re-attached, grey, 16 bits
     stats: dict
 
 
@@ -304,9 +304,32 @@ def restore(image, task: str, reference=None, synthesize: bool = False, sigma: f
         facts += " | synthetic " + describe_info(prepared.info)
     if prepared.notes:
         facts += " | " + "; ".join(prepared.notes)
-    download = to_output(prepared.loaded, out2) if not prepared.synthetic else to_pil(out2)
+    download = result_file(prepared, out2)
     return RestoreResult(to_pil(prepared.degraded), to_pil(out2), None if out1 is None else to_pil(out1), facts,
                          metrics, download, stats)
+
+
+_results_dir: list[Path] = []
+KEEP_RESULTS = 32
+
+
+def result_file(prepared: Prepared, restored: np.ndarray) -> Path:
+    """Write the full-fidelity result (16-bit PNG for 16-bit inputs, alpha and grey as the input had them) to
+    a private temporary folder that keeps only the newest KEEP_RESULTS files."""
+    import tempfile
+    if not _results_dir:
+        _results_dir.append(Path(tempfile.mkdtemp(prefix="drcnet-results-")))
+    folder = _results_dir[0]
+    old = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime)
+    for p in old[:max(0, len(old) - KEEP_RESULTS + 1)]:
+        p.unlink(missing_ok=True)
+    stem = Path(prepared.loaded.source_name).stem[:40] or "image"
+    path = folder / f"{stem}_restored_{time.time_ns() % 10**9}.png"
+    if prepared.synthetic:
+        to_pil(restored).save(path)
+    else:
+        save_image(path, prepared.loaded, restored)
+    return path
 
 
 def describe_info(info: dict) -> str:

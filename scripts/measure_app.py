@@ -87,7 +87,7 @@ def main() -> None:
         restore_s, engine_s, inspect_s = [], [], []
         for i in range(args.repeats):
             t0 = time.perf_counter()
-            _, _, facts = client.predict(f, "denoise", api_name="/restore")
+            _, _, facts, _ = client.predict(f, "denoise", api_name="/restore")
             restore_s.append(time.perf_counter() - t0)
             engine_s.append(float(facts.split(" s |")[0].rsplit("|", 1)[1]))
             t0 = time.perf_counter()

@@ -101,7 +101,8 @@ def rss_mb(pid: int) -> float:
 def test_restore_with_image_and_task_only(client, server):
     from gradio_client import handle_file
     for task in TASKS:
-        (before, after), stage1, facts = client.predict(handle_file(photo(server["tmp"])), task, api_name="/restore")
+        (before, after), stage1, facts, result = client.predict(handle_file(photo(server["tmp"])), task,
+                                                                api_name="/restore")
         assert Image.open(after).size == (96, 80) and Image.open(after).format == "PNG"
         assert stage1 is None and "device cpu" in facts and "tile" in facts
 
@@ -109,7 +110,8 @@ def test_restore_with_image_and_task_only(client, server):
 def test_every_endpoint(client, server):
     from gradio_client import handle_file
     img = handle_file(photo(server["tmp"]))
-    (b, a), s1, facts = client.predict(img, "denoise", None, True, 30, "light", 21, 1, True, api_name="/restore")
+    (b, a), s1, facts, _ = client.predict(img, "denoise", None, True, 30, "light", 21, 1, True,
+                                          api_name="/restore")
     assert s1 and "PSNR" in facts
     (b, a), block, overview, facts = client.predict(img, "derain", 2, 1, 0.5, None, True, api_name="/inspect")
     assert Image.open(block).size[0] > 300 and Image.open(overview).size[0] > 300 and "t = 0.50" in facts
@@ -149,7 +151,7 @@ def test_bad_input_gives_clear_message_and_app_stays_up(kind, client, server):
     with pytest.raises(Exception) as e:
         client.predict(handle_file(path), "denoise", api_name="/restore")
     assert words in str(e.value), str(e.value)
-    (_, after), _, facts = client.predict(handle_file(photo(server["tmp"])), "denoise", api_name="/restore")
+    (_, after), _, facts, _ = client.predict(handle_file(photo(server["tmp"])), "denoise", api_name="/restore")
     assert "tile" in facts and server["proc"].poll() is None
 
 
@@ -163,8 +165,9 @@ def test_unusual_but_valid_images_work(kind, client, server):
         Image.new("L", (64, 48), 77).save(p)
     else:
         Image.fromarray(np.full((48, 64), 50000, np.uint16)).save(p)
-    (_, after), _, facts = client.predict(handle_file(str(p)), "derain", api_name="/restore")
+    (_, after), _, facts, result = client.predict(handle_file(str(p)), "derain", api_name="/restore")
     assert Image.open(after).size == (64, 48)
+    assert Image.open(result).mode.startswith({"rgba": "RGBA", "grey": "L", "16bit": "I"}[kind])
 
 
 def test_missing_checkpoint_message(server, tmp_path):

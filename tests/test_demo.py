@@ -109,13 +109,14 @@ def test_rgba_grey_and_16bit_inputs(tmp_path):
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (40, 32), (200, 100, 50, 128)).save(rgba)
     r = D.restore(str(rgba), "denoise")
-    assert r.download.mode == "RGBA" and "alpha" in r.facts
+    assert Image.open(r.download).mode == "RGBA" and "alpha" in r.facts
     grey = tmp_path / "grey.png"
     Image.new("L", (40, 32), 90).save(grey)
-    assert D.restore(str(grey), "denoise").download.mode == "L"
+    assert Image.open(D.restore(str(grey), "denoise").download).mode == "L"
     g16 = tmp_path / "g16.png"
     Image.fromarray(np.full((32, 40), 40000, np.uint16)).save(g16)
-    assert "16-bit" in D.restore(str(g16), "denoise").facts
+    r = D.restore(str(g16), "denoise")
+    assert "16-bit" in r.facts and Image.open(r.download).mode.startswith("I")   # 16-bit grey PNG
 
 
 def test_inspect_maps_and_t_changes_the_mask(photo):
@@ -137,6 +138,12 @@ def test_inspect_downscales_to_limit(tmp_path, monkeypatch):
     Image.new("RGB", (200, 100), (120, 130, 140)).save(big)
     r = D.inspect(str(big), "denoise", 2, 1, 0.75)
     assert r.after.size == (64, 32) and "64x32" in r.facts
+
+
+def test_probe_hooks_are_removed_after_inspect(photo):
+    D.inspect(photo, "denoise", 2, 3, 0.6)
+    model = D.model_for("denoise").model
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
 
 
 def test_t_sweep_rows(photo):
