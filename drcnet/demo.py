@@ -377,7 +377,8 @@ def block_figure(maps, image: np.ndarray, stage: int, level: int, t: float) -> I
                  f"{maps.channels} channels), t = {t:.2f}", fontsize=11)
     ax = axes.ravel()
     if maps.response is not None:
-        _heat(ax[0], fig, maps.response, "spatial response map M_sr", "magma", 0, 1)
+        r = maps.response
+        _heat(ax[0], fig, r, f"spatial response map M_sr (range {r.min():.2f}-{r.max():.2f})", "magma", 0, 1)
         overlay = image.copy()
         m = _upsample(maps.mask, image.shape) > 0.5
         overlay[m] = 0.45 * overlay[m] + 0.55 * np.array([1.0, 0.15, 0.1])
