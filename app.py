@@ -15,7 +15,6 @@ import gradio as gr
 
 from drcnet import demo as D
 from drcnet.checkpoint import CheckpointError
-from drcnet.degrade import TASKS
 from drcnet.imageio import ImageError
 
 log = logging.getLogger("drcnet.app")
@@ -139,7 +138,7 @@ def build() -> gr.Blocks:
                     reference = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280,
                                          label="Clean reference (optional, for PSNR/SSIM)")
             with gr.Column(scale=2):
-                task = gr.Radio(list(TASKS), value="denoise", label="Task")
+                task = gr.Radio(list(D.TASKS), value="denoise", label="Task")
                 synthesize = gr.Checkbox(False, label="Degrade a clean photo first (the input is the clean photo)")
                 with gr.Accordion("Synthetic degradation settings", open=False):
                     sigma = gr.Slider(0, 75, value=25, step=1, label="Noise sigma (0-255 units), denoise")

@@ -22,19 +22,20 @@ from typing import Callable
 import matplotlib
 
 matplotlib.use("Agg")                      # no display; figures are rendered to PIL images and closed
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from .checkpoint import CheckpointError, read_metadata  # noqa: E402
-from .degrade import KERNEL_SIZES, RAIN_PRESETS, TASKS, degrade  # noqa: E402
 from .engine import Restorer  # noqa: E402
 from .imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
 from .losses import PAPER_LAMBDAS, INTRA_LAYERS, IntraCR, mixup_negatives  # noqa: E402
 from .metrics import psnr, ssim  # noqa: E402
 from .probes import FeatureProbe  # noqa: E402
 
+# The same as drcnet.degrade.TASKS (tested); drcnet.degrade (scipy.signal) and matplotlib.pyplot are imported
+# on first use, which keeps the app's start-up (first page served) short.
+TASKS = ("denoise", "derain", "deblur")
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "assets"
 MAX_PIXELS = 40_000_000                    # decompression-bomb guard for uploads (40 MP)
@@ -190,9 +191,11 @@ def synthetic_settings(task: str, sigma: float = 25, rain: str = "light", blur_s
             raise DemoError(f"noise sigma must lie in 0..100 (0-255 units), got {sigma}")
         return {"sigma": float(sigma)}
     if task == "derain":
+        from .degrade import RAIN_PRESETS
         if rain not in RAIN_PRESETS:
             raise DemoError(f"rain must be one of {sorted(RAIN_PRESETS)}, got {rain!r}")
         return {"setting": rain}
+    from .degrade import KERNEL_SIZES
     size = int(blur_size) | 1
     size = min(max(size, KERNEL_SIZES[0]), KERNEL_SIZES[1])
     return {"size": size}
@@ -226,6 +229,7 @@ def prepare(image, task: str, reference=None, synthesize: bool = False, sigma: f
     clean, info = None, {}
     if synthesize:
         clean = rgb
+        from .degrade import degrade
         rng = np.random.default_rng(int(seed))
         degraded, info = degrade(clean, task, rng, **synthetic_settings(task, sigma, rain, blur_size))
         degraded = np.clip(degraded, 0, 1).astype(np.float32)
@@ -344,13 +348,18 @@ def describe_info(info: dict) -> str:
 
 # ---------------------------------------------------------------- figures
 
+def _plt():
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def fig_to_image(fig) -> Image.Image:
     """Render a matplotlib figure to a PIL image and close it (figures must not pile up in a server)."""
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=fig.dpi)
     finally:
-        plt.close(fig)
+        _plt().close(fig)
     buf.seek(0)
     return Image.open(buf).convert("RGB")
 
@@ -372,7 +381,7 @@ def _upsample(mask: np.ndarray, shape) -> np.ndarray:
 
 def block_figure(maps, image: np.ndarray, stage: int, level: int, t: float) -> Image.Image:
     """The six maps of one DFR block, each a heatmap with a colour bar."""
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7.2), dpi=80)
+    fig, axes = _plt().subplots(2, 3, figsize=(12, 7.2), dpi=80)
     fig.suptitle(f"DFR block, {LEVEL_NAMES[stage]} level {level} ({maps.width}x{maps.height}, "
                  f"{maps.channels} channels), t = {t:.2f}", fontsize=11)
     ax = axes.ravel()
@@ -406,7 +415,7 @@ def overview_figure(probe_maps, image: np.ndarray, t: float) -> Image.Image:
     """All 8 blocks: the response map with the mask's outline, coverage in the title."""
     keys = sorted(probe_maps)
     levels = max(k[1] for k in keys) + 1
-    fig, axes = plt.subplots(2, levels, figsize=(3.1 * levels, 6.2), dpi=72, squeeze=False)
+    fig, axes = _plt().subplots(2, levels, figsize=(3.1 * levels, 6.2), dpi=72, squeeze=False)
     fig.suptitle(f"Spatial response maps of all DFR blocks (mask M_sr >= {t:.2f} outlined)", fontsize=11)
     for (stage, level) in keys:
         a = axes[stage - 1][level]
@@ -490,7 +499,7 @@ def t_sweep(image, task: str, stage: int = 1, level: int = 0, reference=None, sy
             q = quality(out, prepared.clean, task)
             rows.append({"t": float(t), "coverage": chosen, "mean_coverage": float(np.mean(cov)) if cov else None,
                          "psnr": None if q is None else q["psnr"]})
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=80)
+    fig, ax = _plt().subplots(figsize=(7, 3.6), dpi=80)
     tt = [r["t"] for r in rows]
     if rows[0]["coverage"] is not None:
         ax.plot(tt, [100 * r["coverage"] for r in rows], "o-", label=f"coverage S{stage} L{level}")
@@ -572,6 +581,7 @@ def other_example(task: str, shape, seed: int = 1) -> np.ndarray:
         from skimage import data as skdata
         rgb = skdata.coffee().astype(np.float32) / 255.0
     img = Image.fromarray(np.round(rgb * 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.LANCZOS)
+    from .degrade import degrade
     rng = np.random.default_rng(seed)
     degraded, _ = degrade(np.asarray(img, np.float32) / 255.0, task, rng,
                           **synthetic_settings(task, 25, "light", 21))
@@ -617,7 +627,7 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
         extra = cr_ratios(x, Jt, [other], feats_cache=cache)
         table.append([name, "Intra-CR (1, 0.95, 0.9)", *np.round(intra, 4), round(float(w @ intra), 4)])
         table.append([name, "Extra-CR (other image)", *np.round(extra, 4), round(float(w @ extra), 4)])
-    fig, axes = plt.subplots(1, len(INTRA_LAYERS) + 1, figsize=(15, 3.6), dpi=80,
+    fig, axes = _plt().subplots(1, len(INTRA_LAYERS) + 1, figsize=(15, 3.6), dpi=80,
                              gridspec_kw={"width_ratios": [1] * len(INTRA_LAYERS) + [1.1]})
     styles = {"restored X": "o-", "degraded I": "s--", "clean J": "^:"}
     for l, layer in enumerate(INTRA_LAYERS):

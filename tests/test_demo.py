@@ -41,6 +41,11 @@ def photo(tmp_path_factory):
     return str(p)
 
 
+def test_task_list_matches_degrade():
+    from drcnet.degrade import TASKS
+    assert D.TASKS == TASKS
+
+
 def test_status_names_missing_checkpoint(ckdir):
     st = D.checkpoint_status()
     assert st["denoise"]["present"] and st["derain"]["present"] and not st["deblur"]["present"]
