@@ -82,13 +82,24 @@ class RegionNorm(nn.Module):
     def forward(self, x, mask):
         if self.mode == "official":
             return self._official(x, mask)
-        out = torch.zeros_like(x)
-        for region in (mask, 1.0 - mask):
-            area = region.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)      # empty region: contributes 0
-            mu = (x * region).sum(dim=(2, 3), keepdim=True) / area
-            var = (region * (x - mu) ** 2).sum(dim=(2, 3), keepdim=True) / area
-            out = out + region * (x - mu) / torch.sqrt(var + self.norm.eps)
-        return out * self.norm.weight[None, :, None, None] + self.norm.bias[None, :, None, None]
+        # One pass over the pixels: region sums of x and x^2 by two mask contractions, then a single fused
+        # x * scale + shift with the scale and shift of each pixel's region. x is centred per channel first so
+        # that E[x^2] - mu^2 does not cancel catastrophically. An empty region is never selected: contributes 0.
+        x = x - x.mean(dim=(2, 3), keepdim=True)
+        m = mask[:, 0]
+        area_in = m.sum(dim=(1, 2))[:, None]                                   # (B, 1)
+        area_out = m[0].numel() - area_in
+        sum_x, sum_x2 = x.sum(dim=(2, 3)), (x * x).sum(dim=(2, 3))           # (B, C)
+        in_x, in_x2 = torch.einsum("bchw,bhw->bc", x, m), torch.einsum("bchw,bhw->bc", x * x, m)
+        mu_in, mu_out = in_x / area_in.clamp_min(1), (sum_x - in_x) / area_out.clamp_min(1)
+        var_in = (in_x2 / area_in.clamp_min(1) - mu_in ** 2).clamp_min(0)
+        var_out = ((sum_x2 - in_x2) / area_out.clamp_min(1) - mu_out ** 2).clamp_min(0)
+        scale_in, scale_out = torch.rsqrt(var_in + self.norm.eps), torch.rsqrt(var_out + self.norm.eps)
+        inside = mask > 0
+        scale = torch.where(inside, scale_in[..., None, None], scale_out[..., None, None])
+        shift = torch.where(inside, (-mu_in * scale_in)[..., None, None], (-mu_out * scale_out)[..., None, None])
+        w, b = self.norm.weight[None, :, None, None], self.norm.bias[None, :, None, None]
+        return x * (scale * w) + (shift * w + b)
 
     def _official(self, x, mask):
         b, c, h, w = x.shape
@@ -149,9 +160,9 @@ class SimAMWeights(nn.Module):
 
     @_float32
     def forward(self, x):
-        n = x.shape[2] * x.shape[3] - 1
-        d = (x - x.mean(dim=(2, 3), keepdim=True)) ** 2
-        v = d.sum(dim=(2, 3), keepdim=True) / max(n, 1)
+        n = x.shape[2] * x.shape[3]
+        v, mu = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=1 if n > 1 else 0)  # sum d / (H*W - 1)
+        d = (x - mu) ** 2
         return torch.sigmoid(d / (4 * (v + self.delta)) + 0.5)
 
     def extra_repr(self):

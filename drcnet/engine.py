@@ -179,7 +179,8 @@ class Restorer:
     def _run(self, rgb_tile: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """One HxWx3 float32 tile through the network -> (out1, out2) as float32 CPU tensors, HxWx3."""
         x = torch.from_numpy(np.ascontiguousarray(rgb_tile)).permute(2, 0, 1)[None]
-        x = x.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        # float32 in: the model casts to its own dtype and adds the image residuals in float32 (model.py)
+        x = x.to(self.device).contiguous(memory_format=self.memory_format)
         out1, out2 = self.model(x)
         return (o[0].permute(1, 2, 0).float().cpu() for o in (out1, out2))
 

@@ -71,7 +71,7 @@ class SAM(nn.Module):
 
     def forward(self, x, image):
         img = self.conv2(x) + image
-        return self.conv1(x) * torch.sigmoid(self.conv3(img)) + x, img
+        return self.conv1(x) * torch.sigmoid(self.conv3(img.to(x.dtype))) + x, img
 
 
 class Stage(nn.Module):
@@ -130,9 +130,12 @@ class DRCNet(nn.Module):
         """image (B, C, H, W) of any H, W -> (out1, out2), both cropped back to H x W."""
         h, w = image.shape[-2:]
         x = pad_to_multiple(image, self.cfg.multiple)
-        feat1, encs, decs = self.stage1(self.conv_01(x))
+        # The network runs in its weights' dtype; the two image residuals are added in the input's precision,
+        # so a bf16 model fed float32 keeps the input's fine detail (16-bit images) instead of rounding to bf16.
+        xin = x.to(self.conv_01.weight.dtype)
+        feat1, encs, decs = self.stage1(self.conv_01(xin))
         feat, out1 = self.sam12(feat1, x)
-        feat2, _, _ = self.stage2(self.cat12(torch.cat([self.conv_02(x), feat], dim=1)), encs, decs)
+        feat2, _, _ = self.stage2(self.cat12(torch.cat([self.conv_02(xin), feat], dim=1)), encs, decs)
         out2 = self.last(feat2) + x
         return out1[..., :h, :w], out2[..., :h, :w]
 
