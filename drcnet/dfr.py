@@ -160,9 +160,9 @@ class SimAMWeights(nn.Module):
 
     @_float32
     def forward(self, x):
-        n = x.shape[2] * x.shape[3]
-        v, mu = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=1 if n > 1 else 0)  # sum d / (H*W - 1)
-        d = (x - mu) ** 2
+        n = x.shape[2] * x.shape[3] - 1
+        d = (x - x.mean(dim=(2, 3), keepdim=True)) ** 2          # two passes: faster here than torch.var_mean
+        v = d.sum(dim=(2, 3), keepdim=True) / max(n, 1)
         return torch.sigmoid(d / (4 * (v + self.delta)) + 0.5)
 
     def extra_repr(self):
