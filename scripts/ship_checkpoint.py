@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 from drcnet.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from drcnet.data import split_images  # noqa: E402
 from drcnet.engine import Restorer  # noqa: E402
-from drcnet.evaluate import DEFAULT_MAX_SIDE, _jsonable, evaluate, markdown_table  # noqa: E402
+from drcnet.baselines import BASELINES  # noqa: E402
+from drcnet.evaluate import DEFAULT_MAX_SIDE, _jsonable, evaluate, markdown_table, select_baselines  # noqa: E402
 from drcnet.model import count_parameters  # noqa: E402
 
 TARGETS = {
@@ -77,17 +78,26 @@ def main(argv=None):
     ap.add_argument("--sets", nargs="+", default=["val", "test"])
     ap.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE)
     ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--bm3d-settings", nargs="*", default=["sigma25"],
+                    help="denoise: BM3D (tens of seconds an image on a CPU) runs only at these settings, on the "
+                         "test set, as a separate table; the main tables use the other baselines")
     args = ap.parse_args(argv)
 
+    args.out.mkdir(parents=True, exist_ok=True)
     source = args.run / args.weights
     model, meta = load_checkpoint(source)
     restorer = Restorer(model, meta=meta)
     results = {}
-    for split in args.sets:
-        print(f"evaluating {split} ...", flush=True)
-        results[split] = evaluate(args.task, restorer.restore, split_images(split), max_side=args.max_side,
-                                  log=lambda line: print(line, flush=True))
-        (args.out / f"{args.task}.{split}.json").write_text(json.dumps(_jsonable(results[split]), indent=1))
+    cheap = [name for name in BASELINES[args.task] if name != "bm3d"]
+    runs = [(split, split, None, cheap) for split in args.sets]
+    if args.task == "denoise" and "bm3d" in select_baselines("denoise") and args.bm3d_settings:
+        runs.append(("test, with BM3D", "test", args.bm3d_settings, ["nlm", "bm3d"]))
+    for label, split, settings, baselines in runs:
+        print(f"evaluating {label} ...", flush=True)
+        results[label] = evaluate(args.task, restorer.restore, split_images(split), settings=settings,
+                                  baselines=baselines, max_side=args.max_side, log=lambda line: print(line, flush=True))
+        name = label.replace(", with ", "-").replace(" ", "")
+        (args.out / f"{args.task}.{name}.json").write_text(json.dumps(_jsonable(results[label]), indent=1))
     latency = time_512(restorer)
     device, precision = str(restorer.device), restorer.precision
 
@@ -131,7 +141,7 @@ def write_card(args, meta, model, results, latency, device, precision, curve, ta
         "",
         "```bash",
         "python scripts/fetch_data.py",
-        tr.get("command", "?"),
+        reproducible_command(tr.get("command", "?")),
         f"python scripts/ship_checkpoint.py --task {args.task} --run {args.run}",
         "```",
         "",
@@ -141,8 +151,14 @@ def write_card(args, meta, model, results, latency, device, precision, curve, ta
                   ", ".join(f"{it}: {p:.2f} dB" for it, p in curve), ""]
     lines += [f"## Target", "", TARGETS[args.task], "", "## Evaluation", ""]
     for split, res in results.items():
-        lines += [f"### {split} set", "", markdown_table(res), ""]
+        lines += [f"### {split} set (centre crops of at most {args.max_side} px)", "", markdown_table(res), ""]
     (args.out / f"{args.task}.md").write_text("\n".join(lines) + "\n")
+
+
+def reproducible_command(command: str) -> str:
+    """Runs started before train.py recorded `python -m drcnet.train` carry the script's absolute path."""
+    first, _, rest = command.partition(" ")
+    return f"python -m drcnet.train {rest}" if first.endswith("drcnet/train.py") else command
 
 
 def degradation_ranges(task: str) -> str:
