@@ -3,7 +3,7 @@
     python app.py                       # honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
     DRCNET_CHECKPOINTS=/path python app.py
 
-API endpoints (see docs/app.md): /restore, /inspect, /t_sweep, /intra_cr, /compare, /status.
+API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /intra_cr, /compare, /status.
 """
 from __future__ import annotations
 
