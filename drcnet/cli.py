@@ -6,6 +6,7 @@ unusable checkpoint. Problems are reported on stderr, one line each, never as a 
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -15,9 +16,10 @@ TASKS = ("denoise", "derain", "deblur")
 
 
 def checkpoint_dir() -> Path:
+    """$DRCNET_CHECKPOINTS (as for the app), else the repository's checkpoints/ folder."""
     import drcnet
 
-    return Path(drcnet.__file__).resolve().parent.parent / "checkpoints"
+    return Path(os.environ.get("DRCNET_CHECKPOINTS") or Path(drcnet.__file__).resolve().parent.parent / "checkpoints")
 
 
 def build_parser() -> argparse.ArgumentParser:

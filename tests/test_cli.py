@@ -14,10 +14,10 @@ from drcnet.imageio import write_png16
 REPO = Path(__file__).resolve().parent.parent
 
 
-def drcnet(*args, cwd):
+def drcnet(*args, cwd, **env):
     return subprocess.run([sys.executable, "-m", "drcnet", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
-                          timeout=300)
+                          cwd=cwd, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+                                        **env}, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,9 @@ def test_unusable_checkpoint_exits_2(tmp_path):
 
 
 def test_missing_task_checkpoint_says_so(tmp_path):
-    if (checkpoint_dir() / "deblur.safetensors").exists():
-        pytest.skip("a deblur checkpoint exists in this checkout")
-    r = drcnet("restore", "x.png", "--task", "deblur", "--out", "o", cwd=tmp_path)
+    empty = tmp_path / "no-checkpoints"
+    empty.mkdir()
+    r = drcnet("restore", "x.png", "--task", "deblur", "--out", "o", cwd=tmp_path, DRCNET_CHECKPOINTS=str(empty))
     assert r.returncode == 2
     assert "no trained checkpoint for task 'deblur'" in r.stderr and "deblur.safetensors" in r.stderr
 
