@@ -142,7 +142,26 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------- datasets
 
-class SyntheticPairs(torch.utils.data.Dataset):
+class SeededItems(torch.utils.data.Dataset):
+    """A dataset whose item i is a pure function of (seed, i): every random number of item i comes from
+    numpy.random.default_rng([seed, i]). The trainer relies on this for exact resume (no sampler state)."""
+
+    seed: int
+    length: int
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        return self.item(i, np.random.default_rng([self.seed, i]))
+
+    def item(self, i: int, rng: np.random.Generator):
+        raise NotImplementedError
+
+
+class SyntheticPairs(SeededItems):
     """(degraded, clean) patches made on the fly from clean photos.
 
     images: a folder, a list of paths and/or arrays, or a dict of them. Item i is a pure function of
@@ -165,13 +184,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
             cache_size = len(self.images) if max_side else 8
         self.cache = ImageCache(cache_size, max_side)
 
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        if not 0 <= i < self.length:
-            raise IndexError(i)
-        rng = np.random.default_rng([self.seed, i])
+    def item(self, i, rng):
         n = int(rng.integers(len(self.images)))
         name, source = self.images[n]
         margin = CONTEXT.get(self.task, 0)
@@ -233,7 +246,7 @@ def _pair_by_stem(inputs: Path, targets: Path) -> list[tuple[Path, Path]]:
     return [(ins[s], outs[s]) for s in sorted(ins)]
 
 
-class PairedFolder(torch.utils.data.Dataset):
+class PairedFolder(SeededItems):
     """Real (degraded, clean) pairs from a folder in one of PAIRED_LAYOUTS (see find_pairs).
 
     patch: random crop size (the same window of both images), None for whole images (evaluation).
@@ -247,13 +260,7 @@ class PairedFolder(torch.utils.data.Dataset):
         self.length = length or len(self.pairs)
         self.cache = ImageCache(cache_size)
 
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        if not 0 <= i < self.length:
-            raise IndexError(i)
-        rng = np.random.default_rng([self.seed, i])
+    def item(self, i, rng):
         n = i % len(self.pairs)
         degraded, clean = (self.cache.get((n, j), p) for j, p in enumerate(self.pairs[n]))
         if degraded.shape != clean.shape:
