@@ -25,7 +25,7 @@ from drcnet.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from drcnet.data import split_images  # noqa: E402
 from drcnet.engine import Restorer  # noqa: E402
 from drcnet.baselines import BASELINES  # noqa: E402
-from drcnet.evaluate import DEFAULT_MAX_SIDE, _jsonable, evaluate, markdown_table, select_baselines  # noqa: E402
+from drcnet.evaluate import DEFAULT_MAX_SIDE, _jsonable, evaluate, markdown_table  # noqa: E402
 from drcnet.model import count_parameters  # noqa: E402
 
 TARGETS = {
@@ -93,7 +93,7 @@ def main(argv=None):
     results = {}
     cheap = [name for name in BASELINES[args.task] if name != "bm3d"]
     runs = [(split, split, None, cheap) for split in args.sets]
-    if args.task == "denoise" and "bm3d" in select_baselines("denoise") and args.bm3d_settings:
+    if args.task == "denoise" and "bm3d" in BASELINES["denoise"] and args.bm3d_settings:
         runs.append(("test, with BM3D", "test", args.bm3d_settings, ["nlm", "bm3d"]))
     for label, split, settings, baselines in runs:
         saved = args.out / f"{args.task}.{label.replace(', with ', '-').replace(' ', '')}.json"
