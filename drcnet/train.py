@@ -90,6 +90,12 @@ class TrainConfig:
     resume: bool = field(default=False, metadata={"help": "continue from OUT/state.pt (a fresh start if absent)"})
     stop_at: typing.Optional[int] = field(default=None, metadata={
         "help": "stop (and save) at this iteration although the schedule runs to --iters"})
+    init: typing.Optional[str] = field(default=None, metadata={
+        "help": "start from this checkpoint's weights (a fresh optimizer and schedule); how a shipped model "
+                "is continued. Ignored by --resume, whose state already holds the weights"})
+    minutes: typing.Optional[float] = field(default=None, metadata={
+        "help": "wall-clock budget: after a short warm-up, measure the step rate and fit --iters (the cosine "
+                "schedule's length) so that the run ends within this many minutes"})
     seed: int = 0
     log_every: int = field(default=100, metadata={"help": "iterations per log line"})
     val_every: int = field(default=5000, metadata={"help": "iterations per validation (0: only at the end)"})
@@ -119,6 +125,8 @@ class TrainConfig:
         for name in ("iters", "batch", "patch", "log_every", "save_every", "val_count", "val_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("minutes must be positive")
         if self.out is None:
             self.out = str(Path("runs") / f"{self.task}-{self.preset}")
 
@@ -181,6 +189,14 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
+    def agree_min(self, value: int) -> int:
+        """The smallest of the ranks' values, so that every rank takes the same decision."""
+        if self.world > 1:
+            t = torch.tensor([value], dtype=torch.int64, device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+            value = int(t.item())
+        return value
+
     def all_mean(self, values: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             values = values.clone()
@@ -235,6 +251,16 @@ def build_train_data(cfg: TrainConfig):
                         max_side=cfg.max_side)
     return ds, f"synthetic {cfg.task} pairs from {len(images)} {source}" + (
         f" (longer side at most {cfg.max_side})" if cfg.max_side else "")
+
+
+def load_init_weights(model: nn.Module, path) -> None:
+    """--init: copy a checkpoint's weights into the freshly built model (a warm start: the optimizer and the
+    schedule start afresh). The architecture must match; knobs that own no weights (t, delta) may differ."""
+    from .checkpoint import check_state_dict, load_checkpoint
+
+    weights = load_checkpoint(path)[0].state_dict()
+    check_state_dict(model, weights, path)
+    model.load_state_dict(weights)
 
 
 def val_settings(task: str) -> list[dict]:
@@ -422,7 +448,13 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     torch.manual_seed(cfg.seed)
 
     overrides = {k: getattr(cfg, k) for k in ("t", "variant") if getattr(cfg, k) is not None}
-    model = create_model(cfg.preset, **overrides).to(device=device, memory_format=memory_format)
+    model = create_model(cfg.preset, **overrides)
+    out = Path(cfg.out)
+    state_path, log_path = out / "state.pt", out / "log.jsonl"
+    resuming = cfg.resume and state_path.exists()
+    if cfg.init and not resuming:
+        load_init_weights(model, cfg.init)
+    model = model.to(device=device, memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.iters, eta_min=cfg.lr_min)
 
@@ -430,13 +462,16 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 
     criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights).to(device)
 
-    out = Path(cfg.out)
-    state_path, log_path = out / "state.pt", out / "log.jsonl"
     start, best_psnr, last_val, wall_before = 0, -math.inf, None, 0.0
-    if cfg.resume and state_path.exists():
+    # --minutes: the schedule's length is measured, not given; a resumed run keeps the length it measured.
+    schedule_fixed = cfg.minutes is None
+    if resuming:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved = state.get("config", {})
-        for key in ("preset", "task", "iters", "batch", "seed"):
+        if cfg.minutes is not None and saved.get("minutes") is not None:
+            cfg.iters, schedule_fixed = saved["iters"], True
+            scheduler.T_max = cfg.iters
+        for key in ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "patch"):
             if key in saved and saved[key] != getattr(cfg, key):
                 raise ValueError(f"{state_path}: the run was started with {key}={saved[key]!r}, not "
                                  f"{getattr(cfg, key)!r}; resume with the same value or use a new --out")
@@ -453,6 +488,8 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         raise FileExistsError(f"{state_path} exists: pass --resume to continue that run, or choose another --out")
 
     stop = min(cfg.iters, cfg.stop_at) if cfg.stop_at is not None else cfg.iters
+    if not schedule_fixed:
+        stop = 10 ** 12                                 # until the warm-up has measured the step rate
     train_set, data_desc = build_train_data(cfg)
     val, val_desc = build_val_set(cfg) if dist.main else (None, "")
 
@@ -472,7 +509,8 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 
     workers = cfg.workers
     if workers < 0:
-        workers = min(8, max(1, (os.cpu_count() or 1) // dist.local_world - 1)) if device.type == "cuda" else 0
+        # On a GPU the degradations run in loader workers: all cores but the one that drives the GPU.
+        workers = min(16, max(1, (os.cpu_count() or 1) // dist.local_world - 1)) if device.type == "cuda" else 0
     sampler = IterationBatches(start, stop, cfg.batch, dist.rank, dist.world, len(train_set))
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
                                          pin_memory=device.type == "cuda", persistent_workers=False)
@@ -486,10 +524,12 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                 "betas": [cfg.beta1, cfg.beta2], "clip": cfg.clip, "augment": cfg.augment, "seed": cfg.seed,
                 "data": data_desc, "validation": val_desc, "hardware": hardware, "world_size": dist.world,
                 "precision": precision, "wall_time_s": round(wall_before + time.time() - t_start, 1),
-                "command": cfg.command or " ".join(sys.argv), "val_psnr": last_val}
+                "command": cfg.command or " ".join(sys.argv), "val_psnr": last_val,
+                "init": Path(cfg.init).name if cfg.init else None, "minutes": cfg.minutes,
+                "data_wait_share": round(wait_share, 4) if wait_share is not None else None}
 
     def save(it: int, best: bool = False) -> None:
-        if not dist.main:
+        if not dist.main or not schedule_fixed:         # a --minutes run has no schedule to save before that
             return
         metrics = {"val_psnr": last_val, "val_set": val_desc} if last_val is not None else {}
         save_checkpoint(out / "last.safetensors", model, task=cfg.task, preset=cfg.preset, training=summary(it),
@@ -514,6 +554,23 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         return improved
 
     val_input_psnr = float(psnr(val[0], val[1]).mean()) if val is not None else float("nan")
+    wait_share = None                                   # share of step time spent waiting for data (last log)
+
+    # A warm start is validated before its first step: the card's "before" number, and for --minutes the
+    # measured cost of a validation, which the budget must leave room for.
+    val_s = 0.0
+    if dist.main and start == 0 and (cfg.init or cfg.minutes):
+        t0 = time.time()
+        run_validation(0)
+        val_s = time.time() - t0
+    val_s = float(dist.all_mean(torch.tensor([val_s], device=device)).item() * dist.world)   # rank 0's
+
+    def fix_schedule(it: int, step_s: float) -> int:
+        """--minutes: the iteration count that ends the run inside its budget at step_s seconds a step,
+        leaving room for the periodic and final validations and the last save."""
+        left = cfg.minutes * 60 - (time.time() - t_start) - val_s - 2.0
+        per_step = step_s + (val_s / cfg.val_every if cfg.val_every else 0.0)
+        return dist.agree_min(it + max(0, int(left / per_step)))
 
     pbar = None
     if dist.main and cfg.progress:
@@ -525,10 +582,19 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     history, postfix = [], {}
     acc = torch.zeros(2, device=device)      # sums of loss and PSNR since the last log line
     acc_n, t_log, it = 0, time.time(), start
+    wait = 0.0                               # seconds spent in the data loader since the last log line
+    warm_steps, warm_s, t_warm = 2, min(60.0, max(2.0, 0.05 * (cfg.minutes or 0) * 60)), None
+    batches = iter(loader)
     try:
-        for degraded, clean in loader:
+        while it < stop:
+            t_wait = time.perf_counter()
+            try:
+                degraded, clean = next(batches)
+            except StopIteration:
+                break
             degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             clean = clean.to(device, non_blocking=True)
+            wait += time.perf_counter() - t_wait
             with amp():
                 out1, out2 = net(degraded)
                 loss = criterion(out1, clean, degraded) + criterion(out2, clean, degraded)
@@ -550,9 +616,10 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                                              f"is in {state_path} (try --clip 0.01 or a lower --lr)")
                 dt = time.time() - t_log
                 rate = acc_n * cfg.batch / max(dt, 1e-9)
+                wait_share = min(1.0, wait / max(dt, 1e-9))
                 lr = optimizer.param_groups[0]["lr"]
                 record = {"iter": it, "loss": round(mean[0], 6), "psnr": round(mean[1], 4), "lr": lr,
-                          "images_per_s": round(rate, 2)}
+                          "images_per_s": round(rate, 2), "data_wait": round(wait_share, 4)}
                 history.append(record)
                 if dist.main:
                     _append_jsonl(log_path, record)
@@ -561,9 +628,34 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                                        lr=f"{lr:.2e}")
                         pbar.set_postfix(postfix, refresh=False)
                 acc.zero_()
-                acc_n, t_log = 0, time.time()
+                acc_n, t_log, wait = 0, time.time(), 0.0
             if pbar is not None:
                 pbar.update(1)
+
+            if not schedule_fixed:
+                # The first steps pay for allocation and autotuning: time the steps after them.
+                if it - start == warm_steps:
+                    t_warm = time.time()
+                elif t_warm is not None and it - start >= warm_steps + 3 and time.time() - t_warm >= warm_s:
+                    step_s = (time.time() - t_warm) / (it - start - warm_steps)
+                    cfg.iters = fix_schedule(it, step_s)
+                    stop = min(cfg.iters, cfg.stop_at) if cfg.stop_at is not None else cfg.iters
+                    for group in optimizer.param_groups:     # replay the cosine schedule to where we are
+                        group["lr"] = group["initial_lr"] = cfg.lr
+                    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.iters,
+                                                                           eta_min=cfg.lr_min)
+                    for _ in range(it):
+                        scheduler.step()
+                    schedule_fixed = True
+                    if dist.main:
+                        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+                        _append_jsonl(log_path, {"event": "schedule", "iter": it, "iters": cfg.iters,
+                                                 "step_s": round(step_s, 4), "budget_s": cfg.minutes * 60})
+                    if pbar is not None:
+                        pbar.total = stop
+                        pbar.refresh()
+                    if it >= stop:
+                        break
 
             improved = False
             if dist.main and cfg.val_every and it % cfg.val_every == 0 and it != stop:
