@@ -109,6 +109,9 @@ class TrainConfig:
     channels_last: bool = True
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores, shared among local ranks)"})
     workers: int = field(default=-1, metadata={"help": "data loader workers (-1: auto; 0 on CPU)"})
+    batches: str = field(default="auto", metadata={
+        "help": "where training pairs are made: loader (numpy in loader workers), device (recipes on the CPU, "
+                "pixels on the training device; synthetic data only), auto (device on CUDA, else loader)"})
     progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
     command: typing.Optional[str] = field(default=None, metadata={
         "help": "command line recorded in the checkpoint (default: sys.argv)"})
@@ -118,6 +121,10 @@ class TrainConfig:
             raise ValueError(f"unknown task {self.task!r}; choose one of {TASKS}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        if self.batches not in ("auto", "loader", "device"):
+            raise ValueError(f"unknown batches {self.batches!r}; choose auto, loader or device")
+        if self.batches == "device" and self.paired:
+            raise ValueError("--batches device makes synthetic pairs; a --paired folder needs --batches loader")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"unknown precision {self.precision!r}; choose auto, bf16 or fp32")
         if self.data and self.paired:
@@ -229,8 +236,9 @@ class IterationBatches(torch.utils.data.Sampler):
         return max(0, self.stop - self.start)
 
 
-def build_train_data(cfg: TrainConfig):
-    """(dataset, description) for the configured source. Both datasets are deterministic in (seed, index)."""
+def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 1, workers: int = 0):
+    """(dataset, description) for the configured source. Both datasets are deterministic in (seed, index).
+    device: make the synthetic pairs on this device (a DeviceBatchStream) instead of a numpy dataset."""
     from .data import PairedFolder, SyntheticPairs, list_images, split_images
 
     if cfg.paired:
@@ -247,10 +255,18 @@ def build_train_data(cfg: TrainConfig):
     if not images:
         raise ValueError(f"no training images ({source}): pass --data DIR with photos, --paired DIR, or run "
                          f"scripts/fetch_data.py")
+    desc = f"synthetic {cfg.task} pairs from {len(images)} {source}" + (
+        f" (longer side at most {cfg.max_side})" if cfg.max_side else "")
+    if device is not None:
+        from .device_batches import DeviceBatchStream
+
+        stream = DeviceBatchStream(images, cfg.task, cfg.patch, cfg.batch, device, seed=cfg.seed,
+                                   augment=cfg.augment, max_side=cfg.max_side, rank=rank, world=world,
+                                   workers=workers)
+        return stream, desc + ", made on " + str(device)
     ds = SyntheticPairs(images, cfg.task, patch=cfg.patch, length=10 ** 9, seed=cfg.seed, augment=cfg.augment,
                         max_side=cfg.max_side)
-    return ds, f"synthetic {cfg.task} pairs from {len(images)} {source}" + (
-        f" (longer side at most {cfg.max_side})" if cfg.max_side else "")
+    return ds, desc
 
 
 def load_init_weights(model: nn.Module, path) -> None:
@@ -490,7 +506,12 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     stop = min(cfg.iters, cfg.stop_at) if cfg.stop_at is not None else cfg.iters
     if not schedule_fixed:
         stop = 10 ** 12                                 # until the warm-up has measured the step rate
-    train_set, data_desc = build_train_data(cfg)
+    workers = cfg.workers
+    if workers < 0:
+        # On a GPU the data is made in loader workers: all cores but the one that drives the GPU.
+        workers = min(16, max(1, (os.cpu_count() or 1) // dist.local_world - 1)) if device.type == "cuda" else 0
+    on_device = cfg.batches == "device" or (cfg.batches == "auto" and device.type == "cuda" and not cfg.paired)
+    train_set, data_desc = build_train_data(cfg, device if on_device else None, dist.rank, dist.world, workers)
     val, val_desc = build_val_set(cfg) if dist.main else (None, "")
 
     if dist.main:
@@ -507,13 +528,12 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    workers = cfg.workers
-    if workers < 0:
-        # On a GPU the degradations run in loader workers: all cores but the one that drives the GPU.
-        workers = min(16, max(1, (os.cpu_count() or 1) // dist.local_world - 1)) if device.type == "cuda" else 0
-    sampler = IterationBatches(start, stop, cfg.batch, dist.rank, dist.world, len(train_set))
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=False)
+    if on_device:
+        loader = train_set(start, stop)
+    else:
+        sampler = IterationBatches(start, stop, cfg.batch, dist.rank, dist.world, len(train_set))
+        loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
+                                             pin_memory=device.type == "cuda", persistent_workers=False)
 
     hardware = hardware_description(device, dist.world)
 
@@ -689,7 +709,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # command line
 
-CHOICES = {"task": TASKS, "loss": LOSSES, "precision": ("auto", "bf16", "fp32"),
+CHOICES = {"task": TASKS, "loss": LOSSES, "precision": ("auto", "bf16", "fp32"), "batches": ("auto", "loader", "device"),
            "preset": tuple(PRESETS), "layout": ("sidd", "gopro", "rain13k", "generic")}
 
 

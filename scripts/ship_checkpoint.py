@@ -112,7 +112,7 @@ def main(argv=None):
                                 "cpu": cpu_name()}
     target = args.out / f"{args.task}.safetensors"
     save_checkpoint(target, model, task=args.task, preset=meta.get("preset", ""), training=meta["training"],
-                    metrics=_jsonable(metrics))
+                    metrics=_jsonable(metrics), dtype="float16")
     write_card(args, meta, model, results, latency, device, precision, validation_curve(args.run), target)
     print(f"wrote {target} and {args.out / (args.task + '.md')}")
 
