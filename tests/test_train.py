@@ -196,7 +196,7 @@ def stopped(photos, tmp_path_factory):
     return out
 
 
-CHANGED = {"preset": "lite", "task": "derain", "iters": 12, "batch": 2, "seed": 1, "lr": 2e-4, "loss": "aecr",
+CHANGED = {"preset": "lite", "task": "derain", "iters": 12, "batch": 2, "seed": 1, "lr": 2e-4, "loss": "intra-cr",
            "alpha": 0.1, "patch": 48}
 
 
