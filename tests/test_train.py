@@ -254,10 +254,15 @@ def interrupt_resume_and_compare(photos, tmp_path, sig, **extra):
     proc = subprocess.Popen([sys.executable, "-m", "drcnet.train", *args], env=ENV, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: (out / "log.jsonl").exists() and (logged_iters(out) or [0])[-1] >= 4, proc, 120,
-                 "iteration 4")
+        if sig == signal.SIGKILL:       # kill once a periodic save at iteration 4 or later is on disk
+            wait_for(lambda: state_iter(out) >= 4, proc, 120, "a save at iteration 4")
+        else:                           # interrupt once iteration 4 is logged (there is no periodic save)
+            wait_for(lambda: (out / "log.jsonl").exists() and (logged_iters(out) or [0])[-1] >= 4, proc, 120,
+                     "iteration 4")
+        t_signal = time.monotonic()
         proc.send_signal(sig)
         proc.wait(60)
+        print(f"stopped {time.monotonic() - t_signal:.2f} s after the signal")
     finally:
         proc.kill()
         proc.wait()
