@@ -119,8 +119,8 @@ def records(maps) -> list:
 
 
 def test_repeated_captures_do_not_keep_old_maps(model):
-    """50 captures in one probe: each replaces the last. Every object of the first capture is freed, the maps
-    stay one capture's size, and no Python objects pile up (a probe keeping every capture would leave 50 times
+    """20 captures in one probe: each replaces the last. Every object of the first capture is freed, the maps
+    stay one capture's size, and no Python objects pile up (a probe keeping every capture would leave 20 times
     its records alive). Counted, not measured: RSS would ride on the allocator's noise."""
     with FeatureProbe(model) as probe:
         run(model, 16, seed=0)
@@ -130,7 +130,7 @@ def test_repeated_captures_do_not_keep_old_maps(model):
         run(model, 16, seed=1)
         gc.collect()
         before = len(gc.get_objects())
-        for i in range(50):
+        for i in range(20):
             run(model, 16, seed=i)
         gc.collect()
         grown = len(gc.get_objects()) - before
