@@ -33,8 +33,10 @@ import math
 import os
 import platform
 import random
+import signal
 import sys
 import tempfile
+import threading
 import time
 import typing
 from dataclasses import asdict, dataclass, field
@@ -605,8 +607,22 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     wait = 0.0                               # seconds spent in the data loader since the last log line
     warm_steps, warm_s, t_warm = 2, min(60.0, max(2.0, 0.05 * (cfg.minutes or 0) * 60)), None
     batches = iter(loader)
+    # Ctrl-C lands between steps: a SIGINT inside optimizer.step() would otherwise save weights one step ahead of
+    # the saved iteration (and of Adam's moments). A second Ctrl-C stops at once, without a save.
+    sigints: list[int] = []
+
+    def on_sigint(signum, frame):
+        sigints.append(signum)
+        if len(sigints) > 1:
+            raise KeyboardInterrupt
+
+    old_sigint = None
+    if threading.current_thread() is threading.main_thread():
+        old_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
         while it < stop:
+            if sigints:
+                raise KeyboardInterrupt
             t_wait = time.perf_counter()
             try:
                 degraded, clean = next(batches)
@@ -687,12 +703,14 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                 if it != stop:
                     save(it, best=improved)
     except KeyboardInterrupt:
-        if dist.main and it > start:
+        if dist.main and it > start and len(sigints) <= 1:
             save(it)
             print(f"\ninterrupted: state saved at iteration {it} in {state_path}; continue with --resume",
                   file=sys.stderr)
         raise
     finally:
+        if old_sigint is not None:
+            signal.signal(signal.SIGINT, old_sigint)
         if pbar is not None:
             pbar.close()
 

@@ -1,6 +1,47 @@
-"""Shared test settings."""
+"""Shared test settings and the device layer.
+
+`device` is the one place the model, engine, probe and checkpoint tests get their device from: the CPU always,
+CUDA as a second parameter when a GPU is present. `deterministic` switches CUDA to deterministic kernels (no
+cudnn.benchmark, no TF32) for tests that compare two runs; on the CPU it changes nothing that matters."""
+import os
+
+import pytest
 import torch
+
+# cuBLAS needs this before its first handle to be deterministic (torch.use_deterministic_algorithms).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 # The tests run small tensors: one thread is as fast as two for them, and it keeps them from slowing down
 # tenfold when other processes (a training run, a second test session) compete for the CPU cores.
 torch.set_num_threads(1)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(scope="session", params=DEVICES)
+def device(request) -> torch.device:
+    """The device under test: 'cpu', and 'cuda' when a GPU is present."""
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def deterministic():
+    """Deterministic algorithms on, cudnn.benchmark and TF32 off, for the duration of one test."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.deterministic, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.use_deterministic_algorithms(saved[0])
+    (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cuda.matmul.allow_tf32,
+     torch.backends.cudnn.allow_tf32) = saved[1:]
+
+
+def close_tolerance(device: torch.device) -> float:
+    """Absolute tolerance for 'the same computation twice' on float32 images in [0, 1]: the CPU repeats its
+    arithmetic (1e-6 leaves room for threading order); CUDA kernels may reorder sums (a few float32 ulps of
+    the O(1) activations, accumulated over the network's ~40 layers)."""
+    return 1e-6 if device.type == "cpu" else 1e-4

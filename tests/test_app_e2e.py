@@ -2,12 +2,14 @@
 
     pytest -m slow tests/test_app_e2e.py
 
-The app runs in a subprocess (`python app.py`) on a free port, configured only through the environment
-(GRADIO_SERVER_NAME / GRADIO_SERVER_PORT / DRCNET_CHECKPOINTS), with tiny random-init checkpoints for all
-three tasks. Browser screenshots go to tests/screenshots/ (gitignored).
+The app runs in a subprocess (`python app.py`), configured only through the environment (GRADIO_SERVER_NAME,
+DRCNET_CHECKPOINTS), with tiny random-init checkpoints for all three tasks. No port is chosen here: Gradio binds
+the first free one itself (trying 7860 onwards, retrying when a bind fails) and the test reads the URL it
+prints, so no port is released by the test and then raced for. Browser screenshots go to tests/screenshots/
+(gitignored). Every test has a time limit (pytest-timeout), so a hung app cannot hang CI.
 """
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]    # the app's start counts into the first test
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "tests" / "screenshots"
@@ -26,14 +28,51 @@ CHROMIUM = "/usr/bin/chromium"
 # a finished restore: new facts, no progress or queue overlay left
 DONE = """b => { const el = document.querySelector('#restore-facts'); const t = el ? el.innerText : '';
     return t !== b && t.includes('device') && !document.querySelector('.progress-text, .eta-bar'); }"""
-RSS_GROWTH_LIMIT_MB = 250          # 20 requests after warm-up may not grow the server by more than this
+# A leak grows the server with every request; allocator noise does not grow steadily (test_memory_...).
+LEAK_LIMIT_MB = 25
 TASKS = ("denoise", "derain", "deblur")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def expected_device() -> str:
+    """The device the app's engine picks here (DRCNET_DEVICE, else CUDA, MPS or the CPU), as the facts show it."""
+    from drcnet.engine import pick_device
+    return str(pick_device(os.environ.get("DRCNET_DEVICE")))
+
+
+def start_app(checkpoints: Path, log_path: Path, timeout: float = 150) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a port Gradio binds itself; returns (process, URL) once the page is served."""
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_SERVER_PORT"}
+    env.update(DRCNET_CHECKPOINTS=str(checkpoints), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline, url = time.monotonic() + timeout, None
+    while True:
+        text = log_path.read_text(errors="replace")
+        if url is None:
+            m = re.search(r"Running on local URL:\s+(http://\S+?)/?(?:,|\s|$)", text)
+            url = m and m.group(1) + "/"
+        if url:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                return proc, url
+            except OSError:
+                pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"app did not start:\n{text[-3000:]}")
+        time.sleep(0.2)
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +87,9 @@ def server(tmp_path_factory):
     for task in TASKS:
         save_checkpoint(ck / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
     save_checkpoint(ck / "denoise-l1.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
-    port = free_port()
-    env = dict(os.environ, DRCNET_CHECKPOINTS=str(ck), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                proc.kill()
-                pytest.fail(f"app did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.5)
+    proc, url = start_app(ck, tmp_path_factory.mktemp("log") / "app.log")
     yield {"url": url, "proc": proc, "tmp": tmp_path_factory.mktemp("files")}
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_app(proc)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +122,7 @@ def test_restore_with_image_and_task_only(client, server):
         (before, after), stage1, facts, result = client.predict(handle_file(photo(server["tmp"])), task,
                                                                 api_name="/restore")
         assert Image.open(after).size == (96, 80) and Image.open(after).format == "PNG"
-        assert stage1 is None and "device cpu" in facts and "tile" in facts
+        assert stage1 is None and f"device {expected_device()} |" in facts and "tile" in facts
 
 
 def test_every_endpoint(client, server):
@@ -170,54 +188,51 @@ def test_unusual_but_valid_images_work(kind, client, server):
     assert Image.open(result).mode.startswith({"rgba": "RGBA", "grey": "L", "16bit": "I"}[kind])
 
 
+@pytest.mark.timeout(300)
 def test_missing_checkpoint_message(server, tmp_path):
     """A second app on an empty checkpoint folder says which checkpoint is missing."""
     from gradio_client import Client, handle_file
-    port = free_port()
-    env = dict(os.environ, DRCNET_CHECKPOINTS=str(tmp_path), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    (tmp_path / "ck").mkdir()
+    proc, url = start_app(tmp_path / "ck", tmp_path / "app.log")
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, "app did not start"
-                time.sleep(0.5)
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        c = Client(url, verbose=False)
         with pytest.raises(Exception, match="denoise.safetensors is missing"):
             c.predict(handle_file(photo(server["tmp"])), "denoise", api_name="/restore")
         assert "no checkpoint" in c.predict(api_name="/status")
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_app(proc)
 
 
-def test_memory_is_bounded_over_20_requests(client, server):
+def test_memory_does_not_grow_from_request_to_request(client, server):
+    """30 requests after a warm-up, RSS read after each: the lowest reading of the last 10 may exceed the
+    highest of the first 10 by at most LEAK_LIMIT_MB. Ten requests lie between the windows, so a leak of 2.5 MB
+    a request (one tiny model, 5 MB, or one request's feature maps kept) fails, while the allocator's ups and
+    downs (a transient peak sits in the first window's max, not in the last window's min) do not."""
     from gradio_client import handle_file
     img = handle_file(photo(server["tmp"]))
     pid = server["proc"].pid
-    for task in TASKS:                                   # warm-up: every model loaded, every path compiled
-        client.predict(img, task, api_name="/restore")
-        client.predict(img, task, 1, 0, 0.75, api_name="/inspect")
-    start = rss_mb(pid)
-    for i in range(20):
+    for _ in range(2):                                   # warm-up: every model loaded, every path run
+        for task in TASKS:
+            client.predict(img, task, api_name="/restore")
+            client.predict(img, task, 1, 0, 0.75, api_name="/inspect")
+    readings = []
+    for i in range(30):
         task = TASKS[i % 3]
         if i % 2:
-            client.predict(img, task, 1 + i % 2, i % 4, 0.3 + 0.03 * i, api_name="/inspect")   # probe hooks
+            client.predict(img, task, 1 + i % 2, i % 4, 0.3 + 0.01 * i, api_name="/inspect")   # probe hooks
         else:
             client.predict(img, task, None, True, api_name="/restore")
-    grown = rss_mb(pid) - start
-    print(f"VmRSS {start:.0f} MB -> {start + grown:.0f} MB over 20 requests")
-    assert grown < RSS_GROWTH_LIMIT_MB, f"server grew by {grown:.0f} MB"
+        readings.append(rss_mb(pid))
+    grown = min(readings[20:]) - max(readings[:10])
+    print(f"VmRSS over 30 requests: {readings[0]:.0f} .. {max(readings):.0f} MB; late min - early max "
+          f"{grown:+.1f} MB")
+    assert grown < LEAK_LIMIT_MB, readings
 
 
 # ---------------------------------------------------------------- browser
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
+@pytest.mark.timeout(900)
 def test_browser(server):
     from playwright.sync_api import sync_playwright
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -232,7 +247,10 @@ def test_browser(server):
         page.goto(server["url"], wait_until="networkidle")
         page.screenshot(path=SHOTS / "00_start.png", full_page=True)
         page.locator("input[type=file]").first.set_input_files(img)
-        page.wait_for_timeout(1500)
+        # the upload is done when its preview is shown (an <img> served from the uploaded file) and loaded
+        page.wait_for_function("() => [...document.querySelectorAll('img')].some("
+                               "i => (i.getAttribute('src') || '').includes('astronaut_denoise') && i.complete "
+                               "&& i.naturalWidth > 0)", timeout=60_000)
         facts = page.locator("#restore-facts")
         for i, task in enumerate(TASKS):
             page.get_by_label(task, exact=True).check()
@@ -241,7 +259,7 @@ def test_browser(server):
                 "t => (document.querySelector('#restore-facts')?.innerText || '').startsWith(t)", arg=task,
                 timeout=90_000)
             page.screenshot(path=SHOTS / f"{1 + i:02d}_restore_{task}.png", full_page=True)
-        assert "device cpu" in facts.inner_text()
+        assert f"device {expected_device()} |" in facts.inner_text()
         page.get_by_label("denoise", exact=True).check()
         page.get_by_role("tab", name="Inspect DFR").click()
         page.get_by_role("button", name="Inspect", exact=True).click()

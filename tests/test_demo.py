@@ -1,5 +1,6 @@
 """drcnet.demo: the app's handlers as plain functions, on tiny random-init checkpoints (fast)."""
 import gc
+import os
 import io
 
 import numpy as np
@@ -10,7 +11,6 @@ from PIL import Image
 import drcnet
 from drcnet import demo as D
 from drcnet.checkpoint import save_checkpoint
-from drcnet.imageio import ImageError
 from drcnet.losses import PAPER_LAMBDAS, IntraCR
 
 
@@ -60,7 +60,9 @@ def test_missing_checkpoint_is_a_clear_error_not_a_random_model(photo):
 
 def test_restore_plain_and_synthetic_with_metrics(photo):
     r = D.restore(photo, "denoise")
-    assert r.after.size == (64, 48) and r.metrics is None and "1 tile" in r.facts and "cpu" in r.facts
+    from drcnet.engine import pick_device
+    assert r.after.size == (64, 48) and r.metrics is None and "1 tile" in r.facts
+    assert f"device {pick_device(os.environ.get('DRCNET_DEVICE'))} |" in r.facts
     r = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1, stage1=True)
     assert set(r.metrics) == {"input", "drcnet"} and np.isfinite(r.metrics["drcnet"]["psnr"])
     assert r.stage1 is not None and "PSNR" in r.facts and "sigma 30" in r.facts
@@ -92,22 +94,6 @@ def test_reference_upload_gives_metrics_and_size_mismatch_is_clear(photo, tmp_pa
     Image.new("RGB", (10, 10)).save(other)
     with pytest.raises(D.DemoError, match="must match"):
         D.restore(photo, "derain", reference=str(other))
-
-
-@pytest.mark.parametrize("kind", ["text", "tiny", "bomb", "none"])
-def test_bad_inputs_raise_user_errors(kind, tmp_path):
-    p = tmp_path / "bad.png"
-    if kind == "text":
-        p.write_text("not an image")
-    elif kind == "tiny":
-        Image.new("RGB", (1, 1)).save(p)
-    elif kind == "bomb":
-        Image.new("L", (8000, 7500)).save(p)      # 60 MP, a few KB on disk
-    else:
-        p = None
-    with pytest.raises((ImageError, D.DemoError)) as e:
-        D.restore(None if p is None else str(p), "denoise")
-    assert str(e.value)
 
 
 def test_rgba_grey_and_16bit_inputs(tmp_path):

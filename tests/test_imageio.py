@@ -1,6 +1,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,15 +81,54 @@ def test_rgb_16bit_png_round_trip_keeps_full_precision(tmp_path):
     assert np.array_equal(np.rint(load_image(tmp_path / "out.png").rgb * 65535), arr)
 
 
-def test_rgba_16bit_png_keeps_alpha_and_precision(tmp_path):
-    arr = np.concatenate([ramp_rgb(top=65535, dtype=np.uint16), np.full((24, 32, 1), 30000, np.uint16)], 2)
-    write_png16(tmp_path / "a16.png", arr)
-    img = load_image(tmp_path / "a16.png")
-    assert img.bit_depth == 16 and img.alpha is not None
-    np.testing.assert_allclose(img.alpha, 30000 / 65535, atol=1e-6)
+def decode_png16(path) -> np.ndarray:
+    """An independent reader for the 16-bit PNGs write_png16 makes (Pillow reads 16-bit colour as 8 bits):
+    IHDR, the IDAT stream inflated, rows un-filtered (None or Up), big-endian samples."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    w, h, depth, colour = header[:4]
+    assert depth == 16
+    c = {0: 1, 4: 2, 2: 3, 6: 4}[colour]
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + w * c * 2)
+    rows = raw[:, 1:].copy()
+    for y in range(h):
+        assert raw[y, 0] in (0, 2), "filter type"
+        if raw[y, 0] == 2 and y:
+            rows[y] += rows[y - 1]
+    out = rows.view(">u2").reshape(h, w, c).astype(np.uint16)
+    return out[..., 0] if c == 1 else out
+
+
+@pytest.mark.parametrize("channels", [pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
+    "bug: Pillow opens a 16-bit grey+alpha PNG as RGBA with raw mode LA;16B, decode_low_bytes cannot swap it "
+    "(LA;16L is no Pillow raw mode) and returns None: the samples keep 8 significant bits (1234 -> 1028) "
+    "while bit_depth says 16, and the grey flag is lost, so the result is written as 16-bit RGBA"))), 4])
+def test_16bit_png_with_alpha_round_trips_every_sample(tmp_path, channels):
+    """Grey+alpha and RGBA at 16 bits: load, save the unchanged pixels, and every sample of every channel
+    (alpha included) comes back exactly."""
+    rgb = ramp_rgb(top=65535, dtype=np.uint16)
+    colour = rgb if channels == 4 else rgb[..., :1]
+    alpha = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (24, 1))
+    alpha[5, 7] = 12345                                   # not a multiple of 257: lost if alpha went via 8 bits
+    arr = np.concatenate([colour, alpha[..., None]], 2)
+    arr[3, 5, 0] = 1
+    write_png16(tmp_path / "in.png", arr)
+    assert np.array_equal(decode_png16(tmp_path / "in.png"), arr)
+    img = load_image(tmp_path / "in.png")
+    assert img.bit_depth == 16 and img.grayscale == (channels == 2)
+    assert np.array_equal(np.rint(img.alpha * 65535), alpha)
     save_image(tmp_path / "out.png", img, img.rgb)
-    again = load_image(tmp_path / "out.png")
-    np.testing.assert_allclose(again.rgb, img.rgb, atol=1e-6)
+    assert np.array_equal(decode_png16(tmp_path / "out.png"), arr)
 
 
 def test_rgb_16bit_tiff(tmp_path):
@@ -112,6 +152,10 @@ def test_alpha_is_kept_aside_and_reattached(tmp_path, mode):
     np.testing.assert_allclose(img.alpha, alpha / 255.0, atol=1e-6)
     out = to_output(img, img.rgb)
     assert out.mode == mode and np.array_equal(np.asarray(out)[..., -1], alpha)
+    save_image(tmp_path / "out.png", img, img.rgb)                    # the file: colour and alpha, exactly
+    back = Image.open(tmp_path / "out.png")
+    assert back.mode == mode
+    assert np.array_equal(np.asarray(back), np.concatenate([colour, alpha[..., None]], 2))
 
 
 def test_palette_with_transparency_gets_alpha(tmp_path):

@@ -1,0 +1,184 @@
+"""Bad uploads, in the fast tier: every endpoint's message for each kind, as the user reads it.
+
+The demo's handlers (drcnet.demo) are called directly, wrapped in app.py's own `user_errors` (the layer that
+turns errors into gr.Error, the text the browser and gradio_client show); app.py is run as __main__ with
+`launch` replaced, so nothing listens on a port. The 25 MB limit is Gradio's upload route enforcing the
+`max_file_size` app.py launches with, driven in-process through Starlette's TestClient."""
+from __future__ import annotations
+
+import logging
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import drcnet
+from drcnet import demo as D
+from drcnet.checkpoint import save_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = ("restore", "inspect", "t_sweep", "intra_cr", "compare")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """app.py's globals after `python app.py`, with Blocks.launch recorded instead of run."""
+    import gradio as gr
+
+    launched = {}
+
+    def record(self, *args, **kwargs):
+        launched.update(blocks=self, args=args, kwargs=kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(gr.Blocks, "launch", record)
+    try:
+        namespace = runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    finally:
+        mp.undo()
+    assert launched, "app.py did not call launch() when run as __main__"
+    return {**namespace, "launched": launched}
+
+
+@pytest.fixture(scope="module")
+def ckdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    torch.manual_seed(0)
+    for task in D.TASKS:
+        save_checkpoint(d / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def env(ckdir, monkeypatch):
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
+    getattr(D, "_prep_cache", {}).clear()       # a cached input would skip the reader these tests break
+    yield
+    D.clear_cache()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """One file of each bad kind (named after the kind) and a good photo."""
+    d = tmp_path_factory.mktemp("uploads")
+    y, x = np.mgrid[0:48, 0:64] / 64.0
+    good = d / "photo.png"
+    Image.fromarray(np.uint8(np.stack([x, y, 0.5 + 0.3 * np.sin(8 * x)], -1) * 255)).save(good)
+    (d / "text.png").write_text("this is not an image, only text with a .png name\n")
+    Image.new("RGB", (1, 1)).save(d / "1x1.png")
+    Image.new("L", (8000, 5001)).save(d / "bomb.png")         # 40,008,000 pixels, 40 KB on disk
+    data = good.read_bytes()
+    (d / "truncated.png").write_bytes(data[: len(data) // 2])
+    return d
+
+
+# The whole message for each kind: the file's name, what is wrong, and (for the limits) the numbers.
+MESSAGES = {
+    "text": "text.png: not an image file, or a format this app cannot read",
+    "1x1": "1x1.png: 1x1 is too small to restore (at least 8x8 pixels)",
+    "bomb": "bomb.png: 8000x5001 = 40,008,000 pixels is over the limit of 40,000,000 pixels (a guard against "
+            "decompression bombs; the limit is configurable)",
+    "truncated": "truncated.png: the image data is damaged or truncated",
+}
+
+
+def user_message(app, endpoint: str, *args) -> str:
+    """Call the demo handler through app.py's user_errors; return the gr.Error text (fail if none)."""
+    import gradio as gr
+
+    with pytest.raises(gr.Error) as e:
+        app["user_errors"](getattr(D, endpoint))(*args)
+    return e.value.message
+
+
+@pytest.mark.parametrize("kind", sorted(MESSAGES))
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_each_endpoint_names_the_problem_of_each_bad_file(app, files, endpoint, kind):
+    message = user_message(app, endpoint, str(files / f"{kind}.png"), "denoise")
+    assert message.startswith(MESSAGES[kind]), message
+    assert "Unexpected error" not in message
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_no_image_given(app, endpoint):
+    assert user_message(app, endpoint, None, "denoise") == \
+        "No input image given: upload, paste or pick an example first."
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_the_api_handlers_are_the_guarded_demo_handlers(app, files, endpoint):
+    """/restore ... /compare as registered by app.py give the same message as the demo handler (so they are
+    wrapped in user_errors and call the demo)."""
+    import gradio as gr
+
+    with pytest.raises(gr.Error) as e:
+        app[endpoint](str(files / "text.png"), "denoise")
+    assert e.value.message == MESSAGES["text"]
+
+
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e != "compare"])
+def test_unexpected_error_is_reported_briefly_logged_and_the_app_carries_on(app, files, endpoint, monkeypatch,
+                                                                            caplog):
+    def broken(task):
+        raise RuntimeError("the disk went away")
+
+    with monkeypatch.context() as m, caplog.at_level(logging.ERROR, logger="drcnet.app"):
+        m.setattr(D, "model_for", broken)
+        message = user_message(app, endpoint, str(files / "photo.png"), "denoise")
+    assert message == "Unexpected error (RuntimeError: the disk went away); the app is still running."
+    assert "unexpected error in" in caplog.text and "the disk went away" in caplog.text    # the traceback logged
+    if endpoint == "restore":          # and the next call works (every endpoint: test_app_e2e, slow tier)
+        assert app["user_errors"](D.restore)(str(files / "photo.png"), "denoise").after.size == (64, 48)
+
+
+def test_compare_keeps_going_when_drcnet_fails(files, monkeypatch):
+    """Compare's own 'unexpected error' branch: a failing method becomes a note, the others still run."""
+    monkeypatch.setattr(D, "get_restorer", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no disk")))
+    r = D.compare(str(files / "photo.png"), "denoise")
+    assert "DRCNet failed: RuntimeError: no disk" in r.notes
+    assert [row[0] for row in r.table][0] == "input (degraded)" and len(r.table) > 1      # the baselines ran
+
+
+def test_out_of_memory_message(app, files, monkeypatch):
+    def oom(task):
+        raise MemoryError()
+
+    monkeypatch.setattr(D, "model_for", oom)
+    assert user_message(app, "restore", str(files / "photo.png"), "denoise") == \
+        "Out of memory for this image: try a smaller one."
+
+
+def test_a_reader_error_imageio_did_not_foresee_names_the_file(app, files, monkeypatch):
+    def explode(*a, **k):
+        raise OSError("broken PNG chunk")
+
+    monkeypatch.setattr(D, "load_image", explode)
+    assert user_message(app, "restore", str(files / "photo.png"), "denoise") == \
+        "photo.png: cannot read this image (OSError: broken PNG chunk)"
+
+
+def test_uploads_over_25_mb_are_refused_with_the_limit_in_the_message(app, tmp_path, monkeypatch):
+    """README: uploads up to 25 MB per file. app.py launches with max_file_size; Gradio's upload route applies
+    it: one byte over is refused (413, the limit in bytes in the message), just under is accepted."""
+    from fastapi.testclient import TestClient
+    from gradio import utils
+    from gradio.routes import App
+
+    kwargs = app["launched"]["kwargs"]
+    assert kwargs.get("max_file_size") == "25mb"
+    limit = utils._parse_file_size(kwargs["max_file_size"])
+    assert limit == 25 * 1024 * 1024
+    blocks = app["launched"]["blocks"]
+    monkeypatch.setattr(blocks, "max_file_size", limit, raising=False)     # what launch() does with it
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    client = TestClient(App.create_app(blocks))
+    over = client.post("/gradio_api/upload", files={"files": ("big.png", b"\0" * (limit + 1), "image/png")})
+    assert over.status_code == 413
+    assert over.text == f"File size exceeded maximum allowed size of {limit} bytes."
+    under = client.post("/gradio_api/upload", files={"files": ("big.png", b"\0" * (limit - 4096), "image/png")})
+    assert under.status_code == 200, under.text
+    for path in under.json():
+        Path(path).unlink(missing_ok=True)
