@@ -51,12 +51,13 @@ def user_errors(fn):
         except gr.Error:
             raise
         except (D.DemoError, ImageError, CheckpointError) as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(D.hide_paths(str(e)), print_exception=False) from None
         except MemoryError:
             raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
         except Exception as e:
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(e).__name__}: {e}); the app is still running.") from None
+            raise gr.Error(f"Unexpected error ({type(e).__name__}: {D.hide_paths(str(e))}); the app is still "
+                           "running.") from None
     return wrapper
 
 

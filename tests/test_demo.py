@@ -205,3 +205,19 @@ def test_examples_exist_and_are_small():
         for p in (r[0], r[2]):
             if p:
                 assert Path(p).is_file() and Path(p).stat().st_size < 300_000
+
+
+def test_no_server_paths_in_status_or_errors(ckdir, photo, tmp_path, monkeypatch):
+    md = D.status_markdown()
+    assert str(ckdir) not in md and "denoise.safetensors" in md
+    assert all("/" not in info["file"] for info in D.checkpoint_status().values())
+    with pytest.raises(D.DemoError) as e:
+        D.restore(photo, "deblur")
+    assert str(ckdir) not in str(e.value) and "deblur.safetensors" in str(e.value)
+    # a damaged checkpoint: the loader's message names the full path; the status shows the file name only
+    bad = tmp_path / "denoise.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path))
+    st = D.checkpoint_status()["denoise"]
+    assert not st["present"] and "denoise.safetensors" in st["note"] and str(tmp_path) not in st["note"]
+    assert D.hide_paths(f"{tmp_path}/x.safetensors: corrupt") == "x.safetensors: corrupt"
