@@ -87,6 +87,23 @@ def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=Fa
 
 @gpu
 @user_errors
+def quantile_t(image, task, stage=1, level=0, t=0.75, q=0.9, reference=None, synthesize=False, sigma=25,
+               rain="light", blur_size=21, seed=0):
+    """The t at the q-quantile of the chosen block's M_sr (coverage 1 - q); the UI then re-inspects."""
+    return D.quantile_t(image, task, stage, level, t, q, reference, synthesize, sigma, rain, blur_size, seed)
+
+
+@gpu
+@user_errors
+def inspect_figure(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25,
+                   rain="light", blur_size=21, seed=0):
+    """The chosen block's figure as a high-resolution PNG and a PDF, for slides."""
+    return [str(p) for p in D.inspect_figure(image, task, stage, level, t, reference, synthesize, sigma, rain,
+                                             blur_size, seed)]
+
+
+@gpu
+@user_errors
 def t_sweep(image, task, stage=1, level=0, reference=None, synthesize=False, sigma=25, rain="light",
             blur_size=21, seed=0):
     """Mask coverage (and PSNR with a reference) for 8 values of t."""
@@ -172,10 +189,17 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     stage = gr.Radio([1, 2], value=1, label="Stage")
                     level = gr.Slider(0, 3, value=0, step=1, label="Level")
-                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.05, label="Mask threshold t", elem_id="t-slider")
+                    # fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
+                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.0001, label="Mask threshold t", elem_id="t-slider")
                 with gr.Row():
                     inspect_btn = gr.Button("Inspect", variant="primary")
                     sweep_btn = gr.Button("Sweep t (8 runs)")
+                    q = gr.Number(0.9, minimum=0, maximum=1, step=0.05, elem_id="quantile",
+                                  label="Quantile q of this block's M_sr (mask coverage 1 - q)")
+                    q_btn = gr.Button("Set t at this quantile", elem_id="quantile-btn")
+                    fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="inspect-figure-btn")
+                ins_fig = gr.File(label="Figure of this block (PNG 200 dpi, PDF)", file_count="multiple",
+                                  elem_id="inspect-figure", visible=False)
                 ins_facts = gr.Markdown(label="facts", elem_id="inspect-facts")
                 ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
                                             max_height=420)
@@ -191,6 +215,10 @@ def build() -> gr.Blocks:
                 stage.input(inspect, ins_in, ins_out, api_name=False)
                 level.release(inspect, ins_in, ins_out, api_name=False)
                 sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep")
+                q_btn.click(quantile_t, [image, task, stage, level, t, q, *prep], t, api_name="quantile_t").success(
+                    inspect, ins_in, ins_out, api_name=False)
+                fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
+                    lambda: gr.update(visible=True), None, ins_fig, api_name=False, queue=False)
 
             with gr.Tab("Intra-CR explorer", id="intra_cr"):
                 gr.Markdown("Negatives by mixup, **N = lambda I + (1 - lambda) J** (I degraded, J clean); the "

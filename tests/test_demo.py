@@ -221,3 +221,63 @@ def test_no_server_paths_in_status_or_errors(ckdir, photo, tmp_path, monkeypatch
     st = D.checkpoint_status()["denoise"]
     assert not st["present"] and "denoise.safetensors" in st["note"] and str(tmp_path) not in st["note"]
     assert D.hide_paths(f"{tmp_path}/x.safetensors: corrupt") == "x.safetensors: corrupt"
+
+
+# ---------------------------------------------------------------- Inspect DFR: histograms, quantile control
+
+def test_t_at_quantile_sets_the_coverage():
+    r = np.linspace(0.47, 0.51, 1000).reshape(25, 40)
+    t = D.t_at_quantile(r, 0.9)
+    assert 0.505 < t < 0.507 and 0.1 <= (r >= t).mean() < 0.102
+    assert D.t_at_quantile(r, 0.0) <= r.min() and (r >= D.t_at_quantile(r, 0.0)).all()
+    with pytest.raises(D.DemoError, match="quantile"):
+        D.t_at_quantile(r, 1.5)
+
+
+def test_empty_mask_is_explained_and_the_quantile_control_fills_it(photo):
+    first = D.inspect(photo, "denoise", 1, 0, 1.0)
+    top = float(D.probe_run(D.model_for("denoise"), D.prepare(photo, "denoise", max_side=D.INSPECT_MAX_SIDE)
+                            .degraded, 1.0)[1][(1, 0)].response.max())
+    assert top < 1.0 and first.coverage[(1, 0)] == 0
+    assert "No pixel reaches t = 1.000" in first.facts and "whole map" in first.facts
+    t = D.quantile_t(photo, "denoise", 1, 0, 1.0, 0.8)
+    after = D.inspect(photo, "denoise", 1, 0, t)
+    # stage 1 level 0 sees the input only, so its map does not depend on t: coverage 1 - q (t is floored to 1e-4)
+    assert 0.2 <= after.coverage[(1, 0)] < 0.3 and "No pixel" not in after.facts.split("**S1 L0**")[1]
+    assert "% of the pixels have M_sr >= t" in after.facts
+
+
+def test_block_figure_has_fitted_colour_scale_and_histogram(photo):
+    from drcnet.demo.inspect_tab import fitted_range
+    assert fitted_range(np.array([[0.47, 0.51]])) == (0.47, 0.51)
+    lo, hi = fitted_range(np.full((2, 2), 0.5))
+    assert lo < 0.5 < hi                                     # a flat map still gets a drawable scale
+    r = D.inspect(photo, "denoise", 1, 0, 0.5)
+    assert r.block.size[0] >= 1200 and r.overview.size[1] > 700       # 2x4 block grid; maps + histograms rows
+
+
+def test_inspect_figure_download_is_high_resolution_png_and_pdf(photo):
+    png, pdf = D.inspect_figure(photo, "denoise", 2, 1, 0.6, dpi=120)
+    assert png.suffix == ".png" and pdf.suffix == ".pdf" and pdf.read_bytes()[:4] == b"%PDF"
+    assert Image.open(png).size[0] > 1500                    # 16 in at 120 dpi
+    import matplotlib.pyplot as plt
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("mode", ["sample", "official"])
+def test_empty_or_full_mask_falls_back_to_whole_map_instance_norm(mode):
+    """What explain_mask tells the user: with no pixel (or every pixel) over t, RegionNorm is InstanceNorm.
+    Official mode adds one small constant: the empty region's area is clamped to 1, so its InstanceNorm of a
+    constant (= the bias) is weighted by sqrt(1 / (B*H*W)) instead of 0."""
+    from drcnet.dfr import RegionNorm
+    torch.manual_seed(0)
+    rn = RegionNorm(4, mode)
+    with torch.no_grad():
+        rn.norm.weight.uniform_(0.5, 1.5), rn.norm.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 4, 12, 10) * 3 + 1
+    ref = torch.nn.functional.instance_norm(x, weight=rn.norm.weight, bias=rn.norm.bias, eps=rn.norm.eps)
+    if mode == "official":
+        ref = ref + rn.norm.bias[None, :, None, None] * (1 / (12 * 10)) ** 0.5
+    for fill in (0.0, 1.0):
+        out = rn(x, torch.full((1, 1, 12, 10), fill))
+        torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)

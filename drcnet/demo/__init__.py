@@ -324,16 +324,22 @@ _results_dir: list[Path] = []
 KEEP_RESULTS = 32
 
 
-def result_file(prepared: Prepared, restored: np.ndarray) -> Path:
-    """Write the full-fidelity result (16-bit PNG for 16-bit inputs, alpha and grey as the input had them) to
-    a private temporary folder that keeps only the newest KEEP_RESULTS files."""
+def output_folder() -> Path:
+    """A private temporary folder for downloads (results, figures) that keeps only the newest KEEP_RESULTS
+    files, so a long-running server does not fill its disk."""
     import tempfile
     if not _results_dir:
         _results_dir.append(Path(tempfile.mkdtemp(prefix="drcnet-results-")))
     folder = _results_dir[0]
-    old = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime)
-    for p in old[:max(0, len(old) - KEEP_RESULTS + 1)]:
+    old = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
+    for p in old[:max(0, len(old) - KEEP_RESULTS + 2)]:
         p.unlink(missing_ok=True)
+    return folder
+
+
+def result_file(prepared: Prepared, restored: np.ndarray) -> Path:
+    """Write the full-fidelity result (16-bit PNG for 16-bit inputs, alpha and grey as the input had them)."""
+    folder = output_folder()
     stem = Path(prepared.loaded.source_name).stem[:40] or "image"
     path = folder / f"{stem}_restored_{time.time_ns() % 10**9}.png"
     if prepared.synthetic:
@@ -377,6 +383,7 @@ def examples(task: str | None = None) -> list[list]:
 # `from drcnet import demo as D; D.inspect(...)` keeps working. They read the settings above through the package
 # (base.INSPECT_MAX_SIDE ...) at call time, so a test's monkeypatch of D.<setting> reaches them.
 from .figures import fig_to_image  # noqa: E402,F401
-from .inspect_tab import InspectResult, block_figure, inspect, overview_figure, probe_run, t_sweep  # noqa: E402,F401
+from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
+                          overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
 from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
 from .compare_tab import CompareResult, baseline_info, compare  # noqa: E402,F401

@@ -26,3 +26,19 @@ def _heat(ax, fig, data, title, cmap="viridis", vmin=None, vmax=None):
     ax.set_title(title, fontsize=9)
     ax.set_xticks([]), ax.set_yticks([])
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+
+
+def save_figure(fig, stem: str) -> list:
+    """Write a figure as PNG (at the figure's dpi) and PDF into the app's private output folder, close it, and
+    return both paths: the download for slides."""
+    import time
+    from . import output_folder
+    folder = output_folder()
+    stem = f"{stem}_{time.time_ns() % 10**9}"          # two sessions' downloads never overwrite each other
+    paths = [folder / f"{stem}.{ext}" for ext in ("png", "pdf")]
+    try:
+        for path in paths:
+            fig.savefig(path, dpi=fig.dpi, bbox_inches="tight")
+    finally:
+        _plt().close(fig)
+    return paths
