@@ -7,7 +7,9 @@ API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /intra_
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect as inspect_module
 import logging
 import os
 
@@ -43,22 +45,36 @@ class PathImage(gr.Image):
 
 def user_errors(fn):
     """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text);
-    anything else is logged and reported briefly, and the app stays up."""
+    anything else is logged and reported briefly, and the app stays up. Generators (Compare) are wrapped
+    as generators, so an error in a later step is caught too."""
+    if inspect_module.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            with _user_errors(fn):
+                yield from fn(*args, **kwargs)
+        return gen_wrapper
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with _user_errors(fn):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (D.DemoError, ImageError, CheckpointError) as e:
-            raise gr.Error(D.hide_paths(str(e)), print_exception=False) from None
-        except MemoryError:
-            raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
-        except Exception as e:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(e).__name__}: {D.hide_paths(str(e))}); the app is still "
-                           "running.") from None
     return wrapper
+
+
+@contextlib.contextmanager
+def _user_errors(fn):
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (D.DemoError, ImageError, CheckpointError) as e:
+        raise gr.Error(D.hide_paths(str(e)), print_exception=False) from None
+    except MemoryError:
+        raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
+    except Exception as e:
+        log.exception("unexpected error in %s", fn.__name__)
+        raise gr.Error(f"Unexpected error ({type(e).__name__}: {D.hide_paths(str(e))}); the app is still "
+                       "running.") from None
 
 
 # ---------------------------------------------------------------- handlers (API signatures)
@@ -122,11 +138,44 @@ def intra_cr(image, task, lam=0.95, reference=None, synthesize=True, sigma=25, r
 
 @gpu
 @user_errors
-def compare(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0):
-    """DRCNet, ablation checkpoints and classical baselines on one input: gallery, metrics table, notes."""
-    r = D.compare(image, task, reference, synthesize, sigma, rain, blur_size, seed)
-    notes = "\n".join(f"- {n}" for n in r.notes)
-    return r.gallery, {"headers": r.headers, "data": r.table}, notes
+def compare(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0,
+            progress=gr.Progress()):
+    """DRCNet, its stage 1, ablation checkpoints and classical baselines on one input: gallery, metrics table
+    (best PSNR first), notes. Yields the fast methods first, then BM3D when it is done. The results themselves go
+    to a session State (not part of the API answer) for the slider, the zoom and the figure."""
+    def tick(i, n, name):
+        progress(i / n, desc=f"{name} ({i + 1}/{n})")
+    for r in D.compare_steps(image, task, reference, synthesize, sigma, rain, blur_size, seed, progress=tick):
+        notes = "\n".join(f"- {n}" for n in r.notes)
+        yield r.gallery, {"headers": r.headers, "data": r.table}, notes, r.images, r.table
+
+
+def compare_choices(images):
+    """Fill the slider's two pickers (DRCNet against the input by default) and the image to click for the zoom."""
+    names = list(images or {})
+    if not names:
+        return gr.update(), gr.update(), None, None
+    right = "DRCNet" if "DRCNet" in names else names[-1]
+    pair = D.compare_pair(images, names[0], right)
+    return (gr.update(choices=names, value=names[0]), gr.update(choices=names, value=right), pair,
+            pair[0])
+
+
+@user_errors
+def compare_pair(images, left, right):
+    return D.compare_pair(images, left, right)
+
+
+@user_errors
+def zoom(images, size, evt: gr.SelectData):
+    """The same crop of every result around the clicked point."""
+    x, y = evt.index
+    return D.zoom_crops(images, x, y, int(size)), (x, y)
+
+
+@user_errors
+def compare_figure(images, table, point, size):
+    return [str(p) for p in D.compare_figure(images, table, point, int(size))]
 
 
 def status():
@@ -239,13 +288,38 @@ def build() -> gr.Blocks:
                 lam.release(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name=False)
 
             with gr.Tab("Compare", id="compare"):
-                gr.Markdown("The input through DRCNet, any ablation checkpoints (`<task>-*.safetensors`) and the "
-                            f"classical baselines (inputs downscaled to at most {D.INSPECT_MAX_SIDE} px).")
+                gr.Markdown("The input through DRCNet (and its stage 1), any ablation checkpoints "
+                            "(`<task>-*.safetensors`) and the classical baselines (inputs downscaled to at most "
+                            f"{D.INSPECT_MAX_SIDE} px). BM3D is slow: the other results appear first.")
                 cmp_btn = gr.Button("Compare", variant="primary")
-                gallery = gr.Gallery(label="Results", columns=4, height=420, format="png")
-                cmp_table = gr.Dataframe(label="Metrics and timings", interactive=False, elem_id="compare-table")
-                cmp_notes = gr.Markdown(label="notes")
-                cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes], api_name="compare")
+                cmp_images, cmp_rows, cmp_point = gr.State(None), gr.State(None), gr.State(None)
+                with gr.Row():
+                    left = gr.Dropdown([], label="Left of the slider", elem_id="cmp-left", interactive=True)
+                    right = gr.Dropdown([], label="Right of the slider", elem_id="cmp-right", interactive=True)
+                pair_slider = gr.ImageSlider(type="pil", format="png", label="Pick any two results",
+                                             elem_id="cmp-slider", max_height=520, buttons=["fullscreen"])
+                with gr.Row():
+                    zoom_src = gr.Image(type="pil", format="png", label="Click a point to zoom every result there",
+                                        elem_id="zoom-source", interactive=False, height=320)
+                    with gr.Column():
+                        zoom_size = gr.Slider(16, 128, value=48, step=8, label="Zoom crop size (px)")
+                        cmp_fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="compare-figure-btn")
+                        cmp_fig = gr.File(label="Comparison figure (PNG 200 dpi, PDF)", file_count="multiple",
+                                          elem_id="compare-figure")
+                zoom_gallery = gr.Gallery(label="The same crop of every result", columns=6, height=300,
+                                          format="png", elem_id="zoom-crops", allow_preview=False)
+                cmp_table = gr.Dataframe(label="Metrics and timings (best PSNR first)", interactive=False,
+                                         elem_id="compare-table")
+                cmp_notes = gr.Markdown(label="notes", elem_id="compare-notes")
+                gallery = gr.Gallery(label="All results", columns=5, height=360, format="png")
+                cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes, cmp_images, cmp_rows],
+                              api_name="compare").success(
+                    compare_choices, cmp_images, [left, right, pair_slider, zoom_src], api_name=False)
+                for dd in (left, right):
+                    dd.input(compare_pair, [cmp_images, left, right], pair_slider, api_name=False)
+                zoom_src.select(zoom, [cmp_images, zoom_size], [zoom_gallery, cmp_point], api_name=False)
+                cmp_fig_btn.click(compare_figure, [cmp_images, cmp_rows, cmp_point, zoom_size], cmp_fig,
+                                  api_name=False)   # works on session state: no API use
 
         rows = D.examples()
         if rows:

@@ -178,14 +178,76 @@ def test_intra_cr_explorer(photo):
         D.intra_cr(photo, "denoise", synthesize=False)
 
 
-def test_compare_lists_ablation_and_baselines(photo):
-    r = D.compare(photo, "denoise", synthesize=True, sigma=20)
+def test_compare_lists_ablation_and_baselines(photo, compared):
+    r = compared
     names = [row[0] for row in r.table]
-    assert names[:3] == ["input (degraded)", "DRCNet", "DRCNet l1"] and "nlm" in names
+    assert {"input (degraded)", "DRCNet", "DRCNet stage 1", "DRCNet l1", "nlm"} <= set(names)
     assert all(row[1] is not None for row in r.table) and len(r.gallery) == len(r.table) + 1
     r = D.compare(photo, "deblur")     # no checkpoint, real photo: baselines only, nonblind skipped
     assert "DRCNet" not in [row[0] for row in r.table]
     assert any("missing" in n for n in r.notes) and any("nonblind" in n for n in r.notes)
+
+
+@pytest.fixture(scope="module")
+def compared(ckdir, photo):
+    """One synthetic denoise comparison shared by the tests that only read it (each run takes seconds)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRCNET_CHECKPOINTS", str(ckdir))
+        return D.compare(photo, "denoise", synthesize=True, sigma=20)
+
+
+def test_compare_table_sorted_with_the_winner_marked(photo, compared):
+    r = compared
+    psnrs = [row[1] for row in r.table]
+    assert psnrs == sorted(psnrs, reverse=True) and r.headers[-1] == "rank"
+    marked = [row for row in r.table if "best" in row[-1]]
+    best = max((row for row in r.table if row[0] != "input (degraded)"), key=lambda row: row[1])
+    assert marked == [best]
+    # the gallery follows the table's order after input and clean reference
+    assert [g[1].split(" (")[0] for g in r.gallery[2:]] == [row[0] for row in r.table if row[0] != "input (degraded)"]
+    # without a reference: no ranking, nothing marked
+    assert all(row[-1] == "" for row in D.compare(photo, "denoise").table)
+
+
+def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch):
+    """BM3D (tens of seconds) must not hold back DRCNet and the quick baselines: a first step without it."""
+    from drcnet import baselines
+    from drcnet.demo import compare_tab
+    calls = []
+
+    def slow(x, info):
+        calls.append("bm3d")
+        return x
+    monkeypatch.setitem(baselines.BASELINES["denoise"], "bm3d", slow)
+    steps = D.compare_steps(photo, "denoise", synthesize=True)
+    first = next(steps)
+    assert calls == [] and "bm3d" not in first.images and first.pending == ["bm3d"]
+    assert "DRCNet" in first.images and "nlm" in first.images and any("bm3d still running" in n for n in first.notes)
+    last = list(steps)[-1]
+    assert calls == ["bm3d"] and "bm3d" in last.images and last.pending == []
+    assert compare_tab.SLOW == {"bm3d"}
+
+
+def test_compare_pair_zoom_and_figure(compared):
+    r = compared
+    left, right = D.compare_pair(r.images, "DRCNet", "clean reference")
+    assert left.size == right.size == (64, 48)
+    assert np.array_equal(np.asarray(right), r.images["clean reference"])
+    with pytest.raises(D.DemoError, match="not among"):
+        D.compare_pair(r.images, "DRCNet", "nonexistent")
+    with pytest.raises(D.DemoError, match="Compare button"):
+        D.compare_pair(None, "DRCNet", "nlm")
+    crops = D.zoom_crops(r.images, 60, 2, size=16, display=64)      # near the corner: the box moves inside
+    assert len(crops) == len(r.images) and all(c.size == (64, 64) for c, _ in crops)
+    assert all("[48:64, 0:16]" in label for _, label in crops)
+    name = "DRCNet"
+    k = list(r.images).index(name)
+    small = np.asarray(crops[k][0])[::4, ::4]
+    assert np.array_equal(small, r.images[name][0:16, 48:64])          # the same crop, enlarged 4x
+    png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
+    assert pdf.read_bytes()[:4] == b"%PDF" and Image.open(png).size[0] > 600
+    import matplotlib.pyplot as plt
+    assert plt.get_fignums() == []
 
 
 def test_figures_are_closed(photo):
