@@ -178,6 +178,12 @@ def compare_figure(images, table, point, size):
     return [str(p) for p in D.compare_figure(images, table, point, int(size))]
 
 
+def example_values(evt: gr.SelectData):
+    """The clicked example's parameters, in the order [image, task, reference, synthesize, sigma, rain,
+    blur_size, seed]."""
+    return D.examples()[evt.index]
+
+
 def status():
     """Which task checkpoints are present (markdown)."""
     return D.status_markdown()
@@ -323,9 +329,12 @@ def build() -> gr.Blocks:
 
         rows = D.examples()
         if rows:
-            gr.Examples(rows, [image, task, reference, synthesize, sigma, rain, blur_size, seed],
-                        outputs=restore_out, fn=restore, run_on_click=True, cache_examples=False,
-                        label="Examples (click one to restore it)", examples_per_page=12, elem_id="examples")
+            # a captioned gallery instead of gr.Examples' table of raw parameters; a click fills the (hidden)
+            # parameters into the controls, then restores
+            ex_gallery = gr.Gallery(D.example_gallery(), label="Examples (click one to restore it)", columns=6,
+                                    height=300, allow_preview=False, elem_id="examples", format="png")
+            ex_gallery.select(example_values, None, [image, task, *prep], api_name=False).success(
+                restore, [image, task, *prep, stage1], restore_out, api_name=False, concurrency_limit=1)
         refresh = gr.Button("Refresh checkpoint status", size="sm")
         refresh.click(status, None, status_md, api_name="status")
     return app

@@ -343,3 +343,15 @@ def test_empty_or_full_mask_falls_back_to_whole_map_instance_norm(mode):
     for fill in (0.0, 1.0):
         out = rn(x, torch.full((1, 1, 12, 10), fill))
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_example_gallery_captions_match_the_rows():
+    gallery, rows = D.example_gallery(), D.examples()
+    assert [g[0] for g in gallery] == [r[0] for r in rows]           # index i of the gallery fills row i
+    captions = [g[1] for g in gallery]
+    assert "denoise, sigma 25" in captions and "deblur, real camera shake" in captions
+    assert "derain, heavy rain" in captions and "deblur, 21 px motion blur" in captions
+    assert all(c.split(",")[0] == r[1] for c, r in zip(captions, rows))
+    assert not any("true" in c.lower() or "false" in c.lower() for c in captions)   # no raw parameters
+    # a real degraded photo for denoise (Hubble) and deblur (clock); none exists for rain (assets/README.md)
+    assert {"denoise", "deblur"} <= {r[1] for r in rows if r[2] is None and not r[3]}

@@ -361,30 +361,43 @@ def describe_info(info: dict) -> str:
 
 # ---------------------------------------------------------------- examples
 
-def examples(task: str | None = None) -> list[list]:
-    """Rows for gr.Examples: [input, task, reference, synthesize, sigma, rain, blur_size, seed], read from
-    assets/examples.json (written by scripts/make_assets.py); paths made absolute."""
+def _example_entries(task: str | None = None) -> list[dict]:
     import json
     index = ASSETS / "examples.json"
     if not index.is_file():
         return []
+    return [e for e in json.loads(index.read_text()) if not task or e["task"] == task]
+
+
+def examples(task: str | None = None) -> list[list]:
+    """Rows [input, task, reference, synthesize, sigma, rain, blur_size, seed] that fill the controls, read from
+    assets/examples.json (written by scripts/make_assets.py); paths made absolute."""
     rows = []
-    for e in json.loads(index.read_text()):
-        if task and e["task"] != task:
-            continue
+    for e in _example_entries(task):
         ref = str(ASSETS / e["reference"]) if e.get("reference") else None
-        made = e.get("settings") or {}          # how a committed degraded file was made, shown in the UI
+        made = e.get("settings") or {}          # how a committed degraded file was made
         rows.append([str(ASSETS / e["input"]), e["task"], ref, bool(e.get("synthesize", False)),
                      e.get("sigma", made.get("sigma", 25)), e.get("rain", made.get("setting", "light")),
                      e.get("blur_size", made.get("size", 21)), e.get("seed", 0)])
     return rows
 
-# ---------------------------------------------------------------- the tabs (one module each), re-exported so that
-# `from drcnet import demo as D; D.inspect(...)` keeps working. They read the settings above through the package
-# (base.INSPECT_MAX_SIDE ...) at call time, so a test's monkeypatch of D.<setting> reaches them.
-from .figures import fig_to_image  # noqa: E402,F401
-from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
-                          overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
-from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
-from .compare_tab import (CompareResult, baseline_info, compare, compare_figure, compare_pair,  # noqa: E402,F401
-                          compare_steps, zoom_crops)
+
+def example_caption(entry: dict) -> str:
+    """What a visitor reads under a thumbnail: the task and its setting ("denoise, sigma 25"); the entry's own
+    caption for real photos, which have no synthetic setting. The raw parameters stay out of sight."""
+    if entry.get("caption"):
+        return entry["caption"]
+    made = entry.get("settings") or {}
+    task = entry["task"]
+    if task == "denoise":
+        setting = f"sigma {entry.get('sigma', made.get('sigma', 25)):g}"
+    elif task == "derain":
+        setting = f"{entry.get('rain', made.get('setting', 'light'))} rain"
+    else:
+        setting = f"{entry.get('blur_size', made.get('size', 21))} px motion blur"
+    return f"{task}, {setting}" + (" (degraded here)" if entry.get("synthesize") else "")
+
+
+def example_gallery(task: str | None = None) -> list[tuple[str, str]]:
+    """(thumbnail path, caption) per example, in the order of examples(): index i fills the controls with row i."""
+    return [(str(ASSETS / e["input"]), example_caption(e)) for e in _example_entries(task)]
