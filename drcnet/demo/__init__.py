@@ -401,3 +401,14 @@ def example_caption(entry: dict) -> str:
 def example_gallery(task: str | None = None) -> list[tuple[str, str]]:
     """(thumbnail path, caption) per example, in the order of examples(): index i fills the controls with row i."""
     return [(str(ASSETS / e["input"]), example_caption(e)) for e in _example_entries(task)]
+
+
+# ---------------------------------------------------------------- the tabs (one module each), re-exported so that
+# `from drcnet import demo as D; D.inspect(...)` keeps working. They read the settings above through the package
+# (base.INSPECT_MAX_SIDE ...) at call time, so a test's monkeypatch of D.<setting> reaches them.
+from .figures import fig_to_image  # noqa: E402,F401
+from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
+                          overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
+from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
+from .compare_tab import (CompareResult, baseline_info, compare, compare_figure, compare_pair,  # noqa: E402,F401
+                          compare_steps, zoom_crops)
