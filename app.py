@@ -7,7 +7,9 @@ API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /intra_
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect as inspect_module
 import logging
 import os
 
@@ -43,21 +45,36 @@ class PathImage(gr.Image):
 
 def user_errors(fn):
     """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text);
-    anything else is logged and reported briefly, and the app stays up."""
+    anything else is logged and reported briefly, and the app stays up. Generators (Compare) are wrapped
+    as generators, so an error in a later step is caught too."""
+    if inspect_module.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            with _user_errors(fn):
+                yield from fn(*args, **kwargs)
+        return gen_wrapper
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with _user_errors(fn):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (D.DemoError, ImageError, CheckpointError) as e:
-            raise gr.Error(str(e), print_exception=False) from None
-        except MemoryError:
-            raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
-        except Exception as e:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(e).__name__}: {e}); the app is still running.") from None
     return wrapper
+
+
+@contextlib.contextmanager
+def _user_errors(fn):
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (D.DemoError, ImageError, CheckpointError) as e:
+        raise gr.Error(D.hide_paths(str(e)), print_exception=False) from None
+    except MemoryError:
+        raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
+    except Exception as e:
+        log.exception("unexpected error in %s", fn.__name__)
+        raise gr.Error(f"Unexpected error ({type(e).__name__}: {D.hide_paths(str(e))}); the app is still "
+                       "running.") from None
 
 
 # ---------------------------------------------------------------- handlers (API signatures)
@@ -86,6 +103,23 @@ def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=Fa
 
 @gpu
 @user_errors
+def quantile_t(image, task, stage=1, level=0, t=0.75, q=0.9, reference=None, synthesize=False, sigma=25,
+               rain="light", blur_size=21, seed=0):
+    """The t at the q-quantile of the chosen block's M_sr (coverage 1 - q); the UI then re-inspects."""
+    return D.quantile_t(image, task, stage, level, t, q, reference, synthesize, sigma, rain, blur_size, seed)
+
+
+@gpu
+@user_errors
+def inspect_figure(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25,
+                   rain="light", blur_size=21, seed=0):
+    """The chosen block's figure as a high-resolution PNG and a PDF, for slides."""
+    return [str(p) for p in D.inspect_figure(image, task, stage, level, t, reference, synthesize, sigma, rain,
+                                             blur_size, seed)]
+
+
+@gpu
+@user_errors
 def t_sweep(image, task, stage=1, level=0, reference=None, synthesize=False, sigma=25, rain="light",
             blur_size=21, seed=0):
     """Mask coverage (and PSNR with a reference) for 8 values of t."""
@@ -104,11 +138,50 @@ def intra_cr(image, task, lam=0.95, reference=None, synthesize=True, sigma=25, r
 
 @gpu
 @user_errors
-def compare(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0):
-    """DRCNet, ablation checkpoints and classical baselines on one input: gallery, metrics table, notes."""
-    r = D.compare(image, task, reference, synthesize, sigma, rain, blur_size, seed)
-    notes = "\n".join(f"- {n}" for n in r.notes)
-    return r.gallery, {"headers": r.headers, "data": r.table}, notes
+def compare(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0,
+            progress=gr.Progress()):
+    """DRCNet, its stage 1, ablation checkpoints and classical baselines on one input: gallery, metrics table
+    (best PSNR first), notes. Yields the fast methods first, then BM3D when it is done. The results themselves go
+    to a session State (not part of the API answer) for the slider, the zoom and the figure."""
+    def tick(i, n, name):
+        progress(i / n, desc=f"{name} ({i + 1}/{n})")
+    for r in D.compare_steps(image, task, reference, synthesize, sigma, rain, blur_size, seed, progress=tick):
+        notes = "\n".join(f"- {n}" for n in r.notes)
+        yield r.gallery, {"headers": r.headers, "data": r.table}, notes, r.images, r.table
+
+
+def compare_choices(images):
+    """Fill the slider's two pickers (DRCNet against the input by default) and the image to click for the zoom."""
+    names = list(images or {})
+    if not names:
+        return gr.update(), gr.update(), None, None
+    right = "DRCNet" if "DRCNet" in names else names[-1]
+    pair = D.compare_pair(images, names[0], right)
+    return (gr.update(choices=names, value=names[0]), gr.update(choices=names, value=right), pair,
+            pair[0])
+
+
+@user_errors
+def compare_pair(images, left, right):
+    return D.compare_pair(images, left, right)
+
+
+@user_errors
+def zoom(images, size, evt: gr.SelectData):
+    """The same crop of every result around the clicked point."""
+    x, y = evt.index
+    return D.zoom_crops(images, x, y, int(size)), (x, y)
+
+
+@user_errors
+def compare_figure(images, table, point, size):
+    return [str(p) for p in D.compare_figure(images, table, point, int(size))]
+
+
+def example_values(evt: gr.SelectData):
+    """The clicked example's parameters, in the order [image, task, reference, synthesize, sigma, rain,
+    blur_size, seed]."""
+    return D.examples()[evt.index]
 
 
 def status():
@@ -171,10 +244,17 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     stage = gr.Radio([1, 2], value=1, label="Stage")
                     level = gr.Slider(0, 3, value=0, step=1, label="Level")
-                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.05, label="Mask threshold t", elem_id="t-slider")
+                    # fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
+                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.0001, label="Mask threshold t", elem_id="t-slider")
                 with gr.Row():
                     inspect_btn = gr.Button("Inspect", variant="primary")
                     sweep_btn = gr.Button("Sweep t (8 runs)")
+                    q = gr.Number(0.9, minimum=0, maximum=1, step=0.05, elem_id="quantile",
+                                  label="Quantile q of this block's M_sr (mask coverage 1 - q)")
+                    q_btn = gr.Button("Set t at this quantile", elem_id="quantile-btn")
+                    fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="inspect-figure-btn")
+                ins_fig = gr.File(label="Figure of this block (PNG 200 dpi, PDF)", file_count="multiple",
+                                  elem_id="inspect-figure", visible=False)
                 ins_facts = gr.Markdown(label="facts", elem_id="inspect-facts")
                 ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
                                             max_height=420)
@@ -190,6 +270,10 @@ def build() -> gr.Blocks:
                 stage.input(inspect, ins_in, ins_out, api_name=False)
                 level.release(inspect, ins_in, ins_out, api_name=False)
                 sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep")
+                q_btn.click(quantile_t, [image, task, stage, level, t, q, *prep], t, api_name="quantile_t").success(
+                    inspect, ins_in, ins_out, api_name=False)
+                fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
+                    lambda: gr.update(visible=True), None, ins_fig, api_name=False, queue=False)
 
             with gr.Tab("Intra-CR explorer", id="intra_cr"):
                 gr.Markdown("Negatives by mixup, **N = lambda I + (1 - lambda) J** (I degraded, J clean); the "
@@ -210,19 +294,47 @@ def build() -> gr.Blocks:
                 lam.release(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name=False)
 
             with gr.Tab("Compare", id="compare"):
-                gr.Markdown("The input through DRCNet, any ablation checkpoints (`<task>-*.safetensors`) and the "
-                            f"classical baselines (inputs downscaled to at most {D.INSPECT_MAX_SIDE} px).")
+                gr.Markdown("The input through DRCNet (and its stage 1), any ablation checkpoints "
+                            "(`<task>-*.safetensors`) and the classical baselines (inputs downscaled to at most "
+                            f"{D.INSPECT_MAX_SIDE} px). BM3D is slow: the other results appear first.")
                 cmp_btn = gr.Button("Compare", variant="primary")
-                gallery = gr.Gallery(label="Results", columns=4, height=420, format="png")
-                cmp_table = gr.Dataframe(label="Metrics and timings", interactive=False, elem_id="compare-table")
-                cmp_notes = gr.Markdown(label="notes")
-                cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes], api_name="compare")
+                cmp_images, cmp_rows, cmp_point = gr.State(None), gr.State(None), gr.State(None)
+                with gr.Row():
+                    left = gr.Dropdown([], label="Left of the slider", elem_id="cmp-left", interactive=True)
+                    right = gr.Dropdown([], label="Right of the slider", elem_id="cmp-right", interactive=True)
+                pair_slider = gr.ImageSlider(type="pil", format="png", label="Pick any two results",
+                                             elem_id="cmp-slider", max_height=520, buttons=["fullscreen"])
+                with gr.Row():
+                    zoom_src = gr.Image(type="pil", format="png", label="Click a point to zoom every result there",
+                                        elem_id="zoom-source", interactive=False, height=320)
+                    with gr.Column():
+                        zoom_size = gr.Slider(16, 128, value=48, step=8, label="Zoom crop size (px)")
+                        cmp_fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="compare-figure-btn")
+                        cmp_fig = gr.File(label="Comparison figure (PNG 200 dpi, PDF)", file_count="multiple",
+                                          elem_id="compare-figure")
+                zoom_gallery = gr.Gallery(label="The same crop of every result", columns=6, height=300,
+                                          format="png", elem_id="zoom-crops", allow_preview=False)
+                cmp_table = gr.Dataframe(label="Metrics and timings (best PSNR first)", interactive=False,
+                                         elem_id="compare-table")
+                cmp_notes = gr.Markdown(label="notes", elem_id="compare-notes")
+                gallery = gr.Gallery(label="All results", columns=5, height=360, format="png")
+                cmp_btn.click(compare, [image, task, *prep], [gallery, cmp_table, cmp_notes, cmp_images, cmp_rows],
+                              api_name="compare").success(
+                    compare_choices, cmp_images, [left, right, pair_slider, zoom_src], api_name=False)
+                for dd in (left, right):
+                    dd.input(compare_pair, [cmp_images, left, right], pair_slider, api_name=False)
+                zoom_src.select(zoom, [cmp_images, zoom_size], [zoom_gallery, cmp_point], api_name=False)
+                cmp_fig_btn.click(compare_figure, [cmp_images, cmp_rows, cmp_point, zoom_size], cmp_fig,
+                                  api_name=False)   # works on session state: no API use
 
         rows = D.examples()
         if rows:
-            gr.Examples(rows, [image, task, reference, synthesize, sigma, rain, blur_size, seed],
-                        outputs=restore_out, fn=restore, run_on_click=True, cache_examples=False,
-                        label="Examples (click one to restore it)", examples_per_page=12, elem_id="examples")
+            # a captioned gallery instead of gr.Examples' table of raw parameters; a click fills the (hidden)
+            # parameters into the controls, then restores
+            ex_gallery = gr.Gallery(D.example_gallery(), label="Examples (click one to restore it)", columns=6,
+                                    height=300, allow_preview=False, elem_id="examples", format="png")
+            ex_gallery.select(example_values, None, [image, task, *prep], api_name=False).success(
+                restore, [image, task, *prep, stage1], restore_out, api_name=False, concurrency_limit=1)
         refresh = gr.Button("Refresh checkpoint status", size="sm")
         refresh.click(status, None, status_md, api_name="status")
     return app

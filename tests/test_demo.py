@@ -164,14 +164,76 @@ def test_intra_cr_explorer(photo):
         D.intra_cr(photo, "denoise", synthesize=False)
 
 
-def test_compare_lists_ablation_and_baselines(photo):
-    r = D.compare(photo, "denoise", synthesize=True, sigma=20)
+def test_compare_lists_ablation_and_baselines(photo, compared):
+    r = compared
     names = [row[0] for row in r.table]
-    assert names[:3] == ["input (degraded)", "DRCNet", "DRCNet l1"] and "nlm" in names
+    assert {"input (degraded)", "DRCNet", "DRCNet stage 1", "DRCNet l1", "nlm"} <= set(names)
     assert all(row[1] is not None for row in r.table) and len(r.gallery) == len(r.table) + 1
     r = D.compare(photo, "deblur")     # no checkpoint, real photo: baselines only, nonblind skipped
     assert "DRCNet" not in [row[0] for row in r.table]
     assert any("missing" in n for n in r.notes) and any("nonblind" in n for n in r.notes)
+
+
+@pytest.fixture(scope="module")
+def compared(ckdir, photo):
+    """One synthetic denoise comparison shared by the tests that only read it (each run takes seconds)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRCNET_CHECKPOINTS", str(ckdir))
+        return D.compare(photo, "denoise", synthesize=True, sigma=20)
+
+
+def test_compare_table_sorted_with_the_winner_marked(photo, compared):
+    r = compared
+    psnrs = [row[1] for row in r.table]
+    assert psnrs == sorted(psnrs, reverse=True) and r.headers[-1] == "rank"
+    marked = [row for row in r.table if "best" in row[-1]]
+    best = max((row for row in r.table if row[0] != "input (degraded)"), key=lambda row: row[1])
+    assert marked == [best]
+    # the gallery follows the table's order after input and clean reference
+    assert [g[1].split(" (")[0] for g in r.gallery[2:]] == [row[0] for row in r.table if row[0] != "input (degraded)"]
+    # without a reference: no ranking, nothing marked
+    assert all(row[-1] == "" for row in D.compare(photo, "denoise").table)
+
+
+def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch):
+    """BM3D (tens of seconds) must not hold back DRCNet and the quick baselines: a first step without it."""
+    from drcnet import baselines
+    from drcnet.demo import compare_tab
+    calls = []
+
+    def slow(x, info):
+        calls.append("bm3d")
+        return x
+    monkeypatch.setitem(baselines.BASELINES["denoise"], "bm3d", slow)
+    steps = D.compare_steps(photo, "denoise", synthesize=True)
+    first = next(steps)
+    assert calls == [] and "bm3d" not in first.images and first.pending == ["bm3d"]
+    assert "DRCNet" in first.images and "nlm" in first.images and any("bm3d still running" in n for n in first.notes)
+    last = list(steps)[-1]
+    assert calls == ["bm3d"] and "bm3d" in last.images and last.pending == []
+    assert compare_tab.SLOW == {"bm3d"}
+
+
+def test_compare_pair_zoom_and_figure(compared):
+    r = compared
+    left, right = D.compare_pair(r.images, "DRCNet", "clean reference")
+    assert left.size == right.size == (64, 48)
+    assert np.array_equal(np.asarray(right), r.images["clean reference"])
+    with pytest.raises(D.DemoError, match="not among"):
+        D.compare_pair(r.images, "DRCNet", "nonexistent")
+    with pytest.raises(D.DemoError, match="Compare button"):
+        D.compare_pair(None, "DRCNet", "nlm")
+    crops = D.zoom_crops(r.images, 60, 2, size=16, display=64)      # near the corner: the box moves inside
+    assert len(crops) == len(r.images) and all(c.size == (64, 64) for c, _ in crops)
+    assert all("[48:64, 0:16]" in label for _, label in crops)
+    name = "DRCNet"
+    k = list(r.images).index(name)
+    small = np.asarray(crops[k][0])[::4, ::4]
+    assert np.array_equal(small, r.images[name][0:16, 48:64])          # the same crop, enlarged 4x
+    png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
+    assert pdf.read_bytes()[:4] == b"%PDF" and Image.open(png).size[0] > 600
+    import matplotlib.pyplot as plt
+    assert plt.get_fignums() == []
 
 
 def test_figures_are_closed(photo):
@@ -191,3 +253,91 @@ def test_examples_exist_and_are_small():
         for p in (r[0], r[2]):
             if p:
                 assert Path(p).is_file() and Path(p).stat().st_size < 300_000
+
+
+def test_no_server_paths_in_status_or_errors(ckdir, photo, tmp_path, monkeypatch):
+    md = D.status_markdown()
+    assert str(ckdir) not in md and "denoise.safetensors" in md
+    assert all("/" not in info["file"] for info in D.checkpoint_status().values())
+    with pytest.raises(D.DemoError) as e:
+        D.restore(photo, "deblur")
+    assert str(ckdir) not in str(e.value) and "deblur.safetensors" in str(e.value)
+    # a damaged checkpoint: the loader's message names the full path; the status shows the file name only
+    bad = tmp_path / "denoise.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path))
+    st = D.checkpoint_status()["denoise"]
+    assert not st["present"] and "denoise.safetensors" in st["note"] and str(tmp_path) not in st["note"]
+    assert D.hide_paths(f"{tmp_path}/x.safetensors: corrupt") == "x.safetensors: corrupt"
+
+
+# ---------------------------------------------------------------- Inspect DFR: histograms, quantile control
+
+def test_t_at_quantile_sets_the_coverage():
+    r = np.linspace(0.47, 0.51, 1000).reshape(25, 40)
+    t = D.t_at_quantile(r, 0.9)
+    assert 0.505 < t < 0.507 and 0.1 <= (r >= t).mean() < 0.102
+    assert D.t_at_quantile(r, 0.0) <= r.min() and (r >= D.t_at_quantile(r, 0.0)).all()
+    with pytest.raises(D.DemoError, match="quantile"):
+        D.t_at_quantile(r, 1.5)
+
+
+def test_empty_mask_is_explained_and_the_quantile_control_fills_it(photo):
+    first = D.inspect(photo, "denoise", 1, 0, 1.0)
+    top = float(D.probe_run(D.model_for("denoise"), D.prepare(photo, "denoise", max_side=D.INSPECT_MAX_SIDE)
+                            .degraded, 1.0)[1][(1, 0)].response.max())
+    assert top < 1.0 and first.coverage[(1, 0)] == 0
+    assert "No pixel reaches t = 1.000" in first.facts and "whole map" in first.facts
+    t = D.quantile_t(photo, "denoise", 1, 0, 1.0, 0.8)
+    after = D.inspect(photo, "denoise", 1, 0, t)
+    # stage 1 level 0 sees the input only, so its map does not depend on t: coverage 1 - q (t is floored to 1e-4)
+    assert 0.2 <= after.coverage[(1, 0)] < 0.3 and "No pixel" not in after.facts.split("**S1 L0**")[1]
+    assert "% of the pixels have M_sr >= t" in after.facts
+
+
+def test_block_figure_has_fitted_colour_scale_and_histogram(photo):
+    from drcnet.demo.inspect_tab import fitted_range
+    assert fitted_range(np.array([[0.47, 0.51]])) == (0.47, 0.51)
+    lo, hi = fitted_range(np.full((2, 2), 0.5))
+    assert lo < 0.5 < hi                                     # a flat map still gets a drawable scale
+    r = D.inspect(photo, "denoise", 1, 0, 0.5)
+    assert r.block.size[0] >= 1200 and r.overview.size[1] > 700       # 2x4 block grid; maps + histograms rows
+
+
+def test_inspect_figure_download_is_high_resolution_png_and_pdf(photo):
+    png, pdf = D.inspect_figure(photo, "denoise", 2, 1, 0.6, dpi=120)
+    assert png.suffix == ".png" and pdf.suffix == ".pdf" and pdf.read_bytes()[:4] == b"%PDF"
+    assert Image.open(png).size[0] > 1500                    # 16 in at 120 dpi
+    import matplotlib.pyplot as plt
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("mode", ["sample", "official"])
+def test_empty_or_full_mask_falls_back_to_whole_map_instance_norm(mode):
+    """What explain_mask tells the user: with no pixel (or every pixel) over t, RegionNorm is InstanceNorm.
+    Official mode adds one small constant: the empty region's area is clamped to 1, so its InstanceNorm of a
+    constant (= the bias) is weighted by sqrt(1 / (B*H*W)) instead of 0."""
+    from drcnet.dfr import RegionNorm
+    torch.manual_seed(0)
+    rn = RegionNorm(4, mode)
+    with torch.no_grad():
+        rn.norm.weight.uniform_(0.5, 1.5), rn.norm.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 4, 12, 10) * 3 + 1
+    ref = torch.nn.functional.instance_norm(x, weight=rn.norm.weight, bias=rn.norm.bias, eps=rn.norm.eps)
+    if mode == "official":
+        ref = ref + rn.norm.bias[None, :, None, None] * (1 / (12 * 10)) ** 0.5
+    for fill in (0.0, 1.0):
+        out = rn(x, torch.full((1, 1, 12, 10), fill))
+        torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_example_gallery_captions_match_the_rows():
+    gallery, rows = D.example_gallery(), D.examples()
+    assert [g[0] for g in gallery] == [r[0] for r in rows]           # index i of the gallery fills row i
+    captions = [g[1] for g in gallery]
+    assert "denoise, sigma 25" in captions and "deblur, real camera shake" in captions
+    assert "derain, heavy rain" in captions and "deblur, 21 px motion blur" in captions
+    assert all(c.split(",")[0] == r[1] for c, r in zip(captions, rows))
+    assert not any("true" in c.lower() or "false" in c.lower() for c in captions)   # no raw parameters
+    # a real degraded photo for denoise (Hubble) and deblur (clock); none exists for rain (assets/README.md)
+    assert {"denoise", "deblur"} <= {r[1] for r in rows if r[2] is None and not r[3]}

@@ -1,0 +1,263 @@
+"""Inspect DFR tab: the maps of one DFR block at a chosen threshold t, all blocks at once, and a t sweep."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+import drcnet.demo as base
+from . import DemoError, model_for, prepare, quality, task_lock, to_pil
+from .figures import _heat, _plt, fig_to_image, save_figure
+from ..engine import Restorer
+from ..probes import FeatureProbe
+
+LEVEL_NAMES = base.LEVEL_NAMES
+
+
+def _upsample(mask: np.ndarray, shape) -> np.ndarray:
+    """Nearest-neighbour resize of a level's map to the image size (levels are 1/2^i of the input)."""
+    h, w = shape[:2]
+    ys = np.minimum((np.arange(h) * mask.shape[0] / h).astype(int), mask.shape[0] - 1)
+    xs = np.minimum((np.arange(w) * mask.shape[1] / w).astype(int), mask.shape[1] - 1)
+    return mask[ys][:, xs]
+
+
+
+def fitted_range(r: np.ndarray) -> tuple[float, float]:
+    """The colour scale of a map: its own min..max (a trained M_sr often spans a few hundredths, e.g. 0.47-0.51,
+    which a fixed 0..1 scale shows as one flat colour); a constant map gets a tiny span so imshow can draw it."""
+    lo, hi = float(r.min()), float(r.max())
+    return (lo, hi) if hi > lo else (lo - 1e-3, hi + 1e-3)
+
+
+def t_at_quantile(response: np.ndarray, q: float) -> float:
+    """The threshold that puts a fraction (1 - q) of this map's pixels in the mask (M_sr >= t): its q-quantile,
+    rounded down to 1e-4 so that rounding never empties the mask."""
+    q = float(q)
+    if not 0 <= q <= 1:
+        raise DemoError(f"the quantile must lie in 0..1, got {q}")
+    return float(np.floor(np.quantile(response, q) * 1e4) / 1e4)
+
+
+def explain_mask(maps, t: float) -> str:
+    """One sentence on what the mask does in this block at t, in the terms of drcnet/dfr.py's RegionNorm."""
+    if maps.response is None:
+        return "This level has no spatial filter, so t has no effect here."
+    lo, hi = (float(maps.response.min()), float(maps.response.max()))
+    span = f"M_sr spans {lo:.3f}-{hi:.3f}"
+    if maps.coverage == 0 or maps.coverage == 1:
+        where = "No pixel reaches" if maps.coverage == 0 else "Every pixel reaches"
+        return (f"{where} t = {t:.3f} ({span}): the mask is {'empty' if maps.coverage == 0 else 'full'}, so the "
+                "region normalisation has a single region, the whole map, and normalises each channel with the "
+                "whole map's mean and variance (a plain instance normalisation). The threshold then changes "
+                "nothing in this block; M_sr still shapes the output through gamma and beta. Set t at a quantile "
+                "of the map to see where the block responds most.")
+    return (f"{100 * maps.coverage:.1f}% of the pixels have M_sr >= t = {t:.3f} ({span}): the masked region and "
+            "the rest are each normalised with their own mean and variance.")
+
+
+def _histogram(ax, response: np.ndarray, t: float, coverage: float, fontsize=9):
+    """The histogram of M_sr with t drawn on it; t outside the map's range is marked at the edge with an arrow."""
+    ax.hist(response.ravel(), bins=60, color="0.35")
+    lo, hi = fitted_range(response)
+    ax.axvline(min(max(t, lo), hi), color="C3", lw=1.5, ls="-" if lo <= t <= hi else "--")
+    if not lo <= t <= hi:
+        ax.annotate(f"t = {t:.2f} {'>' if t > hi else '<'}", xy=(hi if t > hi else lo, 0.9),
+                    xycoords=("data", "axes fraction"), color="C3", fontsize=fontsize - 1,
+                    ha="right" if t > hi else "left")
+    ax.set_xlim(lo, hi)
+    ax.set_yticks([])
+    ax.set_title(f"M_sr histogram, t = {t:.3f}: coverage {100 * coverage:.1f}%", fontsize=fontsize)
+
+
+def _block_fig(maps, image: np.ndarray, stage: int, level: int, t: float, dpi: int = 80):
+    """The maps of one DFR block, each a heatmap with a colour bar fitted to its range, the histogram of M_sr
+    with t, and the caption of explain_mask: the figure behind both the page's picture and the slide download."""
+    import textwrap
+    fig, axes = _plt().subplots(2, 4, figsize=(16, 7.6), dpi=dpi)
+    fig.suptitle(f"DFR block, {LEVEL_NAMES[stage]} level {level} ({maps.width}x{maps.height}, "
+                 f"{maps.channels} channels), t = {t:.3f}", fontsize=12)
+    ax = axes.ravel()
+    if maps.response is not None:
+        r = maps.response
+        lo, hi = fitted_range(r)
+        _heat(ax[0], fig, r, f"spatial response M_sr (scale {lo:.3f}-{hi:.3f})", "magma", lo, hi)
+        overlay = image.copy()
+        m = _upsample(maps.mask, image.shape) > 0.5
+        overlay[m] = 0.45 * overlay[m] + 0.55 * np.array([1.0, 0.15, 0.1])
+        ax[1].imshow(np.clip(overlay, 0, 1))
+        ax[1].set_title(f"mask M_sr >= t (red), coverage {100 * maps.coverage:.1f}%", fontsize=9)
+        ax[1].set_xticks([]), ax[1].set_yticks([])
+        _histogram(ax[2], r, t, maps.coverage)
+        _heat(ax[3], fig, maps.spatial.mean, "spatial-filter output (channel mean)", "coolwarm")
+    else:
+        for a in ax[:4]:
+            a.axis("off")
+            a.text(0.5, 0.5, "no spatial filter at this level", ha="center", va="center", fontsize=9)
+    for a, summary, title in ((ax[4], maps.energy, "energy-attention weights (mean)"),
+                              (ax[5], maps.identity, "identity branch (mean)"),
+                              (ax[6], maps.fused, "fused block output (mean)")):
+        if summary is None:
+            a.axis("off")
+            a.text(0.5, 0.5, "branch absent in this variant", ha="center", va="center", fontsize=9)
+        else:
+            _heat(a, fig, summary.mean, title, "viridis" if "energy" in title else "coolwarm")
+    ax[7].axis("off")
+    ax[7].text(0, 1, textwrap.fill(explain_mask(maps, t), 44), va="top", fontsize=9, transform=ax[7].transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def block_figure(maps, image: np.ndarray, stage: int, level: int, t: float) -> Image.Image:
+    return fig_to_image(_block_fig(maps, image, stage, level, t))
+
+
+def overview_figure(probe_maps, image: np.ndarray, t: float) -> Image.Image:
+    """All blocks: each response map on its own fitted colour scale with the mask's outline, and under it the
+    histogram of M_sr with t and the coverage it implies."""
+    keys = sorted(probe_maps)
+    levels = max(k[1] for k in keys) + 1
+    fig, axes = _plt().subplots(4, levels, figsize=(3.3 * levels, 10.5), dpi=72, squeeze=False,
+                                gridspec_kw={"height_ratios": [3, 1.3, 3, 1.3]})
+    fig.suptitle(f"Spatial response maps of all DFR blocks (each on its own colour scale; mask M_sr >= {t:.3f} "
+                 "outlined) and their histograms with t", fontsize=11)
+    for (stage, level) in keys:
+        a, h = axes[2 * (stage - 1)][level], axes[2 * (stage - 1) + 1][level]
+        m = probe_maps[(stage, level)]
+        a.set_xticks([]), a.set_yticks([])
+        if m.response is None:
+            a.text(0.5, 0.5, "no spatial filter", ha="center", va="center", fontsize=9)
+            a.set_title(f"S{stage} L{level}", fontsize=9)
+            h.axis("off")
+            continue
+        lo, hi = fitted_range(m.response)
+        im = a.imshow(m.response, cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
+        fig.colorbar(im, ax=a, fraction=0.046, pad=0.03)
+        if 0 < m.mask.mean() < 1:
+            a.contour(m.mask, levels=[0.5], colors="cyan", linewidths=0.8)
+        a.set_title(f"S{stage} L{level} {m.width}x{m.height}, range {lo:.3f}-{hi:.3f}", fontsize=8)
+        _histogram(h, m.response, t, m.coverage, fontsize=8)
+    fig.tight_layout()
+    return fig_to_image(fig)
+
+
+@dataclass
+class InspectResult:
+    before: Image.Image
+    after: Image.Image
+    block: Image.Image
+    overview: Image.Image
+    facts: str                     # includes explain_mask's caption for the chosen block
+    coverage: dict                 # (stage, level) -> coverage
+    metrics: dict | None
+
+
+def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int = 0):
+    """One forward at threshold t with the feature probe attached; the caller holds the task lock."""
+    restorer.set_threshold(float(t))
+    try:
+        with FeatureProbe(restorer.model, channel=channel, pca=False) as probe:
+            out = restorer.restore(degraded, tile=0)
+        return out, probe.maps
+    finally:
+        restorer.set_threshold(restorer.default_t)
+
+
+def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed):
+    """Validate, prepare (at most INSPECT_MAX_SIDE px) and run one probed forward at t: what inspect, the
+    quantile control and the figure download share."""
+    stage, level = int(stage), int(level)
+    if stage not in (1, 2):
+        raise DemoError(f"stage must be 1 or 2, got {stage}")
+    prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
+    restorer = model_for(task)
+    depth = restorer.model.cfg.depth
+    if not 0 <= level < depth:
+        raise DemoError(f"level must lie in 0..{depth - 1}, got {level}")
+    start = time.perf_counter()
+    with task_lock(task):
+        out, maps = probe_run(restorer, prepared.degraded, t)
+    return prepared, out, maps, time.perf_counter() - start
+
+
+def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, reference=None,
+            synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
+            seed: int = 0) -> InspectResult:
+    """Re-run the model at threshold t (input at most INSPECT_MAX_SIDE px) and draw the maps of one block."""
+    stage, level, t = int(stage), int(level), float(t)
+    prepared, out, maps, seconds = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain,
+                                          blur_size, seed)
+    block = block_figure(maps[(stage, level)], prepared.degraded, stage, level, t)
+    overview = overview_figure(maps, prepared.degraded, t)
+    metrics = quality(out, prepared.clean, task)
+    h, w = prepared.degraded.shape[:2]
+    facts = f"t = {t:.2f}{f' ({t:.4f})' if round(t, 2) != round(t, 4) else ''} | {w}x{h} | forward {seconds:.2f} s"
+    if metrics:
+        facts += f" | PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
+    facts += "\n\n" + f"**S{stage} L{level}**: " + explain_mask(maps[(stage, level)], t)
+    coverage = {k: m.coverage for k, m in maps.items() if m.coverage is not None}
+    return InspectResult(to_pil(prepared.degraded), to_pil(out), block, overview, facts, coverage, metrics)
+
+
+def t_sweep(image, task: str, stage: int = 1, level: int = 0, reference=None, synthesize: bool = False,
+            sigma: float = 25, rain: str = "light", blur_size: int = 21, seed: int = 0,
+            ts=base.T_SWEEP) -> tuple[Image.Image, list[dict]]:
+    """Mask coverage (chosen block and mean over blocks) and, with a reference, PSNR against t."""
+    prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
+    restorer = model_for(task)
+    rows = []
+    with task_lock(task):
+        for t in ts:
+            out, maps = probe_run(restorer, prepared.degraded, float(t))
+            cov = [m.coverage for m in maps.values() if m.coverage is not None]
+            chosen = maps[(int(stage), int(level))].coverage
+            q = quality(out, prepared.clean, task)
+            rows.append({"t": float(t), "coverage": chosen, "mean_coverage": float(np.mean(cov)) if cov else None,
+                         "psnr": None if q is None else q["psnr"]})
+    fig, ax = _plt().subplots(figsize=(7, 3.6), dpi=80)
+    tt = [r["t"] for r in rows]
+    if rows[0]["coverage"] is not None:
+        ax.plot(tt, [100 * r["coverage"] for r in rows], "o-", label=f"coverage S{stage} L{level}")
+        ax.plot(tt, [100 * r["mean_coverage"] for r in rows], "s--", label="mean coverage, all blocks")
+    ax.set_xlabel("threshold t")
+    ax.set_ylabel("mask coverage (%)")
+    ax.axvline(restorer.default_t, color="grey", lw=0.8, ls=":")
+    if rows[0]["psnr"] is not None:
+        ax2 = ax.twinx()
+        ax2.plot(tt, [r["psnr"] for r in rows], "^-", color="C3", label="PSNR")
+        ax2.set_ylabel("PSNR (dB)", color="C3")
+        ax2.legend(loc="lower right", fontsize=8)
+        ax.set_title("mask coverage and PSNR against t", fontsize=10)
+    else:
+        ax.set_title("mask coverage against t (no clean reference: no PSNR)", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig_to_image(fig), rows
+
+
+
+def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, q: float = 0.9, reference=None,
+               synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
+               seed: int = 0) -> float:
+    """The t that puts the top (1 - q) of the chosen block's M_sr in the mask. The map is read at the current t:
+    the first block's M_sr does not depend on t, later blocks' maps shift a little once t changes (their input
+    passed through earlier masks), so their coverage at the new t is close to, not exactly, 1 - q."""
+    _, _, maps, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
+    m = maps[(int(stage), int(level))]
+    if m.response is None:
+        raise DemoError(f"stage {stage} level {level} has no spatial filter: no response map to take t from")
+    return t_at_quantile(m.response, q)
+
+
+def inspect_figure(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, reference=None,
+                   synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
+                   seed: int = 0, dpi: int = 200) -> list:
+    """The inspector's block figure for slides: one high-resolution PNG and a PDF (vector), titles and colour
+    bars included. Re-runs the forward (one pass) rather than keeping every session's maps in memory."""
+    stage, level, t = int(stage), int(level), float(t)
+    prepared, _, maps, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size,
+                                  seed)
+    fig = _block_fig(maps[(stage, level)], prepared.degraded, stage, level, t, dpi=dpi)
+    return save_figure(fig, f"dfr_{task}_S{stage}L{level}_t{t:.3f}")

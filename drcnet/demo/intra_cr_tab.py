@@ -1,0 +1,151 @@
+"""Intra-CR explorer tab: mixup negatives and the contrastive ratios per VGG layer against lambda."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+import drcnet.demo as base
+from . import DemoError, model_for, prepare, task_lock, to_pil
+from .figures import _plt, fig_to_image
+import torch
+
+from ..imageio import load_image
+from ..losses import INTRA_LAYERS, PAPER_LAMBDAS, mixup_negatives
+from . import ASSETS, resize_max, synthetic_settings
+
+
+_vgg = {}
+
+
+def vgg_features():
+    """The frozen VGG19 up to relu3_1 (the committed slice), loaded once."""
+    if "v" not in _vgg:
+        from ..vgg import VGG19Features
+        _vgg["v"] = VGG19Features(INTRA_LAYERS)
+    return _vgg["v"]
+
+
+def _t(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+
+
+@torch.inference_mode()
+def cr_ratios(x: torch.Tensor, clean: torch.Tensor, negatives: list[torch.Tensor], c=None,
+              feats_cache: dict | None = None) -> np.ndarray:
+    """Per VGG layer: d_l(X, J) / (sum_k c_k d_l(X, N_k) + eps), the quantity of drcnet.losses (tested equal to
+    IntraCR.layer_ratios), with VGG features of repeated tensors computed once."""
+    vgg = vgg_features()
+    cache = feats_cache if feats_cache is not None else {}
+
+    def feats(t):
+        k = id(t)
+        if k not in cache:
+            cache[k] = (t, vgg(t))     # keep t alive so its id stays unique
+        return cache[k][1]
+    c = c if c is not None else [1.0] * len(negatives)
+    fx, fj = feats(x), feats(clean)
+    fn = [feats(n) for n in negatives]
+    out = []
+    for l in range(len(fx)):
+        pos = (fx[l] - fj[l]).abs().mean()
+        neg = sum(ck * (fx[l] - f[l]).abs().mean() for ck, f in zip(c, fn))
+        out.append(float(pos / (neg + 1e-7)))
+    return np.array(out)
+
+
+@dataclass
+class IntraCRResult:
+    negatives: list[tuple[Image.Image, str]]    # gallery: the paper's three negatives and the slider's one
+    plot: Image.Image
+    table: list[list]                           # rows for a Dataframe
+    headers: list[str]
+
+
+LAMBDA_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+def other_example(task: str, shape, seed: int = 1) -> np.ndarray:
+    """A different image, degraded the same way: the Extra-CR negative."""
+    path = ASSETS / "extra_cr_negative.png"
+    if path.is_file():
+        rgb = load_image(path).rgb
+    else:                                        # a fallback picture that needs no file
+        from skimage import data as skdata
+        rgb = skdata.coffee().astype(np.float32) / 255.0
+    img = Image.fromarray(np.round(rgb * 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.LANCZOS)
+    from ..degrade import degrade
+    rng = np.random.default_rng(seed)
+    degraded, _ = degrade(np.asarray(img, np.float32) / 255.0, task, rng,
+                          **synthetic_settings(task, 25, "light", 21))
+    return np.clip(degraded, 0, 1).astype(np.float32)
+
+
+def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bool = True, sigma: float = 25,
+             rain: str = "light", blur_size: int = 21, seed: int = 0) -> IntraCRResult:
+    """Negatives N = lambda I + (1 - lambda) J and the Intra-CR ratio per VGG layer against lambda for the
+    restored output, the degraded input and the clean image; Extra-CR (another image's degraded version as the
+    negative) beside it. Needs a clean reference (synthetic degradation or an uploaded reference)."""
+    prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
+    if prepared.clean is None:
+        raise DemoError("The Intra-CR explorer needs a (degraded, clean) pair: tick 'degrade a clean photo "
+                        "first' or give a clean reference image.")
+    restorer = model_for(task)
+    with task_lock(task):
+        restorer.set_threshold(restorer.default_t)
+        restored = restorer.restore(prepared.degraded, tile=0)
+    lam = float(lam)
+    if not 0 <= lam <= 1:
+        raise DemoError(f"lambda must lie in [0, 1], got {lam}")
+    # what the user sees: full inspector size
+    I, J = prepared.degraded, prepared.clean
+    shown = [(to_pil(n), f"N, lambda = {l:g}") for l, n in
+             zip((*PAPER_LAMBDAS, lam), mixup_negatives(I, J, (*PAPER_LAMBDAS, lam)))]
+    shown[-1] = (shown[-1][0], f"N at the slider's lambda = {lam:g}")
+    # VGG curves at CR_MAX_SIDE
+    small = [resize_max(a, base.CR_MAX_SIDE) for a in (I, J, restored)]
+    It, Jt, Xt = (_t(a) for a in small)
+    other = _t(other_example(task, small[0].shape))
+    cache: dict = {}
+    negs = {l: n for l, n in zip(LAMBDA_GRID, mixup_negatives(It, Jt, LAMBDA_GRID))}
+    subjects = {"restored X": Xt, "degraded I": It, "clean J": Jt}
+    curves = {name: np.array([cr_ratios(x, Jt, [negs[l]], feats_cache=cache) for l in LAMBDA_GRID])
+              for name, x in subjects.items()}
+    paper_negs = mixup_negatives(It, Jt, PAPER_LAMBDAS)
+    table, headers = [], ["output", "loss", *INTRA_LAYERS, "weighted sum"]
+    from ..losses import INTRA_WEIGHTS
+    w = np.array(INTRA_WEIGHTS)
+    for name, x in subjects.items():
+        intra = cr_ratios(x, Jt, paper_negs, c=PAPER_LAMBDAS, feats_cache=cache)
+        extra = cr_ratios(x, Jt, [other], feats_cache=cache)
+        table.append([name, "Intra-CR (1, 0.95, 0.9)", *np.round(intra, 4), round(float(w @ intra), 4)])
+        table.append([name, "Extra-CR (other image)", *np.round(extra, 4), round(float(w @ extra), 4)])
+    fig, axes = _plt().subplots(1, len(INTRA_LAYERS) + 1, figsize=(15, 3.6), dpi=80,
+                             gridspec_kw={"width_ratios": [1] * len(INTRA_LAYERS) + [1.1]})
+    styles = {"restored X": "o-", "degraded I": "s--", "clean J": "^:"}
+    for l, layer in enumerate(INTRA_LAYERS):
+        a = axes[l]
+        for name, ys in curves.items():
+            a.plot(LAMBDA_GRID, np.maximum(ys[:, l], 1e-4), styles[name], label=name, ms=4)
+        for pl in PAPER_LAMBDAS:
+            a.axvline(pl, color="grey", lw=0.6, ls=":")
+        a.axvline(lam, color="C3", lw=1.0)
+        a.set_yscale("log")
+        a.set_title(f"{layer}: d(X,J) / d(X,N_lambda)", fontsize=9)
+        a.set_xlabel("lambda")
+    axes[0].legend(fontsize=8)
+    a = axes[-1]
+    names = list(subjects)
+    xs = np.arange(len(names))
+    intra_sum = [row[-1] for row in table[0::2]]
+    extra_sum = [row[-1] for row in table[1::2]]
+    a.bar(xs - 0.2, np.maximum(intra_sum, 1e-4), 0.4, label="Intra-CR")
+    a.bar(xs + 0.2, np.maximum(extra_sum, 1e-4), 0.4, label="Extra-CR")
+    a.set_xticks(xs, names, fontsize=8)
+    a.set_yscale("log")
+    a.set_title("weighted CR term (lower = closer to J than to negatives)", fontsize=9)
+    a.legend(fontsize=8)
+    fig.tight_layout()
+    return IntraCRResult(shown, fig_to_image(fig), table, headers)
+

@@ -1,0 +1,110 @@
+"""The new controls in a real browser (Debian's Chromium via Playwright): the compare slider and zoom, the
+quantile control of the inspector, the figure downloads and the captioned examples gallery.
+
+    pytest -m slow tests/test_app_browser.py
+
+Uses the launched app of test_app_e2e (tiny random checkpoints). Screenshots go to tests/screenshots/b*.png.
+"""
+from pathlib import Path
+
+import pytest
+
+from test_app_e2e import CHROMIUM, ROOT, SHOTS, photo, server  # noqa: F401  (server is a fixture)
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def text_of(elem_id: str) -> str:
+    return f"(document.querySelector('#{elem_id}')?.innerText || '')"
+
+
+@pytest.fixture(scope="module")
+def page(server):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server["url"], wait_until="load", timeout=120_000)   # "networkidle" times out on a busy CPU
+        page.wait_for_selector("#examples", timeout=120_000)
+        page.locator("input[type=file]").first.set_input_files(photo(server["tmp"]))
+        page.wait_for_timeout(1500)
+        yield page
+        page.screenshot(path=SHOTS / "b99_last.png", full_page=True)    # what the page showed at the end
+        browser.close()
+        assert not errors, errors
+
+
+def test_no_server_path_on_the_page(page, server):  # noqa: F811
+    body = page.locator("body").inner_text()
+    assert "Checkpoints:" in body and "denoise.safetensors" in body
+    assert "/tmp/" not in body and str(ROOT) not in body
+
+
+def test_inspect_quantile_control_fills_an_empty_mask(page):
+    page.get_by_label("denoise", exact=True).check()
+    page.get_by_role("tab", name="Inspect DFR").click()
+    slider = page.locator("#t-slider input[type=range]")
+    slider.fill("1")                     # above every sigmoid value: no pixel can cross
+    slider.dispatch_event("pointerup")
+    page.wait_for_function(f"() => {text_of('inspect-facts')}.includes('t = 1.00')", timeout=90_000)
+    assert "No pixel reaches t = 1.000" in page.locator("#inspect-facts").inner_text()
+    page.screenshot(path=SHOTS / "b01_inspect_empty_mask.png", full_page=True)
+    page.locator("#quantile input").fill("0.8")
+    page.locator("#quantile-btn").click()
+    page.wait_for_function(f"() => {text_of('inspect-facts')}.includes('% of the pixels have M_sr >= t')",
+                           timeout=90_000)
+    facts = page.locator("#inspect-facts").inner_text()
+    assert "No pixel reaches" not in facts.split("S1 L0")[1]
+    assert float(page.locator("#t-slider input[type=number]").input_value()) < 1.0
+    page.screenshot(path=SHOTS / "b02_inspect_after_quantile.png", full_page=True)
+    page.locator("#inspect-figure-btn").click()
+    page.wait_for_function("() => document.querySelectorAll('#inspect-figure a').length >= 2", timeout=90_000)
+    names = page.locator("#inspect-figure").inner_text()
+    assert ".png" in names and ".pdf" in names
+
+
+def test_compare_slider_zoom_and_figure(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.wait_for_function(f"() => {text_of('compare-table')}.includes('best PSNR') || "
+                           f"{text_of('compare-table')}.includes('nlm')", timeout=180_000)
+    page.wait_for_selector("#cmp-slider img", timeout=120_000)
+    assert page.locator("#cmp-left input").input_value() == "input (degraded)"
+    assert page.locator("#cmp-right input").input_value() == "DRCNet"
+    page.locator("#cmp-right input").click()
+    page.get_by_role("option", name="DRCNet stage 1", exact=True).click()
+    page.wait_for_timeout(1500)
+    assert page.locator("#cmp-right input").input_value() == "DRCNet stage 1"
+    page.locator("#cmp-slider").scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "b03_compare_slider.png", full_page=True)
+    src = page.locator("#zoom-source img")
+    box = src.bounding_box()
+    src.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
+    page.wait_for_function("() => document.querySelectorAll('#zoom-crops img').length >= 4", timeout=60_000)
+    page.locator("#zoom-crops").scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "b04_compare_zoom.png", full_page=True)
+    page.locator("#compare-figure-btn").click()
+    page.wait_for_function("() => document.querySelectorAll('#compare-figure a').length >= 2", timeout=90_000)
+    assert ".pdf" in page.locator("#compare-figure").inner_text()
+
+
+def test_examples_gallery_has_captions_and_a_click_restores(page):
+    page.get_by_role("tab", name="Restore").click()
+    gallery = page.locator("#examples")
+    gallery.scroll_into_view_if_needed()
+    text = gallery.inner_text()
+    assert "denoise, sigma 25" in text and "deblur, real camera shake" in text and "true" not in text.lower()
+    page.screenshot(path=SHOTS / "b05_examples_gallery.png", full_page=True)
+    items = gallery.locator("button.thumbnail-item")
+    assert items.count() >= 10
+    captions = [items.nth(i).inner_text() for i in range(items.count())]
+    items.nth(captions.index("deblur, real camera shake")).click()
+    page.wait_for_function(f"() => {text_of('restore-facts')}.startsWith('deblur')", timeout=90_000)
+    assert page.get_by_label("deblur", exact=True).is_checked()
+    page.screenshot(path=SHOTS / "b06_example_clicked.png", full_page=True)
