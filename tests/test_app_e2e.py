@@ -289,7 +289,7 @@ def test_browser(server):
                                timeout=120_000)
         page.screenshot(path=SHOTS / "08_compare.png", full_page=True)
         page.get_by_role("tab", name="Restore").click()
-        rows = page.locator("#examples tbody tr, #examples .gallery-item")
+        rows = page.locator("#examples button.thumbnail-item")
         n = rows.count()
         assert n >= 9, f"found {n} examples"
         for i in range(n):

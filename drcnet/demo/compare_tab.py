@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 import drcnet.demo as base
-from . import DemoError, Prepared, ablation_paths, checkpoint_path, get_restorer, prepare, quality, task_lock, to_pil
+from . import DemoError, Prepared, ablation_paths, checkpoint_path, prepare, quality, task_lock, to_pil
 from .figures import _plt, save_figure
 
 INPUT, CLEAN = "input (degraded)", "clean reference"
@@ -136,7 +136,7 @@ def _result(prepared, task, images, timings, notes, pending) -> CompareResult:
 
 def _model_runner(path: Path, task: str, x: np.ndarray, name: str, stage1: bool):
     def run():
-        restorer = get_restorer(path)
+        restorer = base.get_restorer(path)        # through the package: tests may swap it
         with task_lock(task):
             restorer.set_threshold(restorer.default_t)
             out = restorer.restore(x, tile=base.TILE, overlap=base.TILE_OVERLAP, return_stage1=stage1)

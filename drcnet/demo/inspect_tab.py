@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 import drcnet.demo as base
-from . import DemoError, model_for, prepare, quality, task_lock, to_pil
+from . import DemoError, prepare, quality, task_lock, to_pil
 from .figures import _heat, _plt, fig_to_image, save_figure
 from ..engine import Restorer
 from ..probes import FeatureProbe
@@ -172,7 +172,7 @@ def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blu
     if stage not in (1, 2):
         raise DemoError(f"stage must be 1 or 2, got {stage}")
     prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
-    restorer = model_for(task)
+    restorer = base.model_for(task)          # through the package: tests and the app may swap it
     depth = restorer.model.cfg.depth
     if not 0 <= level < depth:
         raise DemoError(f"level must lie in 0..{depth - 1}, got {level}")
@@ -206,7 +206,7 @@ def t_sweep(image, task: str, stage: int = 1, level: int = 0, reference=None, sy
             ts=base.T_SWEEP) -> tuple[Image.Image, list[dict]]:
     """Mask coverage (chosen block and mean over blocks) and, with a reference, PSNR against t."""
     prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
-    restorer = model_for(task)
+    restorer = base.model_for(task)          # through the package: tests and the app may swap it
     rows = []
     with task_lock(task):
         for t in ts:

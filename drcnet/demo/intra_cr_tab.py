@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 import drcnet.demo as base
-from . import DemoError, model_for, prepare, task_lock, to_pil
+from . import DemoError, prepare, task_lock, to_pil
 from .figures import _plt, fig_to_image
 import torch
 
@@ -91,7 +91,7 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
     if prepared.clean is None:
         raise DemoError("The Intra-CR explorer needs a (degraded, clean) pair: tick 'degrade a clean photo "
                         "first' or give a clean reference image.")
-    restorer = model_for(task)
+    restorer = base.model_for(task)
     with task_lock(task):
         restorer.set_threshold(restorer.default_t)
         restored = restorer.restore(prepared.degraded, tile=0)
