@@ -6,7 +6,8 @@ column measures bf16 against fp32 on the same random network, not restoration qu
 - latency: median of --repeats timed forwards after one warm-up, batch 1.
 - peak memory: CPU, the rise of the process's peak resident set (VmHWM, reset before each measurement through
   /proc/self/clear_refs) above the resident set before the run; CUDA, torch.cuda.max_memory_allocated.
-- GFLOPs: 2 x the multiply-accumulates of every convolution (forward hooks); the elementwise work is left out.
+- GFLOPs: 2 x the multiply-accumulates of every convolution (forward hooks; a grouped conv's output sample
+  sees in_channels / groups inputs); the elementwise work is left out.
 - floor: model FLOPs / the FLOP/s of one large bf16 channels_last conv (256 -> 256, 3x3, 1x256x128x128)
   measured here: the time the model would take if every conv ran as fast as the best case.
 - 12 MP: a 4000x3000 synthetic image through the tiled Restorer in a child process (its own peak RSS).
@@ -36,15 +37,19 @@ LAYOUTS = [("fp32 NCHW", torch.float32, torch.contiguous_format),
 # ---------------------------------------------------------------- measurements
 
 def conv_flops(model: nn.Module, x: torch.Tensor) -> float:
-    """2 x multiply-accumulates of all Conv2d / ConvTranspose2d layers for one forward of x."""
+    """2 x multiply-accumulates of all Conv2d / ConvTranspose2d layers for one forward of x.
+
+    With groups, each output channel sees only in_channels / groups inputs (ConvTranspose2d: each input channel
+    feeds only out_channels / groups outputs), so a depthwise conv does kh x kw MACs per output sample. The
+    division is on the channel count, never on the kernel area: kh * kw // groups made depthwise work zero."""
     macs = []
 
     def count(module, inputs, output):
-        k = module.kernel_size[0] * module.kernel_size[1] // module.groups
-        if isinstance(module, nn.ConvTranspose2d):      # each input pixel scatters into out_ch x k outputs
-            macs.append(inputs[0].numel() * module.out_channels * k)
-        else:                                           # each output pixel gathers in_ch x k inputs
-            macs.append(output.numel() * module.in_channels * k)
+        k = module.kernel_size[0] * module.kernel_size[1]
+        if isinstance(module, nn.ConvTranspose2d):      # each input sample scatters into out_ch / groups x k outputs
+            macs.append(inputs[0].numel() * (module.out_channels // module.groups) * k)
+        else:                                           # each output sample gathers in_ch / groups x k inputs
+            macs.append(output.numel() * (module.in_channels // module.groups) * k)
 
     handles = [m.register_forward_hook(count) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]

@@ -4,9 +4,12 @@ load_image turns whatever the user hands us (a path, bytes, a file object or a P
 [0, 1] plus what is needed to write the result back the way it came: the alpha channel (kept aside, never
 restored), whether it was grey, and its bit depth. save_image writes 16-bit PNGs for 16-bit inputs.
 
-Two Pillow gaps are bridged here with the standard library only (no extra dependency):
+Three Pillow gaps are bridged here with the standard library only (no extra dependency):
 - Pillow decodes 16-bit RGB(A) PNG/TIFF to 8 bits, keeping the high byte of each sample. We decode a second
   time with the byte order of the raw mode swapped, which yields the low bytes, and put the two together.
+- Pillow has no 16-bit grey+alpha mode: it opens such PNGs as RGBA (grey copied to R, G, B) with raw mode
+  'LA;16B', again keeping only high bytes, and has no 'LA;16L' to swap to. We decode once with the 8-bit raw
+  mode 'RGBA', which has the same 4 bytes per pixel, so every byte comes through unchanged (decode_grey_alpha16).
 - Pillow cannot write 16-bit RGB(A) PNG, so write_png16 writes the PNG chunks itself (zlib + struct).
 """
 from __future__ import annotations
@@ -56,6 +59,8 @@ def load_image(src, max_pixels: int = 40_000_000) -> LoadedImage:
     image = open_lazily(opener, name)
     check_size(image.size, name, max_pixels)      # from the header: nothing is decoded yet
     try:
+        if is_16bit_grey_alpha(image):
+            return from_grey_alpha16(decode_grey_alpha16(opener), name, image.mode)
         colour16 = is_16bit_colour(image)
         low = decode_low_bytes(opener) if colour16 else None
         return from_pil(ImageOps.exif_transpose(image), name, image.mode, colour16, low)
@@ -113,8 +118,20 @@ def raw_modes(image: Image.Image) -> list[str]:
     return [t.args if isinstance(t.args, str) else t.args[0] for t in image.tile if t.args]
 
 
+def is_16bit_grey_alpha(image: Image.Image) -> bool:
+    """A 16-bit grey+alpha PNG, which Pillow opens as RGBA (it has no 16-bit LA mode)."""
+    modes = raw_modes(image)
+    return image.mode == "RGBA" and bool(modes) and all(m == "LA;16B" for m in modes)
+
+
 def is_16bit_colour(image: Image.Image) -> bool:
-    return image.mode in ("RGB", "RGBA") and any(";16" in m for m in raw_modes(image))
+    return (image.mode in ("RGB", "RGBA") and any(";16" in m for m in raw_modes(image))
+            and not is_16bit_grey_alpha(image))
+
+
+def with_raw_mode(tile, raw_mode: str):
+    """tile decoding the same bytes as raw_mode (tile.args is the raw mode, or a tuple starting with it)."""
+    return tile._replace(args=raw_mode if isinstance(tile.args, str) else (raw_mode, *tile.args[1:]))
 
 
 def decode_low_bytes(opener) -> np.ndarray | None:
@@ -126,12 +143,31 @@ def decode_low_bytes(opener) -> np.ndarray | None:
     for t in image.tile:
         args = t.args if isinstance(t.args, str) else t.args[0]
         swapped = args[:-3] + swap.get(args[-3:], args[-3:])
-        tiles.append(t._replace(args=swapped if isinstance(t.args, str) else (swapped, *t.args[1:])))
+        tiles.append(with_raw_mode(t, swapped))
     image.tile = tiles
     try:
         return np.asarray(ImageOps.exif_transpose(image))
     except (OSError, ValueError):   # a layout this trick does not cover: stay with Pillow's 8 significant bits
         return None
+
+
+def decode_grey_alpha16(opener) -> np.ndarray:
+    """The samples of a 16-bit grey+alpha PNG, uint16 HxWx2 (grey, alpha), all 16 bits of each.
+
+    Its raw pixel is 4 bytes: grey high, grey low, alpha high, alpha low. The 8-bit raw mode 'RGBA' is 4 bytes
+    too, so the PNG decoder sees the same row length and the same byte distance for its row filters, and
+    unpacks the four bytes, untouched, into R, G, B, A: one decode gives both bytes of both samples."""
+    image = opener()
+    image.tile = [with_raw_mode(t, "RGBA") for t in image.tile]
+    b = np.asarray(ImageOps.exif_transpose(image)).astype(np.uint16)
+    return np.stack([b[..., 0] << 8 | b[..., 1], b[..., 2] << 8 | b[..., 3]], axis=2)
+
+
+def from_grey_alpha16(samples: np.ndarray, name: str, mode: str) -> LoadedImage:
+    """uint16 HxWx2 grey+alpha samples -> a grey, 16-bit LoadedImage (written back as 16-bit grey+alpha)."""
+    values = samples.astype(np.float32) / 65535.0
+    rgb = np.repeat(values[..., :1], 3, axis=2)
+    return LoadedImage(rgb, np.ascontiguousarray(values[..., 1]), True, 16, mode, name)
 
 
 def from_pil(image: Image.Image, name: str, mode: str | None = None, colour16: bool = False,

@@ -109,10 +109,7 @@ def decode_png16(path) -> np.ndarray:
     return out[..., 0] if c == 1 else out
 
 
-@pytest.mark.parametrize("channels", [pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
-    "bug: Pillow opens a 16-bit grey+alpha PNG as RGBA with raw mode LA;16B, decode_low_bytes cannot swap it "
-    "(LA;16L is no Pillow raw mode) and returns None: the samples keep 8 significant bits (1234 -> 1028) "
-    "while bit_depth says 16, and the grey flag is lost, so the result is written as 16-bit RGBA"))), 4])
+@pytest.mark.parametrize("channels", [2, 4])
 def test_16bit_png_with_alpha_round_trips_every_sample(tmp_path, channels):
     """Grey+alpha and RGBA at 16 bits: load, save the unchanged pixels, and every sample of every channel
     (alpha included) comes back exactly."""
