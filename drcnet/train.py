@@ -669,7 +669,10 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                 pbar.update(1)
 
             if not schedule_fixed:
-                # The first steps pay for allocation and autotuning: time the steps after them.
+                # The first steps pay for allocation and autotuning: time the steps after them (on CUDA after
+                # a synchronize, so the clock sees the GPU's work, not just the launches).
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 if it - start == warm_steps:
                     t_warm = time.time()
                 elif t_warm is not None and it - start >= warm_steps + 3 and time.time() - t_warm >= warm_s:

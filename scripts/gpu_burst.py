@@ -80,7 +80,8 @@ def train_task(task: str, seconds: float, args, out: Path) -> dict:
     init = Path(args.init_dir) / f"{task}.safetensors"
     cmd = [sys.executable, "-m", "drcnet.train", "--task", task, "--preset", args.preset,
            "--minutes", f"{seconds / 60:.4f}", "--batch", str(args.batch), "--patch", str(args.patch),
-           "--loss", LOSSES[task] if args.loss == "auto" else args.loss, "--data", str(Path(args.data) / "train"), "--val-data", str(Path(args.data) / "val"),
+           "--loss", LOSSES[task] if args.loss == "auto" else args.loss,
+           "--data", str(Path(args.data) / "train"), "--val-data", str(Path(args.data) / "val"),
            "--val-every", "0", "--val-count", str(args.val_count), "--val-size", str(args.val_size),
            "--save-every", "100000", "--log-every", "25", "--out", str(run), "--no-progress"]
     if init.is_file() and args.preset == load_checkpoint(init)[1].get("preset"):
