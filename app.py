@@ -158,7 +158,7 @@ def compare_choices(images):
     right = "DRCNet" if "DRCNet" in names else names[-1]
     pair = D.compare_pair(images, names[0], right)
     return (gr.update(choices=names, value=names[0]), gr.update(choices=names, value=right), pair,
-            pair[0])
+            D.zoom_source(images, names[0]))
 
 
 @user_errors
@@ -168,8 +168,8 @@ def compare_pair(images, left, right):
 
 @user_errors
 def zoom(images, size, evt: gr.SelectData):
-    """The same crop of every result around the clicked point."""
-    x, y = evt.index
+    """The same crop of every result around the clicked point (clicked on the enlarged D.zoom_source)."""
+    x, y = D.zoom_point(images, *evt.index)
     return D.zoom_crops(images, x, y, int(size)), (x, y)
 
 
