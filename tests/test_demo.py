@@ -367,3 +367,22 @@ def test_example_gallery_captions_match_the_rows():
     assert not any("true" in c.lower() or "false" in c.lower() for c in captions)   # no raw parameters
     # a real degraded photo for denoise (Hubble) and deblur (clock); none exists for rain (assets/README.md)
     assert {"denoise", "deblur"} <= {r[1] for r in rows if r[2] is None and not r[3]}
+
+
+def test_make_assets_reproduces_every_example_row_and_picture(tmp_path):
+    """Regenerating the assets keeps the hand-curated parts: the Hubble low-light photo and the captions."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("make_assets", D.REPO / "scripts" / "make_assets.py")
+    make_assets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_assets)
+    make_assets.main(tmp_path)
+    made = json.loads((tmp_path / "examples.json").read_text())
+    assert made == json.loads((D.ASSETS / "examples.json").read_text())
+    assert {e["input"]: e.get("caption") for e in made if e.get("caption")} == {
+        "hubble_noise.png": "denoise, real low-light noise (Hubble)", "clock_motion.png": "deblur, real camera shake"}
+    committed = {p.name for p in D.ASSETS.glob("*.png")}
+    assert {p.name for p in tmp_path.glob("*.png")} == committed
+    for name in sorted(committed):
+        a, b = Image.open(tmp_path / name), Image.open(D.ASSETS / name)
+        assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b)), name
