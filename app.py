@@ -158,7 +158,7 @@ def compare_choices(images):
     right = "DRCNet" if "DRCNet" in names else names[-1]
     pair = D.compare_pair(images, names[0], right)
     return (gr.update(choices=names, value=names[0]), gr.update(choices=names, value=right), pair,
-            pair[0])
+            D.zoom_source(images, names[0]))
 
 
 @user_errors
@@ -168,8 +168,8 @@ def compare_pair(images, left, right):
 
 @user_errors
 def zoom(images, size, evt: gr.SelectData):
-    """The same crop of every result around the clicked point."""
-    x, y = evt.index
+    """The same crop of every result around the clicked point (clicked on the enlarged D.zoom_source)."""
+    x, y = D.zoom_point(images, *evt.index)
     return D.zoom_crops(images, x, y, int(size)), (x, y)
 
 
@@ -258,9 +258,10 @@ def build() -> gr.Blocks:
                 ins_facts = gr.Markdown(label="facts", elem_id="inspect-facts")
                 ins_slider = gr.ImageSlider(type="pil", format="png", label="Before / after at this t",
                                             max_height=420)
-                block_img = gr.Image(type="pil", format="png", label="This block's maps", show_label=False)
+                block_img = gr.Image(type="pil", format="png", label="This block's maps", show_label=False,
+                                     elem_id="inspect-block")
                 overview_img = gr.Image(type="pil", format="png", label="All blocks: response maps and masks",
-                                        show_label=False)
+                                        show_label=False, elem_id="inspect-overview")
                 sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot",
                                      show_label=False)
                 ins_in = [image, task, stage, level, t, *prep]
@@ -332,7 +333,7 @@ def build() -> gr.Blocks:
             # a captioned gallery instead of gr.Examples' table of raw parameters; a click fills the (hidden)
             # parameters into the controls, then restores
             ex_gallery = gr.Gallery(D.example_gallery(), label="Examples (click one to restore it)", columns=6,
-                                    height=300, allow_preview=False, elem_id="examples", format="png")
+                                    height="auto", allow_preview=False, elem_id="examples", format="png")
             ex_gallery.select(example_values, None, [image, task, *prep], api_name=False).success(
                 restore, [image, task, *prep, stage1], restore_out, api_name=False, concurrency_limit=1)
         refresh = gr.Button("Refresh checkpoint status", size="sm")

@@ -1,10 +1,12 @@
 """Make the app's example images in assets/ from scikit-image's bundled photos (no download).
 
-    python scripts/make_assets.py
+    python scripts/make_assets.py [OUT_DIR]        # default: assets/
 
 Synthetic examples are degraded with drcnet.degrade and fixed seeds, so this script reproduces the committed
 files bit for bit (given the same numpy/scipy/Pillow). Noisy and rainy inputs are PNG (JPEG would alter the
-degradation); every file stays under 300 KB. Writes assets/examples.json, which drcnet.demo.examples reads.
+degradation); every file stays under 300 KB. Writes examples.json, which drcnet.demo.examples reads, with every
+row: the synthetic ones, the real degraded photos (Hubble deep field noise, the camera-shake clock) and their
+gallery captions, so regenerating loses nothing (tests/test_demo.py checks it against the committed files).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from drcnet.degrade import degrade  # noqa: E402
 
 ASSETS = ROOT / "assets"
+OUT = ASSETS                         # where main() writes (a test writes to a temporary folder)
 LIMIT = 300_000
 
 
@@ -46,7 +49,7 @@ def crop_resize(img: np.ndarray, side: int, box=None) -> np.ndarray:
 
 
 def save(rgb: np.ndarray, name: str) -> str:
-    path = ASSETS / name
+    path = OUT / name
     Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(path, optimize=True)
     size = path.stat().st_size
     if size > LIMIT:
@@ -65,39 +68,57 @@ def pair(task: str, photo: str, stem: str, side: int, seed: int, box=None, **set
 def clean_only(task: str, photo: str, stem: str, side: int, box=None, **ui) -> dict:
     """A clean photo the app degrades itself ("degrade a clean photo first")."""
     name = f"{stem}_clean.png"
-    if not (ASSETS / name).exists():
+    if not (OUT / name).exists():
         save(crop_resize(skimage_photo(photo), side, box), name)
     return {"task": task, "input": name, "reference": None, "synthesize": True, "source": f"skimage.data.{photo}",
             **ui}
 
 
-def main() -> None:
-    ASSETS.mkdir(exist_ok=True)
+def real_photos() -> tuple[dict, dict]:
+    """The real degraded photos (no clean reference exists), each with the caption the gallery shows."""
+    from skimage import data
+    # Real low-light noise: a 256 px crop (x 350-606, y 300-556) of the Hubble eXtreme Deep Field, whose dark
+    # sky carries real sensor and photon noise; copied pixel for pixel (no resampling).
+    hubble = data.hubble_deep_field()[300:556, 350:606]
+    save(hubble.astype(np.float32) / 255.0, "hubble_noise.png")
+    noise = {"task": "denoise", "input": "hubble_noise.png", "reference": None, "synthesize": False,
+             "source": "skimage.data.hubble_deep_field (real low-light sensor noise)",
+             "caption": "denoise, real low-light noise (Hubble)", "settings": {}}
+    # A real camera-shake blur: skimage's clock_motion.png (grey; shipped with scikit-image), copied unchanged.
+    real = Path(os.path.dirname(data.__file__)) / "clock_motion.png"
+    shutil.copyfile(real, OUT / "clock_motion.png")
+    shake = {"task": "deblur", "input": "clock_motion.png", "reference": None, "synthesize": False,
+             "source": "skimage.data clock_motion.png (real motion blur)", "settings": {},
+             "caption": "deblur, real camera shake"}
+    return noise, shake
+
+
+def main(out: Path = ASSETS) -> list[dict]:
+    global OUT
+    OUT = Path(out)
+    OUT.mkdir(parents=True, exist_ok=True)
+    noise, shake = real_photos()
     rows = [
         pair("denoise", "astronaut", "astronaut", 256, seed=11, sigma=25),
         pair("denoise", "chelsea", "chelsea", 256, seed=12, sigma=50),
         clean_only("denoise", "coffee", "coffee", 320, sigma=15, seed=0),
+        noise,
         pair("derain", "rocket", "rocket", 320, seed=21, setting="light"),
         pair("derain", "astronaut", "astronaut", 256, seed=22, setting="heavy"),
         clean_only("derain", "chelsea", "chelsea", 256, rain="heavy", seed=3),
     ]
     deblur = pair("deblur", "chelsea", "chelsea", 256, seed=31, size=21)
     deblur["settings"] = {"size": 21}
-    rows += [deblur, clean_only("deblur", "coffee", "coffee", 320, blur_size=25, seed=5)]
-    # A real camera-shake blur: skimage's clock_motion.png (grey; shipped with scikit-image).
-    from skimage import data
-    real = Path(os.path.dirname(data.__file__)) / "clock_motion.png"
-    shutil.copyfile(real, ASSETS / "clock_motion.png")
-    rows.append({"task": "deblur", "input": "clock_motion.png", "reference": None, "synthesize": False,
-                 "source": "skimage.data clock_motion.png (real motion blur)"})
+    rows += [deblur, clean_only("deblur", "coffee", "coffee", 320, blur_size=25, seed=5), shake]
     # The Extra-CR explorer's "other image" (a different picture, degraded on the fly).
     save(crop_resize(skimage_photo("coffee"), 256), "extra_cr_negative.png")
     for r in rows:
         r["settings"] = {k: (v if not isinstance(v, np.ndarray) else None) for k, v in r.get("settings", {}).items()}
-    (ASSETS / "examples.json").write_text(json.dumps(rows, indent=1) + "\n")
-    for p in sorted(ASSETS.glob("*.png")):
+    (OUT / "examples.json").write_text(json.dumps(rows, indent=1) + "\n")
+    for p in sorted(OUT.glob("*.png")):
         print(f"{p.name:32s} {p.stat().st_size:>8,d} bytes")
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ASSETS)

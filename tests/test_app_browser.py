@@ -5,6 +5,7 @@ quantile control of the inspector, the figure downloads and the captioned exampl
 
 Uses the launched app of test_app_e2e (tiny random checkpoints). Screenshots go to tests/screenshots/b*.png.
 """
+import re
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,8 @@ def test_inspect_quantile_control_fills_an_empty_mask(page):
                            timeout=90_000)
     facts = page.locator("#inspect-facts").inner_text()
     assert "No pixel reaches" not in facts.split("S1 L0")[1]
-    assert float(page.locator("#t-slider input[type=number]").input_value()) < 1.0
+    t_box = page.locator("#t-slider input[type=number]").input_value()
+    assert float(t_box) < 1.0 and len(t_box.split(".")[-1]) <= 4, t_box     # no float noise (0.494100004)
     page.screenshot(path=SHOTS / "b02_inspect_after_quantile.png", full_page=True)
     page.locator("#inspect-figure-btn").click()
     page.wait_for_function("() => document.querySelectorAll('#inspect-figure a').length >= 2", timeout=90_000)
@@ -83,10 +85,25 @@ def test_compare_slider_zoom_and_figure(page):
     assert page.locator("#cmp-right input").input_value() == "DRCNet stage 1"
     page.locator("#cmp-slider").scroll_into_view_if_needed()
     page.screenshot(path=SHOTS / "b03_compare_slider.png", full_page=True)
+    # Gradio draws the picture with object-fit: scale-down and sends no select event for a click beside it; the
+    # app enlarges the zoom source so that the picture fills its box and a click anywhere in it is a point
     src = page.locator("#zoom-source img")
+    page.wait_for_function("() => document.querySelector('#zoom-source img')?.naturalWidth > 0", timeout=30_000)
     box = src.bounding_box()
-    src.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
+    natural = src.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    fit = min(box["width"] / natural[0], box["height"] / natural[1], 1)
+    shown = (natural[0] * fit, natural[1] * fit)
+    assert max(shown[0] / box["width"], shown[1] / box["height"]) > 0.95, (box, natural)   # fills the box
+    click = (box["width"] * 0.3, box["height"] * 0.6)
+    src.click(position={"x": click[0], "y": click[1]})
     page.wait_for_function("() => document.querySelectorAll('#zoom-crops img').length >= 4", timeout=60_000)
+    # the crops are centred on the clicked pixel of the 96x80 photo (the box moved inside the image when needed)
+    x = (click[0] - (box["width"] - shown[0]) / 2) / fit * 96 / natural[0]
+    y = (click[1] - (box["height"] - shown[1]) / 2) / fit * 80 / natural[1]
+    x0, x1, y0, y1 = map(int, re.search(r"\[(\d+):(\d+), (\d+):(\d+)\]",
+                                        page.locator("#zoom-crops").inner_text()).groups())
+    assert x1 - x0 == y1 - y0 == 48
+    assert abs((x0 + x1) / 2 - min(max(x, 24), 96 - 24)) <= 2 and abs((y0 + y1) / 2 - min(max(y, 24), 80 - 24)) <= 2
     page.locator("#zoom-crops").scroll_into_view_if_needed()
     page.screenshot(path=SHOTS / "b04_compare_zoom.png", full_page=True)
     page.locator("#compare-figure-btn").click()

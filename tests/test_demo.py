@@ -231,6 +231,23 @@ def test_compare_pair_zoom_and_figure(compared):
     small = np.asarray(crops[k][0])[::4, ::4]
     assert np.array_equal(small, r.images[name][0:16, 48:64])          # the same crop, enlarged 4x
     png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_zoom_source_fills_the_box_and_clicks_map_back(compared):
+    """Gradio never enlarges the clicked picture (object-fit: scale-down) and ignores clicks beside it: the zoom
+    source is the input enlarged with pixel copies, and a click on it maps back to the results' pixels."""
+    from drcnet.demo.compare_tab import ZOOM_VIEW, zoom_scale
+    r = compared
+    view = D.zoom_source(r.images)
+    s = zoom_scale(r.images["DRCNet"].shape)
+    assert s == 8 and view.size == (64 * s, 48 * s) and max(view.size) >= ZOOM_VIEW
+    assert np.array_equal(np.asarray(view)[::s, ::s], r.images["input (degraded)"])
+    assert D.zoom_point(r.images, 8 * 30 + 7, 8 * 20) == (30, 20)
+    assert zoom_scale((512, 384, 3)) == 1 and zoom_scale((300, 200)) == 2
+    with pytest.raises(D.DemoError, match="Compare button"):
+        D.zoom_source(None)
+    png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
     assert pdf.read_bytes()[:4] == b"%PDF" and Image.open(png).size[0] > 600
     import matplotlib.pyplot as plt
     assert plt.get_fignums() == []
@@ -280,6 +297,15 @@ def test_t_at_quantile_sets_the_coverage():
     assert D.t_at_quantile(r, 0.0) <= r.min() and (r >= D.t_at_quantile(r, 0.0)).all()
     with pytest.raises(D.DemoError, match="quantile"):
         D.t_at_quantile(r, 1.5)
+
+
+def test_t_at_quantile_writes_four_decimals_without_float_noise():
+    """The t box showed 0.494100004: a float32 map's quantile floored in float32."""
+    r = np.random.default_rng(0).uniform(0.47, 0.51, (50, 50)).astype(np.float32)
+    for q in (0.1, 0.3, 0.5, 0.9, 0.99):
+        t = D.t_at_quantile(r, q)
+        assert type(t) is float and t == round(t, 4) and len(repr(t)) <= 6, repr(t)
+        assert t <= np.quantile(r, q) and (r >= t).mean() >= 1 - q     # still never empties the mask
 
 
 def test_empty_mask_is_explained_and_the_quantile_control_fills_it(photo):
@@ -341,3 +367,22 @@ def test_example_gallery_captions_match_the_rows():
     assert not any("true" in c.lower() or "false" in c.lower() for c in captions)   # no raw parameters
     # a real degraded photo for denoise (Hubble) and deblur (clock); none exists for rain (assets/README.md)
     assert {"denoise", "deblur"} <= {r[1] for r in rows if r[2] is None and not r[3]}
+
+
+def test_make_assets_reproduces_every_example_row_and_picture(tmp_path):
+    """Regenerating the assets keeps the hand-curated parts: the Hubble low-light photo and the captions."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("make_assets", D.REPO / "scripts" / "make_assets.py")
+    make_assets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_assets)
+    make_assets.main(tmp_path)
+    made = json.loads((tmp_path / "examples.json").read_text())
+    assert made == json.loads((D.ASSETS / "examples.json").read_text())
+    assert {e["input"]: e.get("caption") for e in made if e.get("caption")} == {
+        "hubble_noise.png": "denoise, real low-light noise (Hubble)", "clock_motion.png": "deblur, real camera shake"}
+    committed = {p.name for p in D.ASSETS.glob("*.png")}
+    assert {p.name for p in tmp_path.glob("*.png")} == committed
+    for name in sorted(committed):
+        a, b = Image.open(tmp_path / name), Image.open(D.ASSETS / name)
+        assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b)), name

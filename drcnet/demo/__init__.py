@@ -411,4 +411,4 @@ from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, in
                           overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
 from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
 from .compare_tab import (CompareResult, baseline_info, compare, compare_figure, compare_pair,  # noqa: E402,F401
-                          compare_steps, zoom_crops)
+                          compare_steps, zoom_crops, zoom_point, zoom_source)

@@ -168,6 +168,32 @@ def crop_box(shape, x: int, y: int, size: int) -> tuple[int, int, int, int]:
     return x0, y0, x0 + sw, y0 + sh
 
 
+ZOOM_VIEW = 480                      # the zoom source's long side is enlarged to at least this many pixels
+
+
+def zoom_scale(shape) -> int:
+    """The integer factor that enlarges the zoom source (pixel copies, no smoothing) to at least ZOOM_VIEW px.
+
+    Gradio's image preview draws its picture with CSS object-fit: scale-down (never enlarged) but turns a click
+    into pixel coordinates assuming that, so a small result sat at its natural size in the middle of the box and
+    a click beside it (most of the box) sent no select event at all. Enlarged past the box, the picture fills it
+    and every click in it lands on a pixel; zoom_point maps it back."""
+    return max(1, -(-ZOOM_VIEW // max(shape[:2])))
+
+
+def zoom_source(images: dict | None, name: str = INPUT) -> Image.Image:
+    """The picture to click for the zoom: one result enlarged by zoom_scale."""
+    img = _pick(images, name)
+    s = zoom_scale(img.shape)
+    return Image.fromarray(img).resize((img.shape[1] * s, img.shape[0] * s), Image.NEAREST)
+
+
+def zoom_point(images: dict | None, x: int, y: int) -> tuple[int, int]:
+    """A click on zoom_source (its pixel coordinates) as a point of the results."""
+    s = zoom_scale(_pick(images, INPUT).shape)
+    return int(x) // s, int(y) // s
+
+
 def zoom_crops(images: dict | None, x: int, y: int, size: int = 64,
                display: int = 256) -> list[tuple[Image.Image, str]]:
     """The same crop around (x, y) from every result, enlarged without smoothing (pixels stay pixels)."""

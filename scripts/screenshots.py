@@ -1,0 +1,179 @@
+"""Screenshots of the app with the shipped checkpoints, for the README, talks and reviews.
+
+    python scripts/screenshots.py [--out tests/screenshots] [--stage 1 --level 0 --q 0.9]
+
+Launches `python app.py` exactly as a user does (DRCNET_CHECKPOINTS unset: checkpoints/ of this repository) on a
+free port, drives Debian's Chromium with Playwright and writes into --out (git-ignored by default):
+
+    s1_compare_slider.png     Compare on a synthetic denoise example (astronaut, sigma 25): the before/after
+                              slider between --left (default bm3d, after it has finished) and DRCNet
+    s2_compare_zoom.png       the same crop of every result around a clicked point
+    s3_inspect_empty.png      Inspect DFR at t = 0.75: the chosen block's mask is empty (coverage 0 %)
+    s4_inspect_quantile.png   after "Set t at this quantile" (q = --q): the mask is visible
+    s3b_/s4b_..._overview.png all blocks' response maps and histograms at those two values of t
+    s5_examples_gallery.png   the captioned examples gallery
+    screenshots.json          what each picture shows (facts, t, coverage), read from the page
+
+Needs Playwright (requirements-dev.txt) and /usr/bin/chromium; takes a few minutes on a CPU (BM3D).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(log_path: Path, timeout: float = 180) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DRCNET_CHECKPOINTS"}     # the shipped checkpoints
+    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit(f"the app did not start:\n{log_path.read_text()[-3000:]}")
+
+
+def text_of(elem_id: str) -> str:
+    return f"(document.querySelector('#{elem_id}')?.innerText || '')"
+
+
+def shoot(page, path: Path, first: str, last: str) -> None:
+    """The part of the page from element #first to element #last (full width)."""
+    page.locator(f"#{first}").scroll_into_view_if_needed()
+    top, bottom = page.locator(f"#{first}").bounding_box(), page.locator(f"#{last}").bounding_box()
+    y = top["y"] + page.evaluate("window.scrollY")
+    page.screenshot(path=path, full_page=True, clip={"x": 0, "y": y - 10, "width": 1400,
+                                                     "height": bottom["y"] + bottom["height"] - top["y"] + 20})
+
+
+def pick(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_timeout(500)
+
+
+def compare(page, out: Path, left: str, found: dict) -> None:
+    page.get_by_label("denoise", exact=True).check()
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "astronaut_clean.png"))
+    page.get_by_label("Degrade a clean photo first", exact=False).check()
+    page.wait_for_timeout(1500)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    # every method, BM3D included (the notes say "still running" until it is done)
+    page.wait_for_function(f"() => {text_of('compare-table')}.includes('best PSNR') && "
+                           f"{text_of('compare-table')}.includes('{left}') && "
+                           f"!{text_of('compare-notes')}.includes('still running')", timeout=600_000)
+    page.wait_for_selector("#cmp-slider img", timeout=60_000)
+    pick(page, "cmp-left", left)
+    pick(page, "cmp-right", "DRCNet")
+    page.wait_for_timeout(1500)
+    found["compare_table"] = page.locator("#compare-table").inner_text()
+    found["compare_notes"] = page.locator("#compare-notes").inner_text()
+    found["slider"] = [page.locator("#cmp-left input").input_value(), page.locator("#cmp-right input").input_value()]
+    shoot(page, out / "s1_compare_slider.png", "cmp-left", "cmp-slider")
+    src = page.locator("#zoom-source img")
+    box = src.bounding_box()
+    src.click(position={"x": box["width"] * 0.45, "y": box["height"] * 0.3})       # the astronaut's face
+    page.wait_for_function("() => document.querySelectorAll('#zoom-crops img').length >= 4", timeout=60_000)
+    page.locator("#zoom-crops").scroll_into_view_if_needed()
+    found["zoom_crops"] = page.locator("#zoom-crops").inner_text()
+    page.screenshot(path=out / "s2_compare_zoom.png", full_page=False)
+
+
+def inspect(page, out: Path, stage: int, level: int, q: float, found: dict) -> None:
+    page.get_by_role("tab", name="Inspect DFR").click()
+    page.get_by_label(str(stage), exact=True).check()
+    if level:
+        page.locator("input[aria-label='number input for Level']").fill(str(level))
+        page.locator("input[aria-label='number input for Level']").press("Enter")
+    slider = page.locator("#t-slider input[type=number]")
+    if float(slider.input_value()) != 0.75:                      # the default; typing it would re-run as well
+        slider.fill("0.75")
+        slider.press("Enter")
+    page.get_by_role("button", name="Inspect", exact=True).click()
+    idle = f"!{text_of('inspect-facts')}.match(/processing|queue/)"      # the progress text sits in the facts
+    page.wait_for_function(f"() => {idle} && {text_of('inspect-facts')}.includes('S{stage} L{level}') && "
+                           f"{text_of('inspect-facts')}.includes('t = 0.75 |')", timeout=300_000)
+    page.wait_for_timeout(1000)
+    found["inspect_t075"] = page.locator("#inspect-facts").inner_text()
+    shoot(page, out / "s3_inspect_empty.png", "t-slider", "inspect-block")
+    page.locator("#inspect-overview").screenshot(path=out / "s3b_inspect_empty_overview.png")
+    page.locator("#quantile input").fill(str(q))
+    page.locator("#quantile-btn").click()
+    page.wait_for_function(f"() => {idle} && {text_of('inspect-facts')}.includes('% of the pixels have M_sr') "
+                           f"&& {text_of('inspect-facts')}.includes('S{stage} L{level}')", timeout=300_000)
+    page.wait_for_timeout(1000)
+    found["t_box"] = slider.input_value()
+    found["inspect_quantile"] = page.locator("#inspect-facts").inner_text()
+    shoot(page, out / "s4_inspect_quantile.png", "t-slider", "inspect-block")
+    page.locator("#inspect-overview").screenshot(path=out / "s4b_inspect_quantile_overview.png")
+
+
+def gallery(page, out: Path, found: dict) -> None:
+    page.get_by_role("tab", name="Restore").click()
+    g = page.locator("#examples")
+    g.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    items = g.locator("button.thumbnail-item")
+    found["gallery_captions"] = [items.nth(i).inner_text() for i in range(items.count())]
+    g.screenshot(path=out / "s5_examples_gallery.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "screenshots")
+    ap.add_argument("--left", default="bm3d", help="the method left of DRCNet in the slider")
+    ap.add_argument("--stage", type=int, default=1)
+    ap.add_argument("--level", type=int, default=0)
+    ap.add_argument("--q", type=float, default=0.9, help="the quantile for the inspector's t")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+    proc, url = launch(args.out / "app.log")
+    found: dict = {"url": url}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load", timeout=120_000)
+            page.wait_for_selector("#examples", timeout=120_000)
+            found["status"] = re.sub(r"\s+", " ", page.locator("body").inner_text().split("Checkpoints:")[1][:300])
+            gallery(page, args.out, found)
+            compare(page, args.out, args.left, found)
+            inspect(page, args.out, args.stage, args.level, args.q, found)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        (args.out / "screenshots.json").write_text(json.dumps(found, indent=1) + "\n")
+    print(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()
