@@ -122,11 +122,15 @@ def main(argv=None):
     if "test" in results:
         check_grid(results["test"], source)
     previous = args.previous or (args.out / f"{args.task}.safetensors")
-    if previous.is_file() and "test" in results:
+    saved = args.out / f"{args.task}.previous.json"
+    if args.reuse and saved.is_file():        # the checkpoint in --out may already be this one
+        results["previous"] = json.loads(saved.read_text())
+    elif previous.is_file() and "test" in results:
         print(f"scoring the previous checkpoint {previous.name} on the test set ...", flush=True)
         old = Restorer.from_checkpoint(previous)
         results["previous"] = evaluate(args.task, old.restore, split_images("test"), baselines=[],
                                        max_side=args.max_side)
+        saved.write_text(json.dumps(_jsonable(results["previous"]), indent=1))
     latency = {"whole": time_512(restorer, tile=0), "tiles_256": time_512(restorer, tile=256)}
     device, precision = str(restorer.device), restorer.precision
 
