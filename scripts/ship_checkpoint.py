@@ -169,7 +169,7 @@ def write_card(args, meta, model, results, latency, device, precision, curve, ta
         f"| warm start | {('from ' + tr['init']) if tr.get('init') else 'none recorded (see the assessment)'} |",
         f"| hardware | {tr.get('hardware', '?')} |",
         f"| wall time | {fmt_seconds(tr.get('wall_time_s'))} |",
-        f"| final validation PSNR | {tr.get('val_psnr', '?')} |",
+        f"| final validation PSNR | {fmt_db(tr.get('val_psnr'))} |",
         f"| restore 512x512 | {latency['whole']:.2f} s whole (as the app runs it), {latency['tiles_256']:.2f} s in "
         f"256 px tiles (the engine's default); median of 5 on {cpu_name()}, {device}, {precision} |",
         "",
@@ -224,6 +224,10 @@ def degradation_ranges(task: str) -> str:
         "deblur": "training: random camera-trajectory kernels 13-31 px, then noise 0.01 and 8-bit rounding; "
                   "evaluation: four fixed kernels (13, 19, 25, 31 px)",
     }[task]
+
+
+def fmt_db(v) -> str:
+    return f"{v:.2f} dB" if isinstance(v, (int, float)) else "?"
 
 
 def fmt_seconds(s) -> str:
