@@ -40,8 +40,7 @@ def test_ship_checkpoint_refuses_a_gridded_checkpoint():
     assert ship_checkpoint.check_grid({"grid_max": {"drcnet": 1.1}}, "x") == 1.1
 
 
-@pytest.mark.parametrize("task", ["denoise", "derain", pytest.param("deblur", marks=pytest.mark.xfail(
-    strict=True, reason="the first round's deblur checkpoint writes an 8 px dot grid (ratio ~10)"))])
+@pytest.mark.parametrize("task", ["denoise", "derain", "deblur"])
 def test_every_shipped_checkpoint_passes_the_gate(task):
     model, _ = load_checkpoint(REPO / "checkpoints" / f"{task}.safetensors")
     settings = eval_settings(task)
