@@ -83,7 +83,7 @@ def real_photos() -> tuple[dict, dict]:
     save(hubble.astype(np.float32) / 255.0, "hubble_noise.png")
     noise = {"task": "denoise", "input": "hubble_noise.png", "reference": None, "synthesize": False,
              "source": "skimage.data.hubble_deep_field (real low-light sensor noise)",
-             "caption": "denoise, real low-light noise (Hubble)", "settings": {}}
+             "caption": "denoise, real noise (Hubble)", "settings": {}}
     # A real camera-shake blur: skimage's clock_motion.png (grey; shipped with scikit-image), copied unchanged.
     real = Path(os.path.dirname(data.__file__)) / "clock_motion.png"
     shutil.copyfile(real, OUT / "clock_motion.png")

@@ -362,7 +362,7 @@ def test_example_gallery_captions_match_the_rows():
     assert [g[0] for g in gallery] == [r[0] for r in rows]           # index i of the gallery fills row i
     captions = [g[1] for g in gallery]
     assert "denoise, sigma 25" in captions and "deblur, real camera shake" in captions
-    assert "derain, heavy rain" in captions and "deblur, 21 px motion blur" in captions
+    assert "derain, heavy rain" in captions and "deblur, 21 px blur" in captions
     assert all(c.split(",")[0] == r[1] for c, r in zip(captions, rows))
     assert not any("true" in c.lower() or "false" in c.lower() for c in captions)   # no raw parameters
     # a real degraded photo for denoise (Hubble) and deblur (clock); none exists for rain (assets/README.md)
@@ -380,7 +380,7 @@ def test_make_assets_reproduces_every_example_row_and_picture(tmp_path):
     made = json.loads((tmp_path / "examples.json").read_text())
     assert made == json.loads((D.ASSETS / "examples.json").read_text())
     assert {e["input"]: e.get("caption") for e in made if e.get("caption")} == {
-        "hubble_noise.png": "denoise, real low-light noise (Hubble)", "clock_motion.png": "deblur, real camera shake"}
+        "hubble_noise.png": "denoise, real noise (Hubble)", "clock_motion.png": "deblur, real camera shake"}
     committed = {p.name for p in D.ASSETS.glob("*.png")}
     assert {p.name for p in tmp_path.glob("*.png")} == committed
     for name in sorted(committed):

@@ -394,8 +394,9 @@ def example_caption(entry: dict) -> str:
     elif task == "derain":
         setting = f"{entry.get('rain', made.get('setting', 'light'))} rain"
     else:
-        setting = f"{entry.get('blur_size', made.get('size', 21))} px motion blur"
-    return f"{task}, {setting}" + (" (degraded here)" if entry.get("synthesize") else "")
+        setting = f"{entry.get('blur_size', made.get('size', 21))} px blur"
+    # "live": a clean photo that the app degrades when clicked. Captions stay short enough for a thumbnail.
+    return f"{task}, {setting}" + (" · live" if entry.get("synthesize") else "")
 
 
 def example_gallery(task: str | None = None) -> list[tuple[str, str]]:
