@@ -131,9 +131,22 @@ def test_inspect_downscales_to_limit(tmp_path, monkeypatch):
     assert r.after.size == (64, 32) and "64x32" in r.facts
 
 
-def test_probe_hooks_are_removed_after_inspect(photo):
-    D.inspect(photo, "denoise", 2, 3, 0.6)
-    model = D.model_for("denoise").model
+@pytest.fixture(scope="module")
+def inspected(ckdir, photo):
+    """One inspect at t = 0.5 shared by the tests that only read it (its two figures take ~2 s to draw), with the
+    model it ran on and the figures left open right after it."""
+    import matplotlib.pyplot as plt
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRCNET_CHECKPOINTS", str(ckdir))
+        result = D.inspect(photo, "denoise", 1, 0, 0.5)
+        model = D.model_for("denoise").model
+        figures = plt.get_fignums()
+        D.clear_cache()
+    return result, model, figures
+
+
+def test_probe_hooks_are_removed_after_inspect(inspected):
+    _, model, _ = inspected           # the probe attaches to every block, whichever one the inspector shows
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
 
 
@@ -253,9 +266,9 @@ def test_zoom_source_fills_the_box_and_clicks_map_back(compared):
     assert plt.get_fignums() == []
 
 
-def test_figures_are_closed(photo):
+def test_figures_are_closed(photo, inspected):
     import matplotlib.pyplot as plt
-    D.inspect(photo, "denoise", 1, 0, 0.5)
+    assert inspected[2] == []                       # none left open by inspect
     D.t_sweep(photo, "denoise", ts=(0.5,))
     assert plt.get_fignums() == []
 
@@ -321,12 +334,12 @@ def test_empty_mask_is_explained_and_the_quantile_control_fills_it(photo):
     assert "% of the pixels have M_sr >= t" in after.facts
 
 
-def test_block_figure_has_fitted_colour_scale_and_histogram(photo):
+def test_block_figure_has_fitted_colour_scale_and_histogram(inspected):
     from drcnet.demo.inspect_tab import fitted_range
     assert fitted_range(np.array([[0.47, 0.51]])) == (0.47, 0.51)
     lo, hi = fitted_range(np.full((2, 2), 0.5))
     assert lo < 0.5 < hi                                     # a flat map still gets a drawable scale
-    r = D.inspect(photo, "denoise", 1, 0, 0.5)
+    r = inspected[0]
     assert r.block.size[0] >= 1200 and r.overview.size[1] > 700       # 2x4 block grid; maps + histograms rows
 
 
