@@ -66,9 +66,13 @@ def test_restore_plain_and_synthetic_with_metrics(photo):
     r = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1, stage1=True)
     assert set(r.metrics) == {"input", "drcnet"} and np.isfinite(r.metrics["drcnet"]["psnr"])
     assert r.stage1 is not None and "PSNR" in r.facts and "sigma 30" in r.facts
-    # fixed seed: the same settings give the same degraded input
+    # fixed seed: the same settings give the same degraded input, made afresh (not the prepared-input cache's
+    # copy, which would make this check unable to fail), and another seed another one
+    D._prep_cache.clear()
     again = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1)
     assert np.array_equal(np.asarray(again.before), np.asarray(r.before))
+    other = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=2)
+    assert not np.array_equal(np.asarray(other.before), np.asarray(r.before))
 
 
 def test_model_is_cached_once_per_file(photo):
