@@ -199,7 +199,7 @@ def compared(ckdir, photo):
         return D.compare(photo, "denoise", synthesize=True, sigma=20)
 
 
-def test_compare_table_sorted_with_the_winner_marked(photo, compared):
+def test_compare_table_sorted_with_the_winner_marked(photo, compared, monkeypatch):
     r = compared
     psnrs = [row[1] for row in r.table]
     assert psnrs == sorted(psnrs, reverse=True) and r.headers[-1] == "rank"
@@ -208,8 +208,11 @@ def test_compare_table_sorted_with_the_winner_marked(photo, compared):
     assert marked == [best]
     # the gallery follows the table's order after input and clean reference
     assert [g[1].split(" (")[0] for g in r.gallery[2:]] == [row[0] for row in r.table if row[0] != "input (degraded)"]
-    # without a reference: no ranking, nothing marked
-    assert all(row[-1] == "" for row in D.compare(photo, "denoise").table)
+    # without a reference: no ranking, nothing marked (BM3D, ~2 s a call, stands aside: ranking is not its job)
+    from drcnet import baselines
+    monkeypatch.delitem(baselines.BASELINES["denoise"], "bm3d", raising=False)
+    table = D.compare(photo, "denoise").table
+    assert len(table) > 2 and all(row[-1] == "" for row in table)
 
 
 def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch):
