@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from drcnet.data import (FixedEvalSet, PairedFolder, SyntheticPairs, find_pairs, list_images, load_image,
+from drcnet.data import (CONTEXT, FixedEvalSet, PairedFolder, SyntheticPairs, find_pairs, list_images, load_image,
                          split_images)
 
 
@@ -47,10 +47,16 @@ def test_synthetic_pairs_are_deterministic_in_the_index(tmp_path):
 
 
 def test_synthetic_pairs_pad_small_images_and_accept_arrays():
+    """An image smaller than the patch is reflect-padded (bottom and right) up to it: the clean patch is the
+    photo itself and its mirror image, for every task (deblur crops a margin more and trims it after blurring)."""
     small = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
-    for task in ("derain", "deblur"):
-        degraded, clean = SyntheticPairs([small], task, patch=48, length=2)[0]
+    for task in ("denoise", "derain", "deblur"):
+        degraded, clean = SyntheticPairs([small], task, patch=48, length=2, augment=False)[0]
         assert degraded.shape == clean.shape == (3, 48, 48)
+        m = CONTEXT.get(task, 0)
+        side = 48 + 2 * m
+        padded = np.pad(small, ((0, side - 20), (0, side - 30), (0, 0)), mode="reflect")[m:m + 48, m:m + 48]
+        np.testing.assert_array_equal(clean.numpy().transpose(1, 2, 0), padded, err_msg=task)
 
 
 def test_generic_and_rain13k_pair_by_name(tmp_path):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from drcnet.degrade import (KERNEL_SIZES, RAIN_PRESETS, add_noise, add_rain, degrade, eval_settings,
-                            motion_blur, motion_kernel)
+from drcnet.degrade import (BLUR_NOISE, EVAL_KERNELS, KERNEL_SIZES, RAIN_PRESETS, add_noise, add_rain, degrade,
+                            eval_settings, motion_blur, motion_kernel)
 
 
 def smooth_image(h=96, w=96, seed=0):
@@ -55,14 +56,22 @@ def test_motion_kernels_are_normalised_sized_and_not_a_delta():
 
 
 def test_motion_blur_blurs_adds_noise_and_quantises():
+    """The output is the clean image convolved with the returned kernel (checked against scipy.ndimage, mirror
+    boundaries = numpy's reflect padding), plus Gaussian noise of std BLUR_NOISE, rounded to 8 bits."""
     clean = smooth_image()
     rng = np.random.default_rng(3)
     blurred, kernel = motion_blur(clean, rng, size=21)
     assert kernel.shape == (21, 21)
     assert np.allclose(blurred * 255, np.round(blurred * 255), atol=1e-3)
     assert 0 <= blurred.min() and blurred.max() <= 1
+    expected = np.stack([ndimage.convolve(clean[..., c].astype(np.float64), kernel, mode="mirror")
+                         for c in range(3)], -1)
+    residual = blurred - expected
+    # noise std 0.01 plus 8-bit rounding (1/255/sqrt(12) = 0.0011): 0.01006; an unblurred image leaves 0.07
+    assert abs(residual.std() / np.hypot(BLUR_NOISE, 1 / 255 / np.sqrt(12)) - 1) < 0.05
+    assert abs(residual.mean()) < 1e-3
     # high frequencies (finite differences) are damped by the blur
-    assert np.abs(np.diff(blurred, axis=1)).mean() < np.abs(np.diff(clean, axis=1)).mean() + 0.01
+    assert np.abs(np.diff(expected, axis=1)).mean() < 0.8 * np.abs(np.diff(clean, axis=1)).mean()
 
 
 def test_rain_brightens_stays_in_range_and_heavy_is_heavier():
@@ -79,13 +88,24 @@ def test_rain_brightens_stays_in_range_and_heavy_is_heavier():
 def test_eval_settings_are_fixed_and_usable():
     assert [s["name"] for s in eval_settings("denoise")] == ["sigma15", "sigma25", "sigma50"]
     assert [s["name"] for s in eval_settings("derain")] == ["light", "heavy"]
-    k1, k2 = (np.stack([s["kernel"] for s in eval_settings("deblur")[:1]]) for _ in range(2))
-    assert np.array_equal(k1, k2)
-    clean = smooth_image(32, 32)
+    assert [s["name"] for s in eval_settings("deblur")] == [f"kernel{k}_seed{n}" for k, n in EVAL_KERNELS]
+    k1, k2 = ([s["kernel"] for s in eval_settings("deblur")] for _ in range(2))     # fixed: the same every call
+    assert all(np.array_equal(a, b) and a.shape == (k, k) for a, b, (k, _) in zip(k1, k2, EVAL_KERNELS))
+    clean = smooth_image(64, 64)
     for task in ("denoise", "derain", "deblur"):
         for s in eval_settings(task):
             out, info = degrade(clean, task, np.random.default_rng(0), **s)
             assert out.shape == clean.shape and info["task"] == task
+            # the setting is the one applied, not a randomly drawn one
+            if task == "denoise":
+                assert info["sigma"] == s["sigma"]
+                assert abs(np.std(out - clean) * 255 / s["sigma"] - 1) < 0.1
+            elif task == "derain":
+                assert info["setting"] == s["setting"]
+            else:
+                assert np.array_equal(info["kernel"], s["kernel"])
+                again, _ = motion_blur(clean, np.random.default_rng(0), kernel=s["kernel"])
+                assert np.array_equal(out, again)
 
 
 def test_unknown_settings_raise():

@@ -88,6 +88,12 @@ def test_recipes_use_the_numpy_kernels():
     k = rec["kernel"].numpy()
     assert k.shape == (3, BLUR_SIDE, BLUR_SIDE)
     np.testing.assert_allclose(k.sum((1, 2)), 1, atol=1e-5)
+    # each one a motion kernel as test_degrade checks them: spread (not a delta), within the size range, its own
+    for one in k:
+        rows, cols = np.nonzero(one > 0)
+        assert max(np.ptp(rows), np.ptp(cols)) + 1 <= D.KERNEL_SIZES[1]
+        assert one.min() >= 0 and one.max() < 0.5 and (one > 1e-3).sum() > 5
+    assert not np.array_equal(k[0], k[1]) and not np.array_equal(k[1], k[2])
     rain = BatchRecipes([(100, 100)], "derain", patch=32, batch=6, seed=0)[0]
     layers = (rain["density"] > 0).sum(1)
     assert int(layers.min()) >= 1 and int(layers.max()) <= 3

@@ -27,6 +27,11 @@ def test_ssim_known_values():
     assert ssim(a, a) == pytest.approx(1.0)
     assert ssim(a, a, y_channel=True) == pytest.approx(1.0)
     assert ssim(a, rng.random((32, 32, 3))) < 0.1
+    # y_channel=True scores luma only: a colour change that keeps BT.601 Y leaves SSIM (and PSNR) perfect
+    grey = 0.3 + 0.4 * rng.random((32, 32, 3))
+    tint = np.array([128.553, -65.481, 0.0]) / 128.553 * 0.1 * rng.random((32, 32, 1))   # zero luma weight
+    assert ssim(grey, grey + tint, y_channel=True) == pytest.approx(1.0) and ssim(grey, grey + tint) < 0.99
+    assert psnr(grey, grey + tint, y_channel=True) > 100
 
 
 def test_error_reductions():

@@ -1,5 +1,6 @@
 """drcnet.train --init (warm start) and --minutes (the cosine schedule fitted to a wall-clock budget)."""
 import json
+import shutil
 import time
 
 import numpy as np
@@ -50,22 +51,33 @@ def test_init_refuses_a_checkpoint_of_another_architecture(photos, tmp_path):
         train(cfg(photos, tmp_path / "run", init=str(tmp_path / "lite.safetensors")))
 
 
-def test_minutes_fits_the_schedule_to_the_budget(photos, tmp_path):
+BUDGET_MIN = 0.2       # 12 s: setup, validation, 2 warm-up steps, 2 s of timed steps, 2 s for the save, ~5 s of steps
+
+
+@pytest.fixture(scope="module")
+def minutes_run(photos, tmp_path_factory):
+    """One --minutes run shared by the tests that read it (each run spends its whole budget training)."""
+    out = tmp_path_factory.mktemp("minutes") / "run"
     start = time.time()
-    result = train(cfg(photos, tmp_path / "run", minutes=0.2, iters=10 ** 6))
-    elapsed = time.time() - start
-    assert elapsed < 0.2 * 60 + 6                                         # ends inside its budget (+ slack)
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    result = train(cfg(photos, out, minutes=BUDGET_MIN, iters=10 ** 6, save_every=2))
+    return out, result, time.time() - start
+
+
+def test_minutes_fits_the_schedule_to_the_budget(minutes_run):
+    out, result, elapsed = minutes_run
+    assert elapsed < BUDGET_MIN * 60 + 6                                  # ends inside its budget (+ slack)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     (fixed,) = [r for r in log if r.get("event") == "schedule"]
     assert result["planned_iterations"] == fixed["iters"] == result["iterations"] > fixed["iter"]
     steps = [r for r in log if "lr" in r]
     assert steps[-1]["lr"] == pytest.approx(1e-7, abs=1e-9)               # the cosine reached its floor
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["iters"] == fixed["iters"]
+    assert json.loads((out / "config.json").read_text())["iters"] == fixed["iters"]
 
 
-def test_minutes_run_resumes_with_the_schedule_it_measured(photos, tmp_path):
-    first = train(cfg(photos, tmp_path / "run", minutes=0.1, iters=10 ** 6, save_every=2))
-    again = train(cfg(photos, tmp_path / "run", minutes=0.1, iters=10 ** 6, save_every=2, resume=True))
+def test_minutes_run_resumes_with_the_schedule_it_measured(minutes_run, photos, tmp_path):
+    out, first, _ = minutes_run
+    shutil.copytree(out, tmp_path / "run")                                # the shared run stays as it ended
+    again = train(cfg(photos, tmp_path / "run", minutes=BUDGET_MIN, iters=10 ** 6, save_every=2, resume=True))
     assert again["planned_iterations"] == first["planned_iterations"]
     assert again["start_iter"] == first["iterations"] == again["iterations"]
 
