@@ -244,7 +244,8 @@ def test_browser(server):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server["url"], wait_until="networkidle")
+        page.set_default_timeout(60_000)          # a loaded CI machine renders the page slowly, not wrongly
+        page.goto(server["url"], wait_until="load", timeout=120_000)   # "networkidle" timed out on a busy CPU
         page.screenshot(path=SHOTS / "00_start.png", full_page=True)
         page.locator("input[type=file]").first.set_input_files(img)
         # the upload is done when its preview is shown (an <img> served from the uploaded file) and loaded
