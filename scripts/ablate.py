@@ -70,8 +70,8 @@ CLAIMED = set(CONTRASTS) - {("base+SF", "base+SF+identity")}
 # block (18.6 -> 18.9 M parameters in the paper), and Extra-CR differs from Intra-CR only in its negatives.
 DEFAULT_CLOSEST = [("base+SF+EA", "DFR"), ("DFR-extra-cr", "DFR")]
 
-# The paper's numbers as far as the project's documents hold them (/work/shared/spec/drcnet.md section 3:
-# Table 4's parameter counts). Its PSNR/SSIM values are not in those documents: the table leaves a marked
+# The paper's numbers as far as the project's documents hold them (docs/design.md: Table 4's parameter
+# counts). Its PSNR/SSIM values are not in those documents: the table leaves a marked
 # column to fill from the paper rather than numbers from memory.
 PAPER_PARAMS_M = {"base": 12.7, "base+SF": 15.4, "base+SF+identity": 15.8, "base+SF+EA": 18.6, "DFR": 18.9}
 PAPER_COLUMN = "paper (to fill from the paper)"
