@@ -44,18 +44,28 @@ GRID_PERIODS = (4, 8, 16)
 GRID_BOUND = 1.5
 
 
-def grid_phase_ratio(image: np.ndarray, period: int) -> float:
-    """How much the high-pass energy of an image depends on the pixel's phase on a period x period grid:
-    the mean |image - its 3x3 box mean| at each of the period**2 phases (y mod p, x mod p), the largest over
-    the median. About 1 for natural images; a grid of dots at one phase makes that phase stand out."""
+def high_pass(image: np.ndarray) -> np.ndarray:
+    """image - its 3x3 box mean, per channel (H x W x C, reflect borders): where dots and edges live."""
     from scipy.ndimage import uniform_filter
 
     image = np.asarray(image, np.float32)
     if image.ndim == 2:
         image = image[..., None]
-    high = np.abs(image - uniform_filter(image, size=(3, 3, 1), mode="reflect")).mean(-1)
-    h, w = (high.shape[0] // period) * period, (high.shape[1] // period) * period
-    phases = high[:h, :w].reshape(h // period, period, w // period, period).mean((0, 2))
+    return image - uniform_filter(image, size=(3, 3, 1), mode="reflect")
+
+
+def phase_energy(high: np.ndarray, period: int) -> np.ndarray:
+    """period x period array: the mean |high| (over channels) at each pixel phase (y mod p, x mod p)."""
+    energy = np.abs(high).mean(-1)
+    h, w = (energy.shape[0] // period) * period, (energy.shape[1] // period) * period
+    return energy[:h, :w].reshape(h // period, period, w // period, period).mean((0, 2))
+
+
+def grid_phase_ratio(image: np.ndarray, period: int) -> float:
+    """How much the high-pass energy of an image depends on the pixel's phase on a period x period grid:
+    the mean |image - its 3x3 box mean| at each of the period**2 phases (y mod p, x mod p), the largest over
+    the median. About 1 for natural images; a grid of dots at one phase makes that phase stand out."""
+    phases = phase_energy(high_pass(image), period)
     return float(phases.max() / max(float(np.median(phases)), 1e-12))
 
 

@@ -136,6 +136,7 @@ def data_cost(args, device) -> dict:
 
 
 def benchmark(device, presets, sizes, repeats: int = 5) -> list[dict]:
+    from drcnet.bench import median_seconds
     from drcnet.engine import Restorer
     from drcnet.model import create_model
 
@@ -144,20 +145,12 @@ def benchmark(device, presets, sizes, repeats: int = 5) -> list[dict]:
         restorer = Restorer(create_model(preset).eval(), device=device)
         for h, w in sizes:
             image = torch.rand(h, w, 3, generator=torch.Generator().manual_seed(0)).numpy()
-            restorer.restore(image, tile=0)
             if device.type == "cuda":
-                torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                restorer.restore(image, tile=0)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
+            seconds = median_seconds(lambda: restorer.restore(image, tile=0), repeats, device)
             peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else None
             rows.append({"preset": preset, "size": f"{w}x{h}", "precision": restorer.precision,
-                         "median_ms": round(statistics.median(times) * 1000, 1),
+                         "median_ms": round(seconds * 1000, 1),
                          "peak_mb": round(peak) if peak is not None else None})
             log(f"bench {preset} {w}x{h} {restorer.precision}: {rows[-1]['median_ms']} ms, peak {rows[-1]['peak_mb']} MB")
     return rows

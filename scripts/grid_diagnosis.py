@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from drcnet.checkpoint import load_checkpoint  # noqa: E402
 from drcnet.data import FixedEvalSet, split_images  # noqa: E402
-from drcnet.evaluate import GRID_PERIODS, grid_artifact_ratio, grid_phase_ratio  # noqa: E402
+from drcnet.evaluate import (GRID_PERIODS, grid_artifact_ratio, grid_phase_ratio, high_pass,  # noqa: E402
+                             phase_energy)
 from drcnet.losses import IntraCR  # noqa: E402
 
 
@@ -37,15 +38,12 @@ def crops(task: str, count: int, side: int):
 
 def dot_alignment(out: torch.Tensor, grad: torch.Tensor, period: int = 8) -> float:
     """cos(-grad, high-pass of out) over the pixels of the grid phase where out's high-pass is largest."""
-    from scipy.ndimage import uniform_filter
-
-    o = out[0].numpy()
-    high = o - uniform_filter(o, size=(1, 3, 3), mode="reflect")
-    energy = np.abs(high).mean(0)
-    h, w = (energy.shape[0] // period) * period, (energy.shape[1] // period) * period
-    phases = energy[:h, :w].reshape(h // period, period, w // period, period).mean((0, 2))
+    high = high_pass(out[0].numpy().transpose(1, 2, 0))
+    phases = phase_energy(high, period)
     py, px = np.unravel_index(phases.argmax(), phases.shape)
-    dots, step = high[:, py:h:period, px:w:period], -grad[0].numpy()[:, py:h:period, px:w:period]
+    h, w = (high.shape[0] // period) * period, (high.shape[1] // period) * period      # whole grid cells only
+    dots = high[py:h:period, px:w:period]
+    step = -grad[0].numpy().transpose(1, 2, 0)[py:h:period, px:w:period]
     return float((dots * step).sum() / np.sqrt((dots ** 2).sum() * (step ** 2).sum() + 1e-30))
 
 
