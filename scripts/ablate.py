@@ -34,9 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from gpu_burst import log, machine, run_logged  # noqa: E402
+from drcnet.jobs import log, machine, run_logged  # noqa: E402
 
 TASK = "denoise"
 SIGMAS = ("sigma15", "sigma25", "sigma50")       # drcnet.degrade.eval_settings("denoise")
@@ -372,9 +371,9 @@ def write_report(records: dict, args, iters: int) -> dict:
 def ship(names: list[str], args) -> list[Path]:
     """The runs' best weights as float16 checkpoints/denoise-<name>.safetensors: the app's Compare tab lists
     them beside the main checkpoint (drcnet.demo.ablation_paths). Test scores go into the metadata, and a run
-    whose outputs carry a grid is refused (the gate of scripts/ship_checkpoint.py)."""
+    whose outputs carry a grid is refused (the gate of drcnet.release)."""
     from drcnet.checkpoint import load_checkpoint, save_checkpoint
-    from ship_checkpoint import check_grid
+    from drcnet.release import check_grid
 
     shipped = []
     for name in names:

@@ -1,0 +1,67 @@
+"""The data pack: the training and validation photos, small enough to travel with the repository to a GPU
+machine (docs/gpu.md), and the check that one is there before any machine time is spent on training.
+
+The device machine receives the working tree plus named ignored folders, at most 64 MiB together, and cannot
+download anything; the fetched photos (data/, 31 MB of JPEG at up to 4K) do not fit beside the repository.
+The pack holds each photo downscaled (Lanczos) to `side` on its longer side, as lossless PNG: no second JPEG
+generation, whose 8 px blocks a restoration network would learn to reproduce.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+SPLITS = ("train", "val")
+
+
+class MissingPackError(SystemExit):
+    """No usable data pack: the burst says so before training instead of failing in every task."""
+
+
+def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> dict:
+    """Write out/<split>/<name>.png for every photo of source/<split>; returns the manifest."""
+    from PIL import Image
+
+    from .data import list_images, load_image
+
+    manifest = {"side": side, "source": str(source.name), "files": {}}
+    total = 0
+    for split in SPLITS:
+        photos = list_images(source / split)
+        if not photos:
+            raise SystemExit(f"no photos in {source / split}: run scripts/fetch_data.py first")
+        (out / split).mkdir(parents=True, exist_ok=True)
+        for path in photos:
+            rgb = load_image(path, max_side=side)                     # EXIF applied, RGB, Lanczos
+            target = out / split / (path.stem + ".png")
+            Image.fromarray((rgb * 255.0 + 0.5).astype("uint8")).save(target, optimize=False)
+            data = target.read_bytes()
+            total += len(data)
+            manifest["files"][f"{split}/{target.name}"] = {"from": path.name, "size": list(rgb.shape[1::-1]),
+                                                          "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["bytes"] = total
+    if total > limit_mb * 2 ** 20:
+        raise SystemExit(f"the pack is {total / 2 ** 20:.1f} MiB, over --limit-mb {limit_mb}: lower --side")
+    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def check_pack(folder: Path) -> dict:
+    """{split: photo count} of a pack, or MissingPackError saying how to make one. A pack with a MANIFEST.json
+    must hold every file it lists (a carry cut short shows here, not as a crash inside a training child)."""
+    from .data import list_images
+
+    folder = Path(folder)
+    hint = "build it with `python scripts/pack_data.py` and carry it (docs/gpu.md)"
+    counts = {split: len(list_images(folder / split)) if (folder / split).is_dir() else 0 for split in SPLITS}
+    if not folder.is_dir() or not all(counts.values()):
+        raise MissingPackError(f"no data pack in {folder} ({', '.join(f'{k}: {v} photos' for k, v in counts.items())})"
+                               f": {hint}")
+    manifest = folder / "MANIFEST.json"
+    if manifest.is_file():
+        missing = [name for name in json.loads(manifest.read_text())["files"] if not (folder / name).is_file()]
+        if missing:
+            raise MissingPackError(f"the data pack in {folder} lacks {len(missing)} of its files "
+                                   f"(first: {missing[0]}): {hint}")
+    return counts

@@ -1,0 +1,168 @@
+"""The quality relay: every idle CPU minute trains, the weakest model first, and only better weights are shipped.
+
+    nice -n 10 python scripts/relay.py --minutes 120 &          # one leg, in the background
+    kill -STOP <pid> / kill -CONT <pid>                        # pause around a benchmark (the trainer's too)
+    python scripts/relay.py --legs-only runs/relay-deblur-1 --task deblur --leg-minutes 95   # a leg run by hand
+
+One leg: pick the task whose shipped test scores miss their recipe's targets by most (drcnet.recipe.
+furthest_task); continue its shipped weights with its recipe on the wall-clock schedule (`python -m drcnet.train
+--recipe TASK --init checkpoints/TASK.safetensors --schedule time --minutes M_train`), where M_train leaves the
+measured (else estimated) evaluation time and a start-up margin out of --minutes; then make the run a release
+candidate (drcnet.release: validation, test, grid gate), ship it only if it beats the shipped weights on
+validation and test and passes the gate, and in every case append the leg to checkpoints/<task>.legs.json and
+to the "Relay legs" table of checkpoints/<task>.md.
+
+Time: the trainer keeps its own deadline (it ends its schedule, validates and saves at M_train), and the relay
+puts no wall-clock timeout on it: a paused (SIGSTOP) relay must not kill its child for the minutes it was
+stopped. SIGTERM or SIGINT stops the leg: the trainer is sent SIGINT (it saves its state), the relay exits
+without evaluating, and prints how to record the run later (--legs-only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import release
+from .jobs import ROOT, log, machine, read_jsonl, run_logged
+from .recipe import furthest_task
+
+START_MARGIN_S = 120.0     # the trainer's start-up (imports, photos) and its final validation and save
+EVAL_SAFETY = 1.5          # an estimated evaluation time is multiplied by this
+
+
+def eval_estimate(task: str, checkpoints: Path) -> float:
+    """Seconds the candidate's evaluation will take: the last leg's measured time, else the time the shipped
+    evaluation files record for DRCNet and the cheap baselines (x EVAL_SAFETY), plus the latency timing."""
+    legs = load_legs(task, checkpoints)
+    if legs and legs[-1].get("eval_seconds"):
+        return float(legs[-1]["eval_seconds"]) * 1.2
+    total = 0.0
+    for split in ("val", "test"):
+        saved = checkpoints / f"{task}.{split}.json"
+        if saved.is_file():
+            seconds = json.loads(saved.read_text()).get("seconds", {})
+            total += sum(v for k, v in seconds.items() if k != "bm3d")
+    return max(total * EVAL_SAFETY, 180.0) + 60.0
+
+
+def train_minutes(total_minutes: float, eval_seconds: float) -> float:
+    minutes = total_minutes - (eval_seconds + START_MARGIN_S) / 60
+    if minutes < 1:
+        raise SystemExit(f"--minutes {total_minutes:g} leaves {minutes:.1f} min of training after the evaluation "
+                         f"({eval_seconds / 60:.1f} min) and the start-up margin: give more")
+    return minutes
+
+
+def trainer_command(task: str, minutes: float, run: Path, checkpoints: Path, trainer: str) -> list[str]:
+    return shlex.split(trainer) + ["--recipe", task, "--init", str(checkpoints / f"{task}.safetensors"),
+                                   "--schedule", "time", "--minutes", f"{minutes:.2f}", "--out", str(run),
+                                   "--no-progress"]
+
+
+def cumulative_lr(records: list[dict]) -> float:
+    """Sum of the learning rate over the leg's iterations, from the log lines (each covers the iterations since
+    the previous one): how far the leg moved the weights, comparable across legs of any length."""
+    total, last = 0.0, 0
+    for r in records:
+        if "lr" in r and "iter" in r:
+            total += r["lr"] * (r["iter"] - last)
+            last = r["iter"]
+    return total
+
+
+def load_legs(task: str, checkpoints: Path) -> list[dict]:
+    path = checkpoints / f"{task}.legs.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float, hardware: str, candidates: Path,
+               evaluations: dict | None = None, max_side: int = 256, log=log) -> dict:
+    """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card."""
+    start = time.monotonic()
+    weights = run / "best.safetensors"
+    if not weights.is_file():
+        weights = run / "last.safetensors"
+    folder = candidates / f"{task}-{run.name}"
+    decision = release.make_candidate(task, weights, folder, checkpoints, max_side,
+                                      release.validation_curve(run), source=str(run), evaluations=evaluations,
+                                      log=log)
+    if decision["ship"]:
+        for path in release.promote(task, folder, checkpoints):
+            log(f"shipped {path}")
+    records = read_jsonl(run / "log.jsonl")
+    steps = [r for r in records if "iter" in r and "loss" in r]
+    leg = {"date": time.strftime("%Y-%m-%d %H:%M"), "task": task, "run": str(run), "hardware": hardware,
+           "minutes": round(minutes, 1), "iterations": steps[-1]["iter"] if steps else 0,
+           "cumulative_lr": float(f"{cumulative_lr(records):.3g}"), "eval_seconds": round(time.monotonic() - start),
+           **{k: decision[k] for k in ("val_before", "val_after", "test_before", "test_after", "test_settings",
+                                       "gate", "ship", "reasons", "grid_local_max", "real_photos")}}
+    legs = load_legs(task, checkpoints) + [leg]
+    (checkpoints / f"{task}.legs.json").write_text(json.dumps(legs, indent=1) + "\n")
+    release.write_legs_section(checkpoints / f"{task}.md", legs)
+    log(f"leg recorded in {checkpoints / (task + '.legs.json')} and the card: {release.describe(decision)}")
+    return leg
+
+
+class Stop:
+    """SIGTERM / SIGINT: forward SIGINT to the trainer (it saves) and remember to stop after it."""
+
+    def __init__(self):
+        self.requested, self.child = False, None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self)
+
+    def __call__(self, signum, frame):
+        self.requested = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGINT)
+
+
+def hardware_line(info: dict) -> str:
+    threads = f", {info.get('cpus')} cores" if info.get("device") == "cpu" else ""
+    return f"{info.get('device')}{' ' + info['cpu'] if info.get('cpu') else ''}{threads}"
+
+
+def main(argv=None) -> dict | None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, help="the whole leg, evaluation included, ends within this")
+    ap.add_argument("--task", default="auto", choices=["auto", "denoise", "derain", "deblur"])
+    ap.add_argument("--legs-only", type=Path, metavar="RUN", help="record a run trained outside the relay")
+    ap.add_argument("--leg-minutes", type=float, help="with --legs-only: the run's training minutes")
+    ap.add_argument("--checkpoints", type=Path, default=release.CHECKPOINTS)
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "relay")
+    ap.add_argument("--candidates", type=Path, default=release.CANDIDATES)
+    ap.add_argument("--max-side", type=int, default=256)
+    ap.add_argument("--trainer", default=f"{shlex.quote(sys.executable)} -m drcnet.train")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    task = args.task if args.task != "auto" else furthest_task(args.checkpoints)[0]
+    hardware = hardware_line(machine())
+    if args.legs_only:
+        if args.task == "auto":
+            ap.error("--legs-only needs --task")
+        return finish_leg(task, args.legs_only, args.checkpoints, args.leg_minutes or 0.0, hardware,
+                          args.candidates, max_side=args.max_side)
+    if not args.minutes:
+        ap.error("--minutes is required (or --legs-only RUN)")
+    minutes = train_minutes(args.minutes, eval_estimate(task, args.checkpoints))
+    run = args.runs / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    log(f"relay leg: {task} for {minutes:.1f} of {args.minutes:g} min into {run}")
+    stop = Stop()
+    t_train = time.monotonic()
+    code, _ = run_logged(trainer_command(task, minutes, run, args.checkpoints, args.trainer), timeout=None,
+                         on_start=lambda proc: setattr(stop, "child", proc))
+    if stop.requested:
+        log(f"stopped: the trainer saved into {run}; record it with "
+            f"`python scripts/relay.py --legs-only {run} --task {task}`")
+        return None
+    if code != 0 and not (run / "best.safetensors").is_file():
+        raise SystemExit(f"the trainer failed (exit {code}) and left no weights in {run}")
+    leg = finish_leg(task, run, args.checkpoints, (time.monotonic() - t_train) / 60, hardware, args.candidates,
+                     max_side=args.max_side)
+    log(f"leg done in {(time.monotonic() - t0) / 60:.1f} of {args.minutes:g} min")
+    return leg

@@ -1,0 +1,317 @@
+"""Releasing weights: evaluate a candidate beside the shipped checkpoint, gate it, write its card, and replace
+checkpoints/<task>.* only when it is better.
+
+    python scripts/ship_checkpoint.py --task deblur --run runs/deblur-x                 # -> runs/candidates/deblur/
+    python scripts/ship_checkpoint.py --task deblur --promote                           # -> checkpoints/deblur.*
+
+A candidate folder holds the candidate's float16 weights, its evaluations (<task>.val.json, <task>.test.json),
+its card (<task>.md) and decision.json. The decision ships it only if it passes the grid gate (whole-image and
+local grid ratios on the test set, and the real photos of REAL_PHOTOS relative to their input) AND beats the
+shipped weights on the mean validation PSNR AND the mean test PSNR over the task's settings. Every number in
+the card comes from here.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import (DEFAULT_MAX_SIDE, GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio)
+from .jobs import ROOT, cpu_name, read_jsonl
+
+CHECKPOINTS = ROOT / "checkpoints"
+CANDIDATES = ROOT / "runs" / "candidates"
+# Real degraded photos (no clean reference) that a task's outputs must pass the local gate on, relative to the
+# input: the app's showcase camera-shake photo, where the round-two deblur model printed a row of dots.
+REAL_PHOTOS = {"deblur": ["assets/clock_motion.png"]}
+SPLIT_FILES = {"val": "val", "test": "test", "test, with BM3D": "test-BM3D"}
+
+
+class GridArtifactError(SystemExit):
+    """The gate: a checkpoint whose outputs carry a grid is not shipped."""
+
+
+def gate_failures(results: dict, real_photos: dict | None = None) -> list[str]:
+    """Why a test-set evaluation (and the real-photo scores) fails the grid gate; empty if it passes."""
+    failures = []
+    worst = results["grid_max"]["drcnet"]
+    if worst > GRID_BOUND:
+        failures.append(f"its worst test image has a grid-artifact ratio of {worst:.2f} (bound {GRID_BOUND}; "
+                        f"drcnet.evaluate.grid_artifact_ratio)")
+    local = results.get("grid_local_max", {}).get("drcnet")
+    if local is not None and local > LOCAL_GRID_BOUND:
+        failures.append(f"its worst test image has a local grid ratio of {local:.2f} (bound {LOCAL_GRID_BOUND}; "
+                        f"drcnet.evaluate.local_grid_ratio)")
+    for photo, ratio in (real_photos or {}).items():
+        if ratio > LOCAL_GRID_BOUND:
+            failures.append(f"{photo} has a local grid ratio of {ratio:.2f} against its input "
+                            f"(bound {LOCAL_GRID_BOUND})")
+    return failures
+
+
+def check_grid(results: dict, source, real_photos: dict | None = None) -> float:
+    """The gate as a refusal: GridArtifactError naming the reasons, else the worst whole-image ratio."""
+    failures = gate_failures(results, real_photos)
+    if failures:
+        raise GridArtifactError(f"refusing to ship {source}: " + "; ".join(failures))
+    return results["grid_max"]["drcnet"]
+
+
+def real_photo_ratios(task: str, restore) -> dict:
+    """local_grid_ratio of each of the task's real photos, restored, against the photo itself."""
+    from .imageio import load_image
+
+    ratios = {}
+    for name in REAL_PHOTOS.get(task, []):
+        photo = np.ascontiguousarray(load_image(ROOT / name).rgb, np.float32)
+        out = np.clip(np.asarray(restore(photo), np.float32), 0.0, 1.0)
+        ratios[name] = local_grid_ratio(out, photo)
+    return ratios
+
+
+def evaluate_weights(task: str, weights: Path, max_side: int = DEFAULT_MAX_SIDE, sets=("val", "test"),
+                     bm3d_settings=("sigma25",), log=print) -> dict:
+    """{label: evaluation} for each set (cheap baselines beside DRCNet; denoise also BM3D at bm3d_settings on
+    the test set), plus "real_photos" (the local grid ratios of REAL_PHOTOS) and "latency_512_s"."""
+    from .baselines import BASELINES
+    from .data import split_images
+    from .engine import Restorer
+
+    restorer = Restorer.from_checkpoint(weights)
+    cheap = [name for name in BASELINES[task] if name != "bm3d"]
+    runs = [(split, split, None, cheap) for split in sets]
+    if task == "denoise" and "bm3d" in BASELINES["denoise"] and bm3d_settings and "test" in sets:
+        runs.append(("test, with BM3D", "test", list(bm3d_settings), ["nlm", "bm3d"]))
+    results = {}
+    for label, split, settings, baselines in runs:
+        log(f"evaluating {weights} on {label} ...")
+        results[label] = _jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
+                                            baselines=baselines, max_side=max_side))
+    results["real_photos"] = real_photo_ratios(task, lambda image: restorer.restore(image, tile=0))
+    results["latency_512_s"] = latency_512(weights)
+    return results
+
+
+def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> dict:
+    """The shipped weights' val and test evaluations: the JSON files beside them when they were made with the
+    same crop size, else measured now (DRCNet and the input only)."""
+    from .data import split_images
+    from .engine import Restorer
+
+    results = {}
+    for split in ("val", "test"):
+        saved = checkpoints / f"{task}.{split}.json"
+        if saved.is_file() and json.loads(saved.read_text()).get("max_side") == max_side:
+            results[split] = json.loads(saved.read_text())
+            continue
+        log(f"scoring the shipped {task} weights on {split} ...")
+        restorer = Restorer.from_checkpoint(checkpoints / f"{task}.safetensors")
+        results[split] = _jsonable(evaluate(task, restorer.restore, split_images(split), baselines=[],
+                                            max_side=max_side))
+    return results
+
+
+def mean_psnr(results: dict) -> float:
+    """DRCNet's PSNR averaged over the evaluation's settings (each a mean over its images)."""
+    return float(np.mean([results["mean"][s]["drcnet"]["psnr"] for s in results["settings"]]))
+
+
+def decide(candidate: dict, shipped: dict) -> dict:
+    """Ship only if the gate passes and the candidate is ahead on both the validation and the test mean."""
+    failures = gate_failures(candidate["test"], candidate.get("real_photos"))
+    before = {split: mean_psnr(shipped[split]) for split in ("val", "test")}
+    after = {split: mean_psnr(candidate[split]) for split in ("val", "test")}
+    reasons = [f"gate: {f}" for f in failures]
+    reasons += [f"{split}: {after[split]:.3f} dB is not above the shipped {before[split]:.3f} dB"
+                for split in ("val", "test") if not after[split] > before[split]]
+    settings = candidate["test"]["settings"]
+    return {"ship": not reasons, "reasons": reasons, "gate": "pass" if not failures else "fail",
+            "val_before": round(before["val"], 3), "val_after": round(after["val"], 3),
+            "test_before": round(before["test"], 3), "test_after": round(after["test"], 3),
+            "test_settings": {s: [round(shipped["test"]["mean"][s]["drcnet"]["psnr"], 2),
+                                  round(candidate["test"]["mean"][s]["drcnet"]["psnr"], 2)] for s in settings},
+            "grid_max": candidate["test"]["grid_max"]["drcnet"],
+            "grid_local_max": candidate["test"].get("grid_local_max", {}).get("drcnet"),
+            "real_photos": candidate.get("real_photos", {})}
+
+
+def describe(decision: dict) -> str:
+    verdict = "SHIP: better on validation and test, gate passed" if decision["ship"] else \
+        "KEEP the shipped weights: " + "; ".join(decision["reasons"])
+    return (f"validation {decision['val_before']:.2f} -> {decision['val_after']:.2f} dB, test "
+            f"{decision['test_before']:.2f} -> {decision['test_after']:.2f} dB, gate {decision['gate']}: {verdict}")
+
+
+def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = CHECKPOINTS,
+                   max_side: int = DEFAULT_MAX_SIDE, curve=(), source: str = "", evaluations: dict | None = None,
+                   log=print) -> dict:
+    """Write the candidate (float16 weights, evaluations, card, decision.json) into folder; return the decision.
+    evaluations: already measured {val, test, real_photos} (the relay's tests pass fake ones)."""
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    candidate = evaluations or evaluate_weights(task, weights, max_side, log=log)
+    shipped = shipped_results(task, checkpoints, max_side, log=log)
+    decision = decide(candidate, shipped)
+    for label, res in candidate.items():
+        if label in SPLIT_FILES:
+            (folder / f"{task}.{SPLIT_FILES[label]}.json").write_text(json.dumps(res, indent=1) + "\n")
+    (folder / f"{task}.previous.json").write_text(json.dumps(shipped["test"], indent=1) + "\n")
+    model, meta = load_checkpoint(weights)
+    metrics = {label: res["mean"] for label, res in candidate.items() if label in SPLIT_FILES}
+    metrics.update(grid_max_test=decision["grid_max"], grid_local_max_test=decision["grid_local_max"],
+                   real_photos=decision["real_photos"], latency_512_s=candidate["latency_512_s"])
+    save_checkpoint(folder / f"{task}.safetensors", model, task=task, preset=meta.get("preset", ""),
+                    training=meta.get("training", {}), metrics=_jsonable(metrics), dtype="float16",
+                    **({"extra": {"weights": meta["weights"]}} if "weights" in meta else {}))
+    write_card(task, folder, model, meta, candidate, shipped["test"], metrics["latency_512_s"], list(curve),
+               source, max_side, checkpoints)
+    (folder / "decision.json").write_text(json.dumps({"task": task, "source": source, **decision}, indent=1) + "\n")
+    log(describe(decision))
+    return decision
+
+
+def promote(task: str, folder: Path, checkpoints: Path = CHECKPOINTS, force: bool = False) -> list[Path]:
+    """Replace checkpoints/<task>.* by the candidate's files; refused unless its decision says ship."""
+    decision = json.loads((folder / "decision.json").read_text())
+    if not decision["ship"] and not force:
+        raise SystemExit(f"not promoting {folder}: {describe(decision)}")
+    copied = []
+    for path in sorted(folder.glob(f"{task}.*")):
+        shutil.copyfile(path, checkpoints / path.name)
+        copied.append(checkpoints / path.name)
+    return copied
+
+
+def latency_512(weights: Path, repeats: int = 5) -> dict:
+    """Median seconds to restore one 512x512 image on this machine, whole and in 256 px tiles."""
+    from .bench import median_seconds
+    from .engine import Restorer
+
+    restorer = Restorer.from_checkpoint(weights)
+    image = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)
+    seconds = {f"{name}": round(median_seconds(lambda: restorer.restore(image, tile=tile), repeats,
+                                               restorer.device), 3)
+               for name, tile in (("whole", 0), ("tiles_256", 256))}
+    return {**seconds, "device": str(restorer.device), "precision": restorer.precision, "cpu": cpu_name()}
+
+
+def validation_curve(source: Path, task: str | None = None) -> list[tuple[int, float]]:
+    """(iteration, validation PSNR) of a run folder's log.jsonl, or of one task of a burst's burst.json."""
+    source = Path(source)
+    if source.is_file() and source.suffix == ".json":
+        records = next((r.get("log", []) for r in json.loads(source.read_text()).get("train", [])
+                        if r.get("task") == task), [])
+    else:
+        records = read_jsonl(source / "log.jsonl")
+    return [(r["iter"], r["val_psnr"]) for r in records if "val_psnr" in r]
+
+
+# ---------------------------------------------------------------------------------------------------- the card
+
+DEGRADATIONS = {
+    "denoise": "training: Gaussian sigma ~ U[0, 55]/255, one blind model; evaluation: sigma 15, 25, 50",
+    "derain": "training: random light and heavy synthetic streak layers (drcnet.degrade.RAIN_PRESETS), screen "
+              "blending; evaluation: the light and heavy presets, PSNR/SSIM on Y",
+    "deblur": "training: random camera-trajectory kernels (the recipe's --blur-kernels), then noise 0.01 and 8-bit "
+              "rounding; evaluation: four fixed kernels (13, 19, 25, 31 px)",
+}
+LEGS_HEADING = "## Relay legs"
+
+
+def write_card(task, folder, model, meta, results, previous, latency, curve, source, max_side, checkpoints):
+    """<task>.md in folder: how the weights were made, their target, the hand-written assessment
+    (checkpoints/<task>.notes.md), the comparison with the weights they would replace, every evaluation table,
+    and the relay legs recorded so far (checkpoints/<task>.legs.json)."""
+    from .evaluate import markdown_table
+    from .model import count_parameters
+    from .recipe import load_recipe
+
+    tr = meta.get("training", {})
+    command = f"python scripts/ship_checkpoint.py --task {task} --run {source} --max-side {max_side}"
+    lines = [
+        f"# DRCNet {task} checkpoint (`{task}.safetensors`)", "",
+        f"Trained by this project's own trainer (loss: {tr.get('loss', '?')}). All numbers below were measured by "
+        f"`{command}` (drcnet.release; the evaluation of `python -m drcnet.evaluate --task {task} --checkpoint "
+        f"checkpoints/{task}.safetensors --set val|test --max-side {max_side}`).", "",
+        "## Model and training", "", "| | |", "|---|---|",
+        f"| preset | `{meta.get('preset')}` ({count_parameters(model):,} parameters, t = {model.cfg.t}, "
+        f"delta = {model.cfg.delta}, region statistics `{model.cfg.region_stats}`) |",
+        f"| data | {tr.get('data', '?')} |",
+        f"| degradations | {DEGRADATIONS[task]} |",
+        f"| iterations | {tr.get('iterations', '?')} (schedule: {tr.get('schedule', 'iterations')}, "
+        f"{tr.get('planned_iterations', '?')} planned) |",
+        f"| batch x patch | {tr.get('batch', '?')} x {tr.get('patch', '?')}px |",
+        f"| loss | {tr.get('loss', '?')}, alpha = {tr.get('alpha', '?')}, lr {tr.get('lr', '?')} (Adam, cosine) |",
+        f"| weights | {meta.get('weights', 'raw')} |",
+        f"| warm start | {('from ' + tr['init']) if tr.get('init') else 'none recorded'} |",
+        f"| hardware | {tr.get('hardware', '?')} |",
+        f"| wall time | {fmt_seconds(tr.get('wall_time_s'))} |",
+        f"| restore 512x512 | {latency['whole']:.2f} s whole (as the app runs it), {latency['tiles_256']:.2f} s in "
+        f"256 px tiles (the engine's default); median of 5 on {latency['cpu']}, {latency['device']}, "
+        f"{latency['precision']} |", "",
+        "Reproduce:", "", "```bash", "python scripts/fetch_data.py", tr.get("command", "?"), command,
+        f"python scripts/ship_checkpoint.py --task {task} --promote", "```", ""]
+    if curve:
+        lines += ["Validation PSNR during training (fixed validation crops): " +
+                  ", ".join(f"{it}: {p:.2f} dB" for it, p in curve), ""]
+    lines += ["## Target", "", "Test set, mean PSNR: " + "; ".join(t.describe() for t in load_recipe(task).targets)
+              + f"; and the grid gate (whole image {GRID_BOUND}, {LOCAL_GRID_BOUND} in windows)", ""]
+    notes = checkpoints / f"{task}.notes.md"
+    if notes.is_file():                       # the hand-written assessment, kept across releases
+        lines += [notes.read_text().strip(), ""]
+    lines += ["## Against the weights it replaces (test set, same protocol)", "",
+              previous_table(results["test"], previous), ""]
+    if results.get("real_photos"):
+        lines += ["Local grid ratio on real photos, against the input (gate " + f"{LOCAL_GRID_BOUND}): " +
+                  ", ".join(f"`{k}` {v:.2f}" for k, v in results["real_photos"].items()), ""]
+    lines += ["## Evaluation", ""]
+    for label, res in results.items():
+        if label in SPLIT_FILES:
+            lines += [f"### {label} (centre crops of at most {max_side} px)", "", markdown_table(res), ""]
+    card = folder / f"{task}.md"
+    card.write_text("\n".join(lines) + "\n")
+    legs = checkpoints / f"{task}.legs.json"
+    if legs.is_file():
+        write_legs_section(card, json.loads(legs.read_text()))
+
+
+def previous_table(new: dict, old: dict) -> str:
+    """PSNR / SSIM per setting: the input, the shipped weights, the candidate; and each one's worst grid ratio."""
+    settings = new["settings"]
+    lines = ["| PSNR dB / SSIM | " + " | ".join(settings) + " | worst grid ratio |",
+             "|---|" + "---|" * (len(settings) + 1)]
+    for label, res, method in (("input", new, "input"), ("shipped", old, "drcnet"), ("candidate", new, "drcnet")):
+        cells = [f"{res['mean'][s][method]['psnr']:.2f} / {res['mean'][s][method]['ssim']:.4f}" for s in settings]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {res['grid_max'][method]:.2f} |")
+    return "\n".join(lines)
+
+
+def write_legs_section(card: Path, legs: list[dict]) -> None:
+    """Replace (or append) the card's "Relay legs" section by a table of every leg."""
+    head = ["| date | hardware | minutes | iterations | cumulative lr | val before -> after | test before -> after "
+            "(per setting) | gate | shipped |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for leg in legs:
+        per = ", ".join(f"{s} {b:.2f} -> {a:.2f}" for s, (b, a) in leg.get("test_settings", {}).items())
+        rows.append(f"| {leg['date']} | {leg.get('hardware', '?')} | {leg.get('minutes', '?')} | "
+                    f"{leg.get('iterations', '?')} | {leg.get('cumulative_lr', '?')} | "
+                    f"{leg['val_before']:.2f} -> {leg['val_after']:.2f} | {leg['test_before']:.2f} -> "
+                    f"{leg['test_after']:.2f} ({per}) | {leg['gate']} | {'yes' if leg['ship'] else 'no'} |")
+    section = [LEGS_HEADING, "", "Each leg continues the shipped weights with the task's recipe (drcnet/relay.py); "
+               "it is shipped only if it beats them on validation and test and passes the grid gate. Cumulative "
+               "lr: the sum of the learning rate over the leg's iterations.", "", *head, *rows, ""]
+    text = card.read_text() if card.is_file() else ""
+    before, _, after = text.partition(LEGS_HEADING)
+    rest = after[after.find("\n## "):] if "\n## " in after else ""
+    card.write_text(before.rstrip() + "\n\n" + "\n".join(section) + rest)
+
+
+def fmt_seconds(s) -> str:
+    try:
+        s = float(s)
+    except (TypeError, ValueError):
+        return str(s)
+    return f"{s / 3600:.2f} h ({s:.0f} s)"

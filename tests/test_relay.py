@@ -1,0 +1,137 @@
+"""The relay's and the release's decisions (drcnet/relay.py, drcnet/release.py), with fake evaluations: a candidate
+ships only when it beats the shipped weights on validation and test and passes the grid gate, and every leg is
+appended to legs.json and to the card. No training, no real evaluation."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import drcnet
+from drcnet import relay, release
+from drcnet.checkpoint import read_metadata, save_checkpoint
+
+SETTINGS = ["kernel13_seed101", "kernel19_seed102"]
+
+
+def fake_eval(psnr: float, grid=1.1, local=1.2) -> dict:
+    mean = {s: {"input": {"psnr": 25.0, "ssim": 0.7}, "drcnet": {"psnr": psnr + i, "ssim": 0.8}}
+            for i, s in enumerate(SETTINGS)}
+    return {"task": "deblur", "settings": SETTINGS, "methods": ["input", "drcnet"], "y_channel": False,
+            "max_side": 256, "mean": mean, "reductions": {s: {} for s in SETTINGS},
+            "grid_max": {"input": 1.0, "drcnet": grid}, "grid_local_max": {"input": 1.0, "drcnet": local}}
+
+
+def fake_candidate(val: float, test: float, grid=1.1, local=1.2, photo=1.1) -> dict:
+    return {"val": fake_eval(val), "test": fake_eval(test, grid, local),
+            "real_photos": {"assets/clock_motion.png": photo},
+            "latency_512_s": {"whole": 0.1, "tiles_256": 0.2, "device": "cpu", "precision": "fp32", "cpu": "test"}}
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """checkpoints/ with tiny deblur weights scoring val 27.0, test 26.0; and a finished run."""
+    ckpts, run = tmp_path / "checkpoints", tmp_path / "runs" / "deblur-1"
+    ckpts.mkdir()
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_checkpoint(ckpts / "deblur.safetensors", drcnet.create_model("tiny"), task="deblur", preset="tiny")
+    (ckpts / "deblur.val.json").write_text(json.dumps(fake_eval(27.0)))
+    (ckpts / "deblur.test.json").write_text(json.dumps(fake_eval(26.0)))
+    (ckpts / "deblur.md").write_text("# old card\n")
+    torch.manual_seed(1)
+    save_checkpoint(run / "best.safetensors", drcnet.create_model("tiny"), task="deblur", preset="tiny",
+                    training={"loss": "l1", "iterations": 40})
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"iter": 0, "val_psnr": 27.0}, {"iter": 20, "loss": 0.1, "lr": 1e-4},
+        {"iter": 40, "loss": 0.1, "lr": 5e-5}, {"iter": 40, "val_psnr": 27.3}]) + "\n")
+    return ckpts, run
+
+
+def leg(shipped, tmp_path, candidate):
+    ckpts, run = shipped
+    return relay.finish_leg("deblur", run, ckpts, 30.0, "cpu test", tmp_path / "candidates", evaluations=candidate,
+                            log=lambda *a: None)
+
+
+def test_a_better_candidate_is_shipped_and_the_leg_recorded(shipped, tmp_path):
+    ckpts, _ = shipped
+    before = (ckpts / "deblur.safetensors").read_bytes()
+    result = leg(shipped, tmp_path, fake_candidate(27.2, 26.1))
+    assert result["ship"] and result["gate"] == "pass"
+    assert (ckpts / "deblur.safetensors").read_bytes() != before
+    assert read_metadata(ckpts / "deblur.safetensors")["metrics"]["test"]["kernel13_seed101"]["drcnet"]["psnr"] == 26.1
+    assert json.loads((ckpts / "deblur.test.json").read_text())["mean"]["kernel13_seed101"]["drcnet"]["psnr"] == 26.1
+    (entry,) = json.loads((ckpts / "deblur.legs.json").read_text())
+    assert entry["iterations"] == 40 and entry["cumulative_lr"] == pytest.approx(20 * 1e-4 + 20 * 5e-5)
+    assert entry["test_settings"]["kernel19_seed102"] == [27.0, 27.1]
+    card = (ckpts / "deblur.md").read_text()
+    assert "## Relay legs" in card and "| 27.50 -> 27.70 |" in card and "| pass | yes |" in card
+    assert "## Against the weights it replaces" in card                    # the candidate's card was promoted
+
+
+@pytest.mark.parametrize("candidate, reason", [
+    (fake_candidate(26.9, 26.5), "val: 27.400 dB is not above the shipped 27.500"),
+    (fake_candidate(27.5, 25.9), "test: 26.400 dB is not above the shipped 26.500"),
+    (fake_candidate(27.5, 26.5, grid=1.7), "grid-artifact ratio of 1.70"),
+    (fake_candidate(27.5, 26.5, local=2.4), "local grid ratio of 2.40"),
+    (fake_candidate(27.5, 26.5, photo=2.45), "clock_motion.png has a local grid ratio of 2.45"),
+])
+def test_a_candidate_worse_on_val_or_test_or_failing_the_gate_is_refused(shipped, tmp_path, candidate, reason):
+    ckpts, _ = shipped
+    before = (ckpts / "deblur.safetensors").read_bytes()
+    result = leg(shipped, tmp_path, candidate)
+    assert not result["ship"] and any(reason in r for r in result["reasons"]), result["reasons"]
+    assert (ckpts / "deblur.safetensors").read_bytes() == before          # nothing replaced
+    assert (ckpts / "deblur.md").read_text().startswith("# old card")       # the card kept, the leg appended
+    assert "| no |" in (ckpts / "deblur.md").read_text()
+    with pytest.raises(SystemExit, match="not promoting"):
+        release.promote("deblur", tmp_path / "candidates" / "deblur-deblur-1", ckpts)
+    leg(shipped, tmp_path, candidate)                                       # a second leg: appended, not replaced
+    assert len(json.loads((ckpts / "deblur.legs.json").read_text())) == 2
+    assert (ckpts / "deblur.md").read_text().count("## Relay legs") == 1
+
+
+def test_the_training_budget_leaves_the_evaluation_out_and_the_trainer_keeps_its_own_deadline(shipped):
+    ckpts, run = shipped
+    estimate = relay.eval_estimate("deblur", ckpts)
+    assert estimate >= 180
+    minutes = relay.train_minutes(60, estimate)
+    assert minutes < 60 - estimate / 60
+    cmd = relay.trainer_command("deblur", minutes, run, ckpts, "python -m drcnet.train")
+    assert cmd[cmd.index("--schedule") + 1] == "time" and cmd[cmd.index("--recipe") + 1] == "deblur"
+    assert float(cmd[cmd.index("--minutes") + 1]) == pytest.approx(minutes, abs=0.01)
+    with pytest.raises(SystemExit, match="give more"):
+        relay.train_minutes(3, estimate)
+
+
+def test_sigterm_stops_the_relay_after_the_trainer_saved(shipped, tmp_path):
+    """The relay forwards SIGTERM to its trainer as SIGINT (the trainer saves on it), then exits cleanly
+    without evaluating."""
+    ckpts, _ = shipped
+    stub = tmp_path / "stub.py"
+    stub.write_text("import signal, sys, time, os\n"
+                    "out = sys.argv[sys.argv.index('--out') + 1]\n"
+                    "def save(*a):\n    os.makedirs(out, exist_ok=True); open(out + '/saved', 'w').close(); sys.exit(1)\n"
+                    "signal.signal(signal.SIGINT, save)\n"
+                    "print('training', flush=True)\n"
+                    "time.sleep(60)\n")
+    cmd = [sys.executable, "-c", "import sys; from drcnet.relay import main; main(sys.argv[1:])",
+           "--minutes", "30", "--task", "deblur", "--checkpoints", str(ckpts), "--runs", str(tmp_path / "relay"),
+           "--trainer", f"{sys.executable} {stub}"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "relay").glob("*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped: the trainer saved" in out
+    (run,) = (tmp_path / "relay").iterdir()
+    assert (run / "saved").is_file() and not (ckpts / "deblur.legs.json").exists()
