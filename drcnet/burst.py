@@ -40,14 +40,14 @@ TEST_FILES = ["tests/test_model.py", "tests/test_engine.py", "tests/test_probes.
 # Seconds kept back from a training child's timeout: its stop (SIGINT, save, SIGKILL after this grace) and the
 # copy of its weights must fit before the deadline.
 STOP_GRACE = 20.0
-AFTER_TRAINING = 90.0   # seconds the benchmark and the tests need at least, kept out of the training budgets
+AFTER_TRAINING = 75.0   # seconds the benchmark and the tests need at least, kept out of the training budgets
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "outputs/burst")))
     ap.add_argument("--tasks", type=lambda s: [t for t in s.split(",") if t], default=list(TASKS))
-    ap.add_argument("--train-seconds", type=float, default=360.0, help="training time of all tasks together")
+    ap.add_argument("--train-seconds", type=float, default=300.0, help="training time of all tasks together")
     ap.add_argument("--deadline", type=float, default=540.0,
                     help="seconds, counted from the start of the interpreter, by which everything has ended")
     ap.add_argument("--preset", default=None, help="model preset (default: the recipe's)")
@@ -64,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--extra", default="", help="more arguments for the trainer")
     ap.add_argument("--trainer", default=f"{shlex.quote(sys.executable)} -m drcnet.train",
                     help="the training command the task arguments are appended to (tests put a stub here)")
-    ap.add_argument("--child-slack", type=float, default=60.0,
+    ap.add_argument("--child-slack", type=float, default=45.0,
                     help="seconds a training child may run past its budget (start-up, final validation and save)")
     ap.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--tests", action=argparse.BooleanOptionalAction, default=True)

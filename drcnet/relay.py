@@ -80,13 +80,18 @@ def load_legs(task: str, checkpoints: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float, hardware: str, candidates: Path,
-               evaluations: dict | None = None, max_side: int = 256, log=log) -> dict:
-    """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card."""
+def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, hardware: str, candidates: Path,
+               evaluations: dict | None = None, max_side: int = release.CARD_MAX_SIDE, log=log) -> dict:
+    """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
+    the leg's training time (None: the wall time the weights' metadata records)."""
+    from .checkpoint import read_metadata
+
     start = time.monotonic()
     weights = run / "best.safetensors"
     if not weights.is_file():
         weights = run / "last.safetensors"
+    if minutes is None:
+        minutes = float(read_metadata(weights).get("training", {}).get("wall_time_s") or 0) / 60
     folder = candidates / f"{task}-{run.name}"
     decision = release.make_candidate(task, weights, folder, checkpoints, max_side,
                                       release.validation_curve(run), source=str(run), evaluations=evaluations,
@@ -132,11 +137,12 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--minutes", type=float, help="the whole leg, evaluation included, ends within this")
     ap.add_argument("--task", default="auto", choices=["auto", "denoise", "derain", "deblur"])
     ap.add_argument("--legs-only", type=Path, metavar="RUN", help="record a run trained outside the relay")
-    ap.add_argument("--leg-minutes", type=float, help="with --legs-only: the run's training minutes")
+    ap.add_argument("--leg-minutes", type=float,
+                    help="with --legs-only: the run's training minutes (default: the wall time in its weights)")
     ap.add_argument("--checkpoints", type=Path, default=release.CHECKPOINTS)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "relay")
     ap.add_argument("--candidates", type=Path, default=release.CANDIDATES)
-    ap.add_argument("--max-side", type=int, default=256)
+    ap.add_argument("--max-side", type=int, default=release.CARD_MAX_SIDE)
     ap.add_argument("--trainer", default=f"{shlex.quote(sys.executable)} -m drcnet.train")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
@@ -145,7 +151,7 @@ def main(argv=None) -> dict | None:
     if args.legs_only:
         if args.task == "auto":
             ap.error("--legs-only needs --task")
-        return finish_leg(task, args.legs_only, args.checkpoints, args.leg_minutes or 0.0, hardware,
+        return finish_leg(task, args.legs_only, args.checkpoints, args.leg_minutes, hardware,
                           args.candidates, max_side=args.max_side)
     if not args.minutes:
         ap.error("--minutes is required (or --legs-only RUN)")

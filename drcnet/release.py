@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import (DEFAULT_MAX_SIDE, GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio)
+from .evaluate import GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio
 from .jobs import ROOT, cpu_name, read_jsonl
 
 CHECKPOINTS = ROOT / "checkpoints"
@@ -26,6 +26,7 @@ CANDIDATES = ROOT / "runs" / "candidates"
 # Real degraded photos (no clean reference) that a task's outputs must pass the local gate on, relative to the
 # input: the app's showcase camera-shake photo, where the round-two deblur model printed a row of dots.
 REAL_PHOTOS = {"deblur": ["assets/clock_motion.png"]}
+CARD_MAX_SIDE = 256        # the evaluation crops of every shipped card: candidates are compared at the same size
 SPLIT_FILES = {"val": "val", "test": "test", "test, with BM3D": "test-BM3D"}
 
 
@@ -71,7 +72,7 @@ def real_photo_ratios(task: str, restore) -> dict:
     return ratios
 
 
-def evaluate_weights(task: str, weights: Path, max_side: int = DEFAULT_MAX_SIDE, sets=("val", "test"),
+def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, sets=("val", "test"),
                      bm3d_settings=("sigma25",), log=print) -> dict:
     """{label: evaluation} for each set (cheap baselines beside DRCNet; denoise also BM3D at bm3d_settings on
     the test set), plus "real_photos" (the local grid ratios of REAL_PHOTOS) and "latency_512_s"."""
@@ -145,7 +146,7 @@ def describe(decision: dict) -> str:
 
 
 def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = CHECKPOINTS,
-                   max_side: int = DEFAULT_MAX_SIDE, curve=(), source: str = "", evaluations: dict | None = None,
+                   max_side: int = CARD_MAX_SIDE, curve=(), source: str = "", evaluations: dict | None = None,
                    log=print) -> dict:
     """Write the candidate (float16 weights, evaluations, card, decision.json) into folder; return the decision.
     evaluations: already measured {val, test, real_photos} (the relay's tests pass fake ones)."""
@@ -230,7 +231,8 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     from .recipe import load_recipe
 
     tr = meta.get("training", {})
-    command = f"python scripts/ship_checkpoint.py --task {task} --run {source} --max-side {max_side}"
+    flag = "--weights" if str(source).endswith(".safetensors") else "--run"
+    command = f"python scripts/ship_checkpoint.py --task {task} {flag} {source} --max-side {max_side}"
     lines = [
         f"# DRCNet {task} checkpoint (`{task}.safetensors`)", "",
         f"Trained by this project's own trainer (loss: {tr.get('loss', '?')}). All numbers below were measured by "

@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from drcnet import release  # noqa: E402
-from drcnet.evaluate import DEFAULT_MAX_SIDE  # noqa: E402
 
 
 def main(argv=None):
@@ -29,7 +28,8 @@ def main(argv=None):
     ap.add_argument("--run", type=Path, help="a training run folder (its best.safetensors and log.jsonl)")
     ap.add_argument("--weights", type=Path, help="weights file (default: RUN/best.safetensors)")
     ap.add_argument("--burst", type=Path, help="a burst's burst.json: the validation curve of --task comes from it")
-    ap.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE)
+    ap.add_argument("--max-side", type=int, default=release.CARD_MAX_SIDE,
+                    help="centre crops of the evaluation (default %(default)s: the shipped cards' protocol)")
     ap.add_argument("--candidates", type=Path, default=release.CANDIDATES)
     ap.add_argument("--checkpoints", type=Path, default=release.CHECKPOINTS)
     ap.add_argument("--promote", action="store_true", help="replace checkpoints/<task>.* by the candidate")
