@@ -223,3 +223,13 @@ def test_shipped_checkpoints_are_float16_and_fp16_storage_keeps_outputs_within_5
         half = load_checkpoint(tmp_path / "half.safetensors")[0](x)[1]
     psnr = -10 * torch.log10((half - ref).pow(2).mean())
     assert psnr > 50
+
+
+def test_nothing_imports_from_scripts():
+    """scripts/ are thin entry points: the package and the scripts import their logic from drcnet/ only."""
+    names = {p.stem for p in (REPO / "scripts").glob("*.py")}
+    for path in [*(REPO / "drcnet").rglob("*.py"), *(REPO / "scripts").glob("*.py")]:
+        text = path.read_text()
+        assert '/ "scripts"' not in text, path
+        for name in names:
+            assert f"from {name} import" not in text and f"import {name}\n" not in text, (path, name)

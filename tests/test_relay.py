@@ -135,3 +135,16 @@ def test_sigterm_stops_the_relay_after_the_trainer_saved(shipped, tmp_path):
     assert "stopped: the trainer saved" in out
     (run,) = (tmp_path / "relay").iterdir()
     assert (run / "saved").is_file() and not (ckpts / "deblur.legs.json").exists()
+
+
+def test_the_card_curve_comes_from_a_run_log_or_from_a_burst_json(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text('{"iter": 0, "val_psnr": 26.5}\n{"iter": 9, "loss": 1}\n{"iter": 9, "val_psnr": 26.9}\n'
+                                   '{"iter": 12, "val_ps')                 # cut short by a kill
+    assert release.validation_curve(run) == [(0, 26.5), (9, 26.9)]
+    burst = tmp_path / "burst.json"
+    burst.write_text(json.dumps({"train": [{"task": "denoise", "log": [{"iter": 0, "val_psnr": 30.0}]},
+                                           {"task": "deblur", "log": [{"iter": 0, "val_psnr": 27.0},
+                                                                      {"iter": 50, "val_psnr": 27.4}]}]}))
+    assert release.validation_curve(burst, "deblur") == [(0, 27.0), (50, 27.4)]
