@@ -122,9 +122,9 @@ def test_a_hung_child_is_stopped_inside_the_deadline_and_every_task_returns_weig
     monkeypatch.setenv("STUB_HANG", "derain")
     monkeypatch.setattr(burst, "STOP_GRACE", 2.0)
     start = time.monotonic()
-    report = burst.main(burst_args(tmp_path, trainer, data, "--train-seconds", "600", "--deadline", "45",
+    report = burst.main(burst_args(tmp_path, trainer, data, "--train-seconds", "600", "--deadline", "60",
                                    "--child-slack", "2"), start=start)
-    assert time.monotonic() - start < 45
+    assert time.monotonic() - start < 60
     by_task = {r["task"]: r for r in report["train"]}
     assert by_task["derain"]["timed_out"] and by_task["denoise"]["exit"] == 0 and by_task["deblur"]["exit"] == 0
     for task in ("denoise", "derain", "deblur"):
