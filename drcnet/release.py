@@ -312,6 +312,8 @@ def write_legs_section(card: Path, legs: list[dict]) -> None:
 
 
 def fmt_seconds(s) -> str:
+    if s is None:
+        return "?"
     try:
         s = float(s)
     except (TypeError, ValueError):
