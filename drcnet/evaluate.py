@@ -81,7 +81,12 @@ def grid_phase_ratio(image: np.ndarray, period: int) -> float:
     """How much the high-pass energy of an image depends on the pixel's phase on a period x period grid:
     the mean |image - its 3x3 box mean| at each of the period**2 phases (y mod p, x mod p), the largest over
     the median. About 1 for natural images; a grid of dots at one phase makes that phase stand out."""
-    phases = phase_energy(high_pass(image), period)
+    return phase_ratio(high_pass(image), period)
+
+
+def phase_ratio(high: np.ndarray, period: int) -> float:
+    """grid_phase_ratio of an already high-passed image (or a window of one)."""
+    phases = phase_energy(high, period)
     return float(phases.max() / max(float(np.median(phases)), 1e-12))
 
 
@@ -94,21 +99,21 @@ def grid_artifact_ratio(output: np.ndarray, clean: np.ndarray, periods=GRID_PERI
 
 def local_grid_ratio(output: np.ndarray, *references: np.ndarray, window: int = LOCAL_GRID_WINDOW,
                      periods=LOCAL_GRID_PERIODS) -> float:
-    """A grid confined to part of an image: the largest, over windows of `window` px (half-overlapping) and
-    the periods, of grid_phase_ratio(output window) over the largest grid_phase_ratio of the same window of
-    the references (the clean image and/or the degraded input). Pattern that a reference already has in that
-    window (texture, JPEG blocks, noise) is not held against the output; 1 = none added."""
-    h, w = output.shape[:2]
+    """A grid confined to part of an image: the largest, over windows of `window` px (half-overlapping, on the
+    image's own pixel grid) and the periods, of the phase ratio of the output's high-pass in the window over
+    the largest phase ratio of the same window of the references (the clean image and/or the degraded input).
+    Pattern that a reference already has in that window (texture, JPEG blocks, noise) is not held against the
+    output; 1 = none added."""
+    out, *refs = (high_pass(x) for x in (output, *references))
+    h, w = out.shape[:2]
     step = window // 2
-    ys = range(0, max(h - window, 0) + 1, step)
-    xs = range(0, max(w - window, 0) + 1, step)
     worst = 0.0
-    for y in ys:
-        for x in xs:
+    for y in range(0, max(h - window, 0) + 1, step):
+        for x in range(0, max(w - window, 0) + 1, step):
             crop = (slice(y, y + window), slice(x, x + window))
             for p in periods:
-                reference = max(grid_phase_ratio(r[crop], p) for r in references)
-                worst = max(worst, grid_phase_ratio(output[crop], p) / reference)
+                reference = max(phase_ratio(r[crop], p) for r in refs)
+                worst = max(worst, phase_ratio(out[crop], p) / reference)
     return worst
 
 

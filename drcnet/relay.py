@@ -20,6 +20,7 @@ without evaluating, and prints how to record the run later (--legs-only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import signal
@@ -81,9 +82,11 @@ def load_legs(task: str, checkpoints: Path) -> list[dict]:
 
 
 def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, hardware: str, candidates: Path,
-               evaluations: dict | None = None, max_side: int = release.CARD_MAX_SIDE, log=log) -> dict:
+               evaluations: dict | None = None, max_side: int = release.CARD_MAX_SIDE, log=log,
+               guard=None) -> dict:
     """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
-    the leg's training time (None: the wall time the weights' metadata records)."""
+    the leg's training time (None: the wall time the weights' metadata records). guard: a context in which
+    the files of checkpoints/ are written (the relay's Stop defers signals there)."""
     from .checkpoint import read_metadata
 
     start = time.monotonic()
@@ -96,6 +99,11 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
     decision = release.make_candidate(task, weights, folder, checkpoints, max_side,
                                       release.validation_curve(run), source=str(run), evaluations=evaluations,
                                       log=log)
+    with guard or contextlib.nullcontext():
+        return record_leg(task, run, folder, checkpoints, minutes, hardware, decision, time.monotonic() - start, log)
+
+
+def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval_seconds, log=log) -> dict:
     if decision["ship"]:
         for path in release.promote(task, folder, checkpoints):
             log(f"shipped {path}")
@@ -103,7 +111,7 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
     steps = [r for r in records if "iter" in r and "loss" in r]
     leg = {"date": time.strftime("%Y-%m-%d %H:%M"), "task": task, "run": str(run), "hardware": hardware,
            "minutes": round(minutes, 1), "iterations": steps[-1]["iter"] if steps else 0,
-           "cumulative_lr": float(f"{cumulative_lr(records):.3g}"), "eval_seconds": round(time.monotonic() - start),
+           "cumulative_lr": float(f"{cumulative_lr(records):.3g}"), "eval_seconds": round(eval_seconds),
            **{k: decision[k] for k in ("val_before", "val_after", "test_before", "test_after", "test_settings",
                                        "gate", "ship", "reasons", "grid_local_max", "real_photos")}}
     legs = load_legs(task, checkpoints) + [leg]
@@ -114,10 +122,11 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
 
 
 class Stop:
-    """SIGTERM / SIGINT: forward SIGINT to the trainer (it saves) and remember to stop after it."""
+    """SIGTERM / SIGINT: while the trainer runs, forward SIGINT to it (it saves) and stop after it; during the
+    evaluation, stop at once (nothing is shipped or recorded); while checkpoints/ is written, finish that first."""
 
     def __init__(self):
-        self.requested, self.child = False, None
+        self.requested, self.child, self.writing = False, None, False
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self)
 
@@ -125,6 +134,16 @@ class Stop:
         self.requested = True
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signal.SIGINT)
+        elif self.child is not None and not self.writing:
+            raise SystemExit(f"stopped by signal {signum} during the evaluation: nothing shipped or recorded")
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
 
 
 def hardware_line(info: dict) -> str:
@@ -169,6 +188,6 @@ def main(argv=None) -> dict | None:
     if code != 0 and not (run / "best.safetensors").is_file():
         raise SystemExit(f"the trainer failed (exit {code}) and left no weights in {run}")
     leg = finish_leg(task, run, args.checkpoints, (time.monotonic() - t_train) / 60, hardware, args.candidates,
-                     max_side=args.max_side)
+                     max_side=args.max_side, guard=stop.deferred())
     log(f"leg done in {(time.monotonic() - t0) / 60:.1f} of {args.minutes:g} min")
     return leg

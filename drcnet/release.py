@@ -180,8 +180,10 @@ def promote(task: str, folder: Path, checkpoints: Path = CHECKPOINTS, force: boo
     if not decision["ship"] and not force:
         raise SystemExit(f"not promoting {folder}: {describe(decision)}")
     copied = []
-    for path in sorted(folder.glob(f"{task}.*")):
-        shutil.copyfile(path, checkpoints / path.name)
+    for path in sorted(folder.glob(f"{task}.*")):      # each file whole or not at all: copy, then rename
+        partial = checkpoints / (path.name + ".partial")
+        shutil.copyfile(path, partial)
+        partial.replace(checkpoints / path.name)
         copied.append(checkpoints / path.name)
     return copied
 
