@@ -151,7 +151,8 @@ def evaluate(task: str, restore_fn, images, settings=None, baselines=None, seed:
     mean = {s: mean_scores(per, list(methods)) for s, per in per_image.items()}
     worst_grid, worst_local = ({m: max(scores[m][key] for per in per_image.values() for scores in per.values())
                                 for m in methods} for key in ("grid", "grid_local"))
-    return {"grid_max": worst_grid, "grid_local_max": worst_local, "task": task, "settings": list(per_image), "methods": list(methods), "y_channel": y_channel,
+    return {"grid_max": worst_grid, "grid_local_max": worst_local, "task": task, "settings": list(per_image),
+            "methods": list(methods), "y_channel": y_channel,
             "max_side": max_side, "seed": seed, "per_image": per_image, "mean": mean,
             "reductions": {s: reductions(m, list(chosen)) for s, m in mean.items()}, "seconds": seconds}
 

@@ -154,17 +154,16 @@ def test_burst_trains_warm_started_saves_fp16_and_benchmarks(tmp_path):
     save_checkpoint(init / "deblur.safetensors", drcnet.create_model("tiny"), task="deblur", preset="tiny")
     out = tmp_path / "out"
     cmd = [sys.executable, str(REPO / "scripts" / "gpu_burst.py"), "--out", str(out), "--tasks", "deblur",
-           "--train-seconds", "12", "--child-slack", "30", "--preset", "tiny", "--patch", "32", "--batch", "2", "--val-count", "2",
-           "--val-size", "32", "--data", str(data), "--runs", str(tmp_path / "runs"), "--init-dir", str(init),
+           "--train-seconds", "12", "--child-slack", "30", "--preset", "tiny", "--patch", "32", "--batch", "2",
+           "--val-count", "2", "--val-size", "32", "--data", str(data), "--runs", str(tmp_path / "runs"), "--init-dir", str(init),
            "--bench-presets", "tiny", "--bench-sizes", "48x40", "--no-tests", "--extra", "--threads 1"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / "burst.json").read_text())
     (task,) = report["train"]
     assert task["exit"] == 0 and task["iterations"] > 0
-    assert task["seconds"] < 12 + 20                              # --minutes kept the run inside its share
+    assert task["seconds"] < 12 + 20                              # the wall-clock schedule kept it in its share
     assert "val_before" in task and "val_after" in task            # the warm start was validated first
-    assert any(r.get("event") == "schedule" for r in task["log"])
     model, meta = load_checkpoint(out / "deblur.safetensors")
     assert meta["training"]["init"] == "deblur.safetensors"
     from safetensors import safe_open

@@ -116,7 +116,8 @@ def test_sigterm_stops_the_relay_after_the_trainer_saved(shipped, tmp_path):
     stub = tmp_path / "stub.py"
     stub.write_text("import signal, sys, time, os\n"
                     "out = sys.argv[sys.argv.index('--out') + 1]\n"
-                    "def save(*a):\n    os.makedirs(out, exist_ok=True); open(out + '/saved', 'w').close(); sys.exit(1)\n"
+                    "def save(*a):\n"
+                    "    os.makedirs(out, exist_ok=True); open(out + '/saved', 'w').close(); sys.exit(1)\n"
                     "signal.signal(signal.SIGINT, save)\n"
                     "print('training', flush=True)\n"
                     "time.sleep(60)\n")
@@ -140,7 +141,8 @@ def test_sigterm_stops_the_relay_after_the_trainer_saved(shipped, tmp_path):
 def test_the_card_curve_comes_from_a_run_log_or_from_a_burst_json(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "log.jsonl").write_text('{"iter": 0, "val_psnr": 26.5}\n{"iter": 9, "loss": 1}\n{"iter": 9, "val_psnr": 26.9}\n'
+    (run / "log.jsonl").write_text('{"iter": 0, "val_psnr": 26.5}\n{"iter": 9, "loss": 1}\n'
+                                   '{"iter": 9, "val_psnr": 26.9}\n'
                                    '{"iter": 12, "val_ps')                 # cut short by a kill
     assert release.validation_curve(run) == [(0, 26.5), (9, 26.9)]
     burst = tmp_path / "burst.json"
