@@ -67,7 +67,11 @@ def trainer_command(task: str, minutes: float, run: Path, checkpoints: Path, tra
 
 def cumulative_lr(records: list[dict]) -> float:
     """Sum of the learning rate over the leg's iterations, from the log lines (each covers the iterations since
-    the previous one): how far the leg moved the weights, comparable across legs of any length."""
+    the previous one): how far the leg moved the weights, comparable across legs of any length. The trainer's
+    own running sum (`cum_lr`, exact per iteration) is used when its log has one."""
+    logged = [r["cum_lr"] for r in records if "cum_lr" in r]
+    if logged:
+        return float(max(logged))
     total, last = 0.0, 0
     for r in records:
         if "lr" in r and "iter" in r:

@@ -96,6 +96,19 @@ def test_a_candidate_worse_on_val_or_test_or_failing_the_gate_is_refused(shipped
     assert (ckpts / "deblur.md").read_text().count("## Relay legs") == 1
 
 
+def test_a_leg_trained_by_hand_is_recorded_with_its_minutes_and_the_trainers_own_cumulative_lr(shipped, tmp_path):
+    ckpts, run = shipped
+    torch.manual_seed(1)
+    save_checkpoint(run / "best.safetensors", drcnet.create_model("tiny"), task="deblur", preset="tiny",
+                    training={"loss": "l1", "wall_time_s": 1800})
+    with (run / "log.jsonl").open("a") as f:
+        f.write(json.dumps({"iter": 50, "loss": 0.1, "lr": 4e-5, "cum_lr": 0.0049}) + "\n")
+    result = relay.finish_leg("deblur", run, ckpts, None, "cpu", tmp_path / "candidates",
+                              evaluations=fake_candidate(26.9, 26.5), log=lambda *a: None)
+    assert result["minutes"] == 30.0 and result["cumulative_lr"] == pytest.approx(0.0049)
+    assert result["iterations"] == 50 and not result["ship"]
+
+
 def test_the_training_budget_leaves_the_evaluation_out_and_the_trainer_keeps_its_own_deadline(shipped):
     ckpts, run = shipped
     estimate = relay.eval_estimate("deblur", ckpts)
