@@ -48,6 +48,7 @@ import torch.nn as nn
 
 from .checkpoint import save_checkpoint
 from .config import PRESETS
+from .degrade import TRAIN_KERNELS, KernelSizes
 from .model import create_model
 
 TASKS = ("denoise", "derain", "deblur")
@@ -59,6 +60,9 @@ VAL_SIGMA = 25.0             # denoise validation: additive Gaussian noise at si
 @dataclass
 class TrainConfig:
     # what to train
+    recipe: typing.Optional[str] = field(default=None, metadata={
+        "help": "take the [train] table of drcnet/recipes/RECIPE.toml as defaults (and its task); flags given "
+                "on the command line still win"})
     task: str = field(default="denoise", metadata={"help": "denoise | derain | deblur"})
     preset: str = field(default="paper", metadata={"help": "model size: paper | lite | tiny"})
     # data
@@ -71,6 +75,10 @@ class TrainConfig:
         "help": "folder of clean validation photos (default: the fetched validation split, else the --data photos)"})
     max_side: typing.Optional[int] = field(default=None, metadata={
         "help": "downscale photos whose longer side exceeds this before cropping"})
+    blur_kernels: str = field(default=TRAIN_KERNELS, metadata={
+        "help": "deblur training kernel sizes: odd ranges with weights, e.g. '7-17:0.7,19-31:0.3' (70 %% of "
+                "kernels uniform over the odd sizes 7..17, 30 %% over 19..31); validation keeps its fixed "
+                "13/19/25/31 px kernels"})
     # optimisation (paper)
     iters: int = field(default=400_000, metadata={"help": "total iterations (the length of the cosine schedule)"})
     batch: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
@@ -96,8 +104,21 @@ class TrainConfig:
         "help": "start from this checkpoint's weights (a fresh optimizer and schedule); how a shipped model "
                 "is continued. Ignored by --resume, whose state already holds the weights"})
     minutes: typing.Optional[float] = field(default=None, metadata={
-        "help": "wall-clock budget: after a short warm-up, measure the step rate and fit --iters (the cosine "
-                "schedule's length) so that the run ends within this many minutes"})
+        "help": "wall-clock budget. --schedule iters: after a short warm-up, measure the step rate and fit "
+                "--iters (the cosine schedule's length) so that the run ends within this many minutes. "
+                "--schedule time: the learning rate follows the elapsed fraction of the budget"})
+    schedule: str = field(default="iters", metadata={
+        "help": "iters: cosine over --iters iterations (bitwise resumable); time: a short linear warm-up, then "
+                "cosine to --lr-min over the elapsed fraction of --minutes, stopping at the deadline after a "
+                "final validation and save (resumable, the clock continues, but not bitwise: the learning rate "
+                "of a step depends on the wall clock)"})
+    ema: float = field(default=0.999, metadata={
+        "help": "decay of an fp32 exponential moving average of the weights, validated beside the raw ones "
+                "(best/last.safetensors keep the better); 0: off"})
+    compile: str = field(default="auto", metadata={
+        "help": "torch.compile the training forward: on | off | auto (on for runs long enough to repay the "
+                "compile, ~2 min on a CPU: --minutes >= 10 or >= 1000 iterations to go, when a C++ compiler "
+                "(CPU) or Triton (CUDA) is there). A failing compile falls back to eager"})
     seed: int = 0
     log_every: int = field(default=100, metadata={"help": "iterations per log line"})
     val_every: int = field(default=5000, metadata={"help": "iterations per validation (0: only at the end)"})
@@ -136,6 +157,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be positive")
+        if self.schedule not in ("iters", "time"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose iters or time")
+        if self.schedule == "time" and self.minutes is None:
+            raise ValueError("--schedule time needs --minutes")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"unknown compile {self.compile!r}; choose auto, on or off")
+        KernelSizes.parse(self.blur_kernels)            # a bad spec fails here, not in a loader worker
         if self.out is None:
             self.out = str(Path("runs") / f"{self.task}-{self.preset}")
 
@@ -182,11 +212,12 @@ class Dist:
         want = cfg.device
         if want == "auto":
             want = "cuda" if torch.cuda.is_available() else "cpu"
-        if want == "cuda" and self.world > 1:
+        if want == "cuda":                   # this process's GPU: cuda:LOCAL_RANK (cuda:0 for a single process)
             want = f"cuda:{self.local_rank}"
         self.device = torch.device(want)
         if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
+            # An explicit index: torch 2.14 raises ValueError for set_device(torch.device("cuda")).
+            torch.cuda.set_device(self.device.index)
         self.owns_group = False
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -259,15 +290,19 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
                          f"scripts/fetch_data.py")
     desc = f"synthetic {cfg.task} pairs from {len(images)} {source}" + (
         f" (longer side at most {cfg.max_side})" if cfg.max_side else "")
+    kernels = {}
+    if cfg.task == "deblur":
+        kernels = {"sizes": KernelSizes.parse(cfg.blur_kernels)}
+        desc += f", kernel sizes {kernels['sizes']}"
     if device is not None:
         from .device_batches import DeviceBatchStream
 
         stream = DeviceBatchStream(images, cfg.task, cfg.patch, cfg.batch, device, seed=cfg.seed,
                                    augment=cfg.augment, max_side=cfg.max_side, rank=rank, world=world,
-                                   workers=workers)
+                                   workers=workers, blur_kernels=cfg.blur_kernels)
         return stream, desc + ", made on " + str(device)
     ds = SyntheticPairs(images, cfg.task, patch=cfg.patch, length=10 ** 9, seed=cfg.seed, augment=cfg.augment,
-                        max_side=cfg.max_side)
+                        max_side=cfg.max_side, **kernels)
     return ds, desc
 
 
@@ -751,9 +786,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def recipe_defaults(task: str) -> dict:
+    """--recipe TASK: the recipe's task and its [train] table as TrainConfig defaults. A key that is not a
+    TrainConfig field is an error (a typo would otherwise be dropped silently)."""
+    from .recipe import RECIPES, load_recipe
+
+    recipe = load_recipe(task)
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
+    unknown = sorted(set(recipe.train) - known)
+    if unknown:
+        raise ValueError(f"{RECIPES / (task + '.toml')}: unknown [train] keys {unknown}; they must be TrainConfig "
+                         f"fields (the flags of python -m drcnet.train without the dashes, - as _)")
+    return {"task": recipe.task, **recipe.train}
+
+
+def parse_config(argv=None) -> TrainConfig:
+    """The command line as a TrainConfig; with --recipe, the recipe fills in what the command line leaves out."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.recipe:
+        parser.set_defaults(**recipe_defaults(args.recipe))
+        args = parser.parse_args(argv)
+    return TrainConfig(**vars(args))
+
+
 def main(argv=None) -> dict:
-    args = _parser().parse_args(argv)
-    cfg = TrainConfig(**vars(args))
+    cfg = parse_config(argv)
     if cfg.command is None:                  # the exact command line (under torchrun: the script and its args)
         args = sys.argv[1:] if argv is None else list(argv)
         script = sys.argv[0] if argv is None else ""
