@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
 import math
 import os
 import platform
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -49,6 +51,7 @@ import torch.nn as nn
 from .checkpoint import save_checkpoint
 from .config import PRESETS
 from .degrade import TRAIN_KERNELS, KernelSizes
+from .maskstats import MaskStats
 from .model import create_model
 
 TASKS = ("denoise", "derain", "deblur")
@@ -236,6 +239,13 @@ class Dist:
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
             value = int(t.item())
         return value
+
+    def from_main(self, values: torch.Tensor) -> torch.Tensor:
+        """Rank 0's values on every rank (decisions taken on rank 0's clock)."""
+        if self.world > 1:
+            values = values.clone()
+            torch.distributed.broadcast(values, src=0)
+        return values
 
     def all_mean(self, values: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
@@ -461,6 +471,81 @@ def _trim_log(path: Path, upto: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# schedules, weight averaging, compilation
+
+class TimeSchedule:
+    """--schedule time: the learning rate as a function of the elapsed fraction f of the training time: a
+    linear warm-up over the first WARMUP of it, then cosine from lr to lr_min, the floor from f = 1 on.
+    (The paper's schedule is cosine per iteration; a wall-clock one lets a CPU run use a fixed budget fully.)"""
+    WARMUP = 0.02
+
+    def __init__(self, lr: float, lr_min: float):
+        self.lr_max, self.lr_min = lr, lr_min
+
+    def lr(self, f: float) -> float:
+        if f < self.WARMUP:
+            return self.lr_max * max(f, 0.0) / self.WARMUP
+        f = min(1.0, (f - self.WARMUP) / (1.0 - self.WARMUP))
+        return self.lr_min + (self.lr_max - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * f))
+
+
+class EMA:
+    """An fp32 exponential moving average of a model's weights, ema <- decay * ema + (1 - decay) * w after
+    every optimizer step; buffers are copied. A plain copy of the module rather than
+    torch.optim.swa_utils.AveragedModel: its state dict is the model's own (no `module.` prefix, no
+    n_averaged counter), so it validates with the same code and saves as a drcnet checkpoint."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).float().eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for avg, w in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(w.float(), 1.0 - self.decay)
+        for avg, b in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(b)
+
+
+def compile_pays(cfg: TrainConfig, device: torch.device, steps: int) -> bool:
+    """--compile auto: compile when the run is long enough to repay a cold compile (~2 min for lite on a CPU,
+    for ~1.5x faster steps: >= 10 minutes or >= 1000 iterations to go) and the toolchain is there (a C++
+    compiler for the CPU, Triton for CUDA)."""
+    if cfg.compile != "auto":
+        return cfg.compile == "on"
+    long_enough = cfg.minutes >= 10 if cfg.minutes is not None else steps >= 1000
+    if not long_enough:
+        return False
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return has_triton()
+    return any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++"))
+
+
+class EagerFallback:
+    """The training forward through torch.compile (inductor, default mode); if compiling or running the
+    compiled graph raises, `on_failure(error)` is called once and the eager module runs from then on."""
+
+    def __init__(self, net: nn.Module, on_failure):
+        self.net, self.on_failure = net, on_failure
+        try:
+            self.compiled = torch.compile(net)
+        except Exception as e:          # noqa: BLE001 (any failure means: train eagerly)
+            self.compiled = None
+            on_failure(e)
+
+    def __call__(self, x):
+        if self.compiled is not None:
+            try:
+                return self.compiled(x)
+            except Exception as e:      # noqa: BLE001
+                self.compiled = None
+                self.on_failure(e)
+        return self.net(x)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # training
 
 def train(cfg: TrainConfig) -> dict:
@@ -516,15 +601,21 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights).to(device)
 
     start, best_psnr, last_val, wall_before = 0, -math.inf, None, 0.0
-    # --minutes: the schedule's length is measured, not given; a resumed run keeps the length it measured.
-    schedule_fixed = cfg.minutes is None
+    cum_lr = 0.0                 # the sum of the learning rates of all steps so far (carried across resumes)
+    weights = "raw"              # which weights scored better at the last validation: "raw" or "ema"
+    val_s, save_s = 0.0, 2.0     # measured seconds of one validation and of one save (the budget's reserve)
+    saved_ema = None
+    # --minutes with --schedule iters: the schedule's length is measured, not given; a resumed run keeps the
+    # length it measured. --schedule time has no length to fit.
+    schedule_fixed = cfg.minutes is None or cfg.schedule == "time"
     if resuming:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved = state.get("config", {})
-        if cfg.minutes is not None and saved.get("minutes") is not None:
+        if cfg.minutes is not None and saved.get("minutes") is not None and cfg.schedule == "iters":
             cfg.iters, schedule_fixed = saved["iters"], True
             scheduler.T_max = cfg.iters
-        for key in ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "patch"):
+        checked = ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "patch", "schedule", "ema")
+        for key in checked + (("minutes", "lr_min") if cfg.schedule == "time" else ()):
             if key in saved and saved[key] != getattr(cfg, key):
                 raise ValueError(f"{state_path}: the run was started with {key}={saved[key]!r}, not "
                                  f"{getattr(cfg, key)!r}; resume with the same value or use a new --out")
@@ -536,13 +627,27 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         best_psnr = float(state.get("best_psnr", -math.inf))
         last_val = state.get("last_val")
         wall_before = float(state.get("wall_time_s", 0.0))
+        cum_lr = float(state.get("cum_lr", 0.0))
+        weights = state.get("weights", "raw")
+        val_s, save_s = float(state.get("val_s", val_s)), float(state.get("save_s", save_s))
+        saved_ema = state.get("ema")
         del state
     elif state_path.exists() and not cfg.resume:
         raise FileExistsError(f"{state_path} exists: pass --resume to continue that run, or choose another --out")
 
+    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+    if ema is not None and saved_ema is not None:
+        ema.model.load_state_dict(saved_ema)
+    elif ema is None:
+        weights = "raw"
+    # time schedule: the clock of the run, continued across resumes, and its end (before the final validation
+    # and save, whose measured durations are reserved)
+    budget_s = cfg.minutes * 60 if cfg.schedule == "time" else None
+    clock = lambda: wall_before + time.time() - t_start        # noqa: E731
+    lr_at = TimeSchedule(cfg.lr, cfg.lr_min).lr
     stop = min(cfg.iters, cfg.stop_at) if cfg.stop_at is not None else cfg.iters
-    if not schedule_fixed:
-        stop = 10 ** 12                                 # until the warm-up has measured the step rate
+    if not schedule_fixed or budget_s is not None:
+        stop = cfg.stop_at if budget_s is not None and cfg.stop_at is not None else 10 ** 12
     workers = cfg.workers
     if workers < 0:
         # On a GPU the data is made in loader workers: all cores but the one that drives the GPU.
@@ -551,6 +656,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     train_set, data_desc = build_train_data(cfg, device if on_device else None, dist.rank, dist.world, workers)
     val, val_desc = build_val_set(cfg) if dist.main else (None, "")
 
+    compiled = compile_pays(cfg, device, stop - start)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         for leftover in out.glob("*.tmp"):              # half-written files of a killed run
@@ -559,11 +665,23 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         if start:
             _trim_log(log_path, start)
         _append_jsonl(log_path, {"event": "resume" if start else "start", "iter": start, "time": time.time(),
-                                 "world": dist.world, "precision": precision, "device": str(device)})
+                                 "world": dist.world, "precision": precision, "device": str(device),
+                                 "compile": compiled, "schedule": cfg.schedule, "ema": cfg.ema})
 
     net = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = net
+    if compiled:
+        # Only the forward is compiled (backward through AOTAutograd); the state dicts come from `model`, the
+        # underlying module, so checkpoints never carry torch.compile's `_orig_mod.` prefix.
+        def compile_failed(error: Exception) -> None:
+            print(f"torch.compile failed, training eagerly: {type(error).__name__}: {error}".splitlines()[0],
+                  file=sys.stderr)
+            if dist.main:
+                _append_jsonl(log_path, {"event": "compile_failed", "iter": it, "error": str(error)[:500]})
+
+        forward = EagerFallback(net, compile_failed)
 
     if on_device:
         loader = train_set(start, stop)
@@ -575,39 +693,55 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     hardware = hardware_description(device, dist.world)
 
     def summary(it: int) -> dict:
-        return {"task": cfg.task, "preset": cfg.preset, "iterations": it, "planned_iterations": cfg.iters,
+        return {"task": cfg.task, "preset": cfg.preset, "iterations": it,
+                "planned_iterations": cfg.iters if budget_s is None else None,
                 "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "alpha": cfg.alpha, "lr": cfg.lr,
-                "lr_min": cfg.lr_min, "schedule": "cosine per iteration", "optimizer": "Adam",
+                "lr_min": cfg.lr_min, "optimizer": "Adam",
+                "schedule": "cosine per iteration" if budget_s is None else
+                            "linear warm-up, then cosine over the elapsed fraction of the time budget",
                 "betas": [cfg.beta1, cfg.beta2], "clip": cfg.clip, "augment": cfg.augment, "seed": cfg.seed,
                 "data": data_desc, "validation": val_desc, "hardware": hardware, "world_size": dist.world,
-                "precision": precision, "wall_time_s": round(wall_before + time.time() - t_start, 1),
-                "command": cfg.command or " ".join(sys.argv), "val_psnr": last_val,
+                "precision": precision, "wall_time_s": round(clock(), 1), "cum_lr": cum_lr,
+                "command": cfg.command or " ".join(sys.argv), "val_psnr": last_val, "weights": weights,
+                "ema": cfg.ema, "compile": compiled and forward.compiled is not None,
                 "init": Path(cfg.init).name if cfg.init else None, "minutes": cfg.minutes,
                 "data_wait_share": round(wait_share, 4) if wait_share is not None else None}
 
     def save(it: int, best: bool = False) -> None:
+        nonlocal save_s
         if not dist.main or not schedule_fixed:         # a --minutes run has no schedule to save before that
             return
+        t0 = time.time()
         metrics = {"val_psnr": last_val, "val_set": val_desc} if last_val is not None else {}
-        save_checkpoint(out / "last.safetensors", model, task=cfg.task, preset=cfg.preset, training=summary(it),
-                        metrics=metrics)
-        if best:
-            save_checkpoint(out / "best.safetensors", model, task=cfg.task, preset=cfg.preset,
-                            training=summary(it), metrics=metrics)
+        # the weights that scored better at the last validation, labelled: "raw" (trained) or "ema" (averaged)
+        chosen = ema.model if weights == "ema" else model
+        for name in ("last.safetensors",) + (("best.safetensors",) if best else ()):
+            save_checkpoint(out / name, chosen, task=cfg.task, preset=cfg.preset, training=summary(it),
+                            metrics=metrics, extra={"weights": weights})
         atomic_torch_save({"iter": it, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "rng": rng_state(device), "best_psnr": best_psnr,
-                           "last_val": last_val, "wall_time_s": wall_before + time.time() - t_start,
-                           "config": asdict(cfg)}, state_path)
+                           "last_val": last_val, "wall_time_s": clock(), "cum_lr": cum_lr, "weights": weights,
+                           "ema": ema.model.state_dict() if ema is not None else None, "val_s": val_s,
+                           "save_s": save_s, "config": asdict(cfg)}, state_path)
+        save_s = time.time() - t0
 
     def run_validation(it: int) -> bool:
-        nonlocal best_psnr, last_val
+        """Validate the raw and the EMA weights (the DFR mask statistics ride on the raw forward); log both."""
+        nonlocal best_psnr, last_val, weights
         if val is None:
             return False
-        last_val = validate(model, val, device, amp)
+        with MaskStats(model) as masks:
+            raw = validate(model, val, device, amp)
+        averaged = validate(ema.model, val, device, amp) if ema is not None else None
+        weights = "ema" if averaged is not None and averaged > raw else "raw"
+        last_val = averaged if weights == "ema" else raw
         improved = last_val > best_psnr
         best_psnr = max(best_psnr, last_val)
-        _append_jsonl(log_path, {"iter": it, "val_psnr": round(last_val, 4), "best_psnr": round(best_psnr, 4),
-                                 "val_psnr_input": round(val_input_psnr, 4)})
+        _append_jsonl(log_path, {"iter": it, "val_psnr": round(raw, 4),
+                                 "val_psnr_ema": None if averaged is None else round(averaged, 4),
+                                 "weights": weights, "best_psnr": round(best_psnr, 4),
+                                 "val_psnr_input": round(val_input_psnr, 4), "cum_lr": cum_lr})
+        _append_jsonl(log_path, {"event": "mask", "iter": it, "cum_lr": cum_lr, "blocks": masks.summary()})
         return improved
 
     val_input_psnr = float(psnr(val[0], val[1]).mean()) if val is not None else float("nan")
@@ -615,12 +749,11 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 
     # A warm start is validated before its first step: the card's "before" number, and for --minutes the
     # measured cost of a validation, which the budget must leave room for.
-    val_s = 0.0
     if dist.main and start == 0 and (cfg.init or cfg.minutes):
         t0 = time.time()
         run_validation(0)
         val_s = time.time() - t0
-    val_s = float(dist.all_mean(torch.tensor([val_s], device=device)).item() * dist.world)   # rank 0's
+    val_s = float(dist.from_main(torch.tensor([val_s], device=device)).item())
 
     def fix_schedule(it: int, step_s: float) -> int:
         """--minutes: the iteration count that ends the run inside its budget at step_s seconds a step,
@@ -629,11 +762,23 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         per_step = step_s + (val_s / cfg.val_every if cfg.val_every else 0.0)
         return dist.agree_min(it + max(0, int(left / per_step)))
 
+    def time_step(step_s: float) -> tuple[float, bool]:
+        """--schedule time: (the lr of the next step, whether it is the last one), on rank 0's clock. The lr is
+        that of the fraction reached at the end of the step; the last step (the one after which another would
+        not end before the reserve) runs at the floor."""
+        end = budget_s - (val_s + save_s + 1.0)
+        now = clock()
+        last = now + 2 * step_s >= end
+        decided = dist.from_main(torch.tensor([1.0 if last else (now + step_s) / end, float(last)],
+                                              dtype=torch.float64, device=device))
+        return lr_at(float(decided[0])), bool(decided[1])
+
     pbar = None
     if dist.main and cfg.progress:
         from tqdm import tqdm
 
-        pbar = tqdm(total=stop, initial=start, dynamic_ncols=True, desc=f"{cfg.task}-{cfg.preset}")
+        pbar = tqdm(total=stop if budget_s is None else None, initial=start, dynamic_ncols=True,
+                    desc=f"{cfg.task}-{cfg.preset}")
 
     model.train()
     history, postfix = [], {}
@@ -641,6 +786,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
     acc_n, t_log, it = 0, time.time(), start
     wait = 0.0                               # seconds spent in the data loader since the last log line
     warm_steps, warm_s, t_warm = 2, min(60.0, max(2.0, 0.05 * (cfg.minutes or 0) * 60)), None
+    step_s, t_step = 0.0, 0.0                # the duration of the last training step (time schedule)
     batches = iter(loader)
     # Ctrl-C lands between steps: a SIGINT inside optimizer.step() would otherwise save weights one step ahead of
     # the saved iteration (and of Adam's moments). A second Ctrl-C stops at once, without a save.
@@ -658,6 +804,14 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         while it < stop:
             if sigints:
                 raise KeyboardInterrupt
+            last_step = False
+            if budget_s is not None:
+                t_step = time.time()
+                lr, last_step = time_step(step_s)
+                if clock() >= budget_s - (val_s + save_s + 1.0) and it > start:
+                    break                             # past the deadline already (a long validation or save)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
             t_wait = time.perf_counter()
             try:
                 degraded, clean = next(batches)
@@ -667,15 +821,23 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
             clean = clean.to(device, non_blocking=True)
             wait += time.perf_counter() - t_wait
             with amp():
-                out1, out2 = net(degraded)
+                out1, out2 = forward(degraded)
                 loss = criterion(out1, clean, degraded) + criterion(out2, clean, degraded)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            cum_lr += optimizer.param_groups[0]["lr"]
             optimizer.step()
-            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            if budget_s is None:
+                scheduler.step()
+            elif it > start:                          # (the first step pays for compiling and allocating)
+                step_s = time.time() - t_step
             it += 1
+            if last_step:
+                stop = it
             with torch.no_grad():
                 acc += torch.stack([loss.detach().float(), psnr(out2.detach(), clean).mean()])
             acc_n += 1
@@ -690,7 +852,9 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                 wait_share = min(1.0, wait / max(dt, 1e-9))
                 lr = optimizer.param_groups[0]["lr"]
                 record = {"iter": it, "loss": round(mean[0], 6), "psnr": round(mean[1], 4), "lr": lr,
-                          "images_per_s": round(rate, 2), "data_wait": round(wait_share, 4)}
+                          "cum_lr": cum_lr, "images_per_s": round(rate, 2), "data_wait": round(wait_share, 4)}
+                if budget_s is not None:
+                    record["elapsed_s"] = round(clock(), 2)
                 history.append(record)
                 if dist.main:
                     _append_jsonl(log_path, record)
@@ -732,8 +896,12 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
                         break
 
             improved = False
-            if dist.main and cfg.val_every and it % cfg.val_every == 0 and it != stop:
+            # (a time-scheduled run skips a periodic validation that would eat into the final one's reserve)
+            room = budget_s is None or clock() + 2 * val_s + save_s + 1.0 < budget_s
+            if dist.main and cfg.val_every and it % cfg.val_every == 0 and it != stop and room:
+                t0 = time.time()
                 improved = run_validation(it)
+                val_s = max(val_s, time.time() - t0) if budget_s is not None else val_s
                 if pbar is not None and last_val is not None:
                     postfix["val"] = f"{last_val:.2f}"
                     pbar.set_postfix(postfix)
