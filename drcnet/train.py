@@ -4,6 +4,7 @@
     python -m drcnet.train --task denoise --data DIR --iters 2000 --patch 64 --batch 8 --out runs/mine
     python -m drcnet.train --task deblur --paired /data/GoPro --layout gopro
     python -m drcnet.train ... --out runs/mine --resume                      # continue after a stop or a crash
+    python -m drcnet.train --recipe deblur --init checkpoints/deblur.safetensors --schedule time --minutes 60
     torchrun --nproc_per_node 4 -m drcnet.train ...                          # DDP, one process per GPU
 
 Recipe: Adam lr 2e-4, cosine annealing per iteration down to 1e-7, 256x256 patches, batch 32, 400k iterations,
@@ -21,7 +22,12 @@ saved. A run directory holds:
     log.jsonl          one JSON line per log interval and per validation
     config.json        the TrainConfig of the latest start
 
-A kill -9 at any moment loses at most the iterations since the last save (--save-every).
+A kill -9 at any moment loses at most the iterations since the last save (--save-every). Resuming is bitwise
+exact for iteration schedules (with --compile off); a --schedule time run resumes on its clock (the elapsed
+seconds in state.pt) but not bit for bit, since the learning rate of a step depends on the wall clock.
+
+Every validation scores the raw weights and their EMA (--ema) and logs the DFR mask statistics
+(drcnet/maskstats.py); best/last.safetensors keep the better weights, labelled "weights": "raw" | "ema".
 """
 from __future__ import annotations
 
@@ -934,7 +940,8 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
 # command line
 
 CHOICES = {"task": TASKS, "loss": LOSSES, "precision": ("auto", "bf16", "fp32"), "batches": ("auto", "loader", "device"),
-           "preset": tuple(PRESETS), "layout": ("sidd", "gopro", "rain13k", "generic")}
+           "preset": tuple(PRESETS), "layout": ("sidd", "gopro", "rain13k", "generic"), "schedule": ("iters", "time"),
+           "compile": ("auto", "on", "off")}
 
 
 def _parser() -> argparse.ArgumentParser:
