@@ -759,6 +759,8 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         t0 = time.time()
         run_validation(0)
         val_s = time.time() - t0
+        if budget_s is not None:
+            save(0)            # a time schedule's end is fixed from the start: measure the save it reserves
     val_s = float(dist.from_main(torch.tensor([val_s], device=device)).item())
 
     def fix_schedule(it: int, step_s: float) -> int:
@@ -768,16 +770,17 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
         per_step = step_s + (val_s / cfg.val_every if cfg.val_every else 0.0)
         return dist.agree_min(it + max(0, int(left / per_step)))
 
-    def time_step(step_s: float) -> tuple[float, bool]:
-        """--schedule time: (the lr of the next step, whether it is the last one), on rank 0's clock. The lr is
-        that of the fraction reached at the end of the step; the last step (the one after which another would
-        not end before the reserve) runs at the floor."""
+    def time_step(step_s: float) -> tuple[float, bool, bool]:
+        """--schedule time: (the lr of the next step, whether it is the last one, whether the deadline has
+        passed already), on rank 0's clock. The lr is that of the fraction reached at the end of the step; the
+        last step (the one after which another would not end before the reserve) runs at the floor."""
         end = budget_s - (val_s + save_s + 1.0)
         now = clock()
         last = now + 2 * step_s >= end
-        decided = dist.from_main(torch.tensor([1.0 if last else (now + step_s) / end, float(last)],
-                                              dtype=torch.float64, device=device))
-        return lr_at(float(decided[0])), bool(decided[1])
+        fraction = 1.0 if last else (now + step_s) / end
+        decided = dist.from_main(torch.tensor([fraction, float(last), float(now >= end)], dtype=torch.float64,
+                                              device=device))
+        return lr_at(float(decided[0])), bool(decided[1]), bool(decided[2])
 
     pbar = None
     if dist.main and cfg.progress:
@@ -813,8 +816,8 @@ def _train(cfg: TrainConfig, dist: Dist) -> dict:
             last_step = False
             if budget_s is not None:
                 t_step = time.time()
-                lr, last_step = time_step(step_s)
-                if clock() >= budget_s - (val_s + save_s + 1.0) and it > start:
+                lr, last_step, late = time_step(step_s)
+                if late and it > start:
                     break                             # past the deadline already (a long validation or save)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
