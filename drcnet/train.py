@@ -16,10 +16,11 @@ k*B .. k*B+B-1 (B the global batch; rank r of a DDP job takes its slice of those
 deterministic per item, so a resumed run sees exactly the batches it would have seen, and no sampler state is
 saved. A run directory holds:
 
-    state.pt           full training state (model, Adam, scheduler, RNG states, iteration), written atomically
-    last.safetensors   the latest weights as a drcnet checkpoint (drcnet.checkpoint.load_checkpoint reads it)
-    best.safetensors   the weights with the best validation PSNR so far
-    log.jsonl          one JSON line per log interval and per validation
+    state.pt           full training state (model, EMA, Adam, scheduler, RNG states, iteration, elapsed seconds,
+                       cumulative lr), written atomically
+    last.safetensors   the latest weights (raw or EMA, whichever validated better) as a drcnet checkpoint
+    best.safetensors   the weights with the best validation PSNR so far (metadata "weights": "raw" | "ema")
+    log.jsonl          one JSON line per log interval, per validation, and the DFR mask statistics
     config.json        the TrainConfig of the latest start
 
 A kill -9 at any moment loses at most the iterations since the last save (--save-every). Resuming is bitwise
@@ -507,8 +508,10 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for avg, w in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(w.float(), 1.0 - self.decay)
+        # one fused multi-tensor lerp (as AveragedModel's EMA does): a few hundred small kernels per step
+        # would cost a GPU step more than the average itself
+        torch._foreach_lerp_(list(self.model.parameters()), [w.float() for w in model.parameters()],
+                             1.0 - self.decay)
         for avg, b in zip(self.model.buffers(), model.buffers()):
             avg.copy_(b)
 

@@ -36,6 +36,19 @@ def test_recipe_gives_the_defaults_and_command_line_flags_win():
     assert parse_config([]).lr == 2e-4                                       # no recipe: the paper's defaults
 
 
+@pytest.mark.parametrize("task", ["denoise", "derain", "deblur"])
+def test_a_recipe_as_flags_is_the_recipe(task):
+    """Recipe.train_args() (how the relay and the burst pass a recipe on) parses to the --recipe config."""
+    from dataclasses import asdict
+
+    from drcnet.recipe import load_recipe
+
+    by_flags = asdict(parse_config(load_recipe(task).train_args()))
+    by_recipe = asdict(parse_config(["--recipe", task]))
+    assert by_recipe.pop("recipe") == task and by_flags.pop("recipe") is None
+    assert by_flags == by_recipe
+
+
 def test_a_recipe_with_an_unknown_key_is_refused(tmp_path, monkeypatch):
     import drcnet.recipe
 
