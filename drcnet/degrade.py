@@ -7,9 +7,12 @@ randomness from that Generator: the same seed gives the same degraded image, bit
     degrade(clean, "denoise", rng, sigma=25)          # fixed sigma (0-255 units)
     degrade(clean, "derain", rng, setting="heavy")
     degrade(clean, "deblur", rng, size=21)            # or kernel=<2-D array>
+    degrade(clean, "deblur", rng, sizes=KernelSizes.parse("7-17:0.7,19-31:0.3"))   # a training mixture
     for s in eval_settings("deblur"): degrade(clean, "deblur", rng, **s)   # "name" is ignored
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage, signal
@@ -18,7 +21,10 @@ TASKS = ("denoise", "derain", "deblur")
 
 TRAIN_SIGMA_MAX = 55.0          # training noise level: sigma ~ U[0, 55] in 0-255 units
 EVAL_SIGMAS = (15, 25, 50)
-KERNEL_SIZES = (13, 31)         # smallest and largest motion kernel (odd sizes only)
+KERNEL_SIZES = (13, 31)         # the default training range of motion kernel sizes (odd sizes only)
+KERNEL_LIMITS = (3, 31)         # any kernel: 31 at most, as the deblur crops' 16 px context and the GPU path's
+                                # 31 x 31 kernel tensors assume
+TRAIN_KERNELS = "%d-%d" % KERNEL_SIZES   # the default training mixture: one range, every odd size equally likely
 BLUR_NOISE = 0.01               # Gaussian noise after the blur, as in the GoPro-style synthetic protocol
 
 
@@ -94,14 +100,65 @@ def add_rain(clean: np.ndarray, rng: np.random.Generator, setting: str = "light"
 
 # ------------------------------------------------------------------------------------------------ blur
 
-def motion_kernel(rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class KernelSizes:
+    """A mixture of odd kernel-size ranges for training draws, e.g. "7-17:0.7,19-31:0.3": 70 % of kernels have a
+    size drawn uniformly among the odd sizes 7..17, 30 % among 19..31. "13-31" (weight 1) is the default.
+
+    A single range draws exactly as the original fixed range did (one rng.integers call), so the default keeps
+    every training stream bit for bit; a mixture first draws rng.random() to pick its range. (A project
+    deviation from the paper, which trains on GoPro's real blur: see the deblur recipe.)"""
+    ranges: tuple[tuple[int, int], ...]
+    weights: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, spec: "str | KernelSizes") -> "KernelSizes":
+        if isinstance(spec, KernelSizes):
+            return spec
+        ranges, weights = [], []
+        for part in str(spec).replace(" ", "").split(","):
+            span, _, weight = part.partition(":")
+            lo, _, hi = span.partition("-")
+            try:
+                lo, hi = int(lo), int(hi or lo)
+                weight = float(weight) if weight else 1.0
+            except ValueError:
+                raise ValueError(f"bad blur kernel range {part!r} in {spec!r}: write LO-HI[:WEIGHT], e.g. "
+                                 f"'7-17:0.7,19-31:0.3'") from None
+            if lo % 2 == 0 or hi % 2 == 0 or not KERNEL_LIMITS[0] <= lo <= hi <= KERNEL_LIMITS[1]:
+                raise ValueError(f"blur kernel range {part!r}: odd sizes LO <= HI within {KERNEL_LIMITS}")
+            if not weight > 0:
+                raise ValueError(f"blur kernel range {part!r}: the weight must be positive")
+            ranges.append((lo, hi))
+            weights.append(weight)
+        total = sum(weights)
+        return cls(tuple(ranges), tuple(w / total for w in weights))
+
+    def draw(self, rng: np.random.Generator) -> int:
+        lo, hi = self.ranges[0]
+        if len(self.ranges) > 1:
+            u, acc = rng.random(), 0.0
+            for (lo, hi), weight in zip(self.ranges, self.weights):
+                acc += weight
+                if u < acc:
+                    break
+        return int(rng.integers(lo // 2, hi // 2 + 1)) * 2 + 1
+
+    def __str__(self) -> str:
+        if len(self.ranges) == 1:
+            return "%d-%d" % self.ranges[0]
+        return ",".join(f"{lo}-{hi}:{w:g}" for (lo, hi), w in zip(self.ranges, self.weights))
+
+
+def motion_kernel(rng: np.random.Generator, size: int | None = None,
+                  sizes: "KernelSizes | str" = TRAIN_KERNELS) -> np.ndarray:
     """A random camera-shake kernel: a 2-D random walk with inertia (the velocity changes slowly, so paths
     curve rather than jitter), scaled to span 40-95% of the kernel, rasterised with bilinear splats and
-    normalised to sum 1. size: odd, 13-31; None draws one."""
+    normalised to sum 1. size: odd, 3-31; None draws one from `sizes` (a KernelSizes or its spec)."""
     if size is None:
-        size = int(rng.integers(KERNEL_SIZES[0] // 2, KERNEL_SIZES[1] // 2 + 1)) * 2 + 1
-    if size % 2 == 0 or not KERNEL_SIZES[0] <= size <= KERNEL_SIZES[1]:
-        raise ValueError(f"kernel size must be odd and within {KERNEL_SIZES}, got {size}")
+        size = KernelSizes.parse(sizes).draw(rng)
+    if size % 2 == 0 or not KERNEL_LIMITS[0] <= size <= KERNEL_LIMITS[1]:
+        raise ValueError(f"kernel size must be odd and within {KERNEL_LIMITS}, got {size}")
     steps, inertia = 200, rng.uniform(0.85, 0.98)
     velocity = np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
     path = np.zeros((steps, 2))
@@ -124,11 +181,12 @@ def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def motion_blur(clean: np.ndarray, rng: np.random.Generator, size: int | None = None,
-                kernel: np.ndarray | None = None, noise: float = BLUR_NOISE):
+                kernel: np.ndarray | None = None, noise: float = BLUR_NOISE,
+                sizes: "KernelSizes | str" = TRAIN_KERNELS):
     """Blur with a random (or given) motion kernel, add Gaussian noise of std `noise`, round to 8 bits.
     Returns (blurred, kernel)."""
     if kernel is None:
-        kernel = motion_kernel(rng, size)
+        kernel = motion_kernel(rng, size, sizes)
     blurred = blur(clean, kernel) + rng.normal(0.0, noise, clean.shape).astype(np.float32)
     return quantise(blurred), kernel
 
@@ -140,7 +198,8 @@ def degrade(clean: np.ndarray, task: str, rng: np.random.Generator, **settings):
 
     denoise: sigma (0-255; default U[0, 55]), poisson (peak, default None)   info: sigma, poisson
     derain:  setting ("light"/"heavy"; default either), haze (default False)  info: setting, haze
-    deblur:  size (odd 13-31) or kernel (2-D array, sum 1), noise (0.01)      info: kernel, noise
+    deblur:  size (odd 3-31) or kernel (2-D array, sum 1), noise (0.01),     info: kernel, noise
+             sizes (the KernelSizes a size is drawn from; default 13-31)
     A "name" entry (from eval_settings) is ignored."""
     settings = {k: v for k, v in settings.items() if k != "name"}
     clean = np.asarray(clean, np.float32)
@@ -158,8 +217,10 @@ def degrade(clean: np.ndarray, task: str, rng: np.random.Generator, **settings):
     if task == "deblur":
         size, kernel = settings.pop("size", None), settings.pop("kernel", None)
         noise = float(settings.pop("noise", BLUR_NOISE))
+        sizes = settings.pop("sizes", TRAIN_KERNELS)
         _no_more(settings, task)
-        blurred, kernel = motion_blur(clean, rng, size, None if kernel is None else np.asarray(kernel), noise)
+        kernel = None if kernel is None else np.asarray(kernel)
+        blurred, kernel = motion_blur(clean, rng, size, kernel, noise, sizes)
         return blurred, {"task": task, "kernel": kernel, "noise": noise}
     raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
 

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from .data import CONTEXT, load_image, named_images
-from .degrade import (BLUR_NOISE, KERNEL_SIZES, RAIN_PRESETS, TRAIN_SIGMA_MAX, line_kernel,
-                      motion_kernel)
+from .degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
+                      line_kernel, motion_kernel)
 
-BLUR_SIDE = KERNEL_SIZES[1]                      # every blur kernel is zero-padded to 31 x 31 (centred)
+BLUR_SIDE = KERNEL_LIMITS[1]                     # every blur kernel is zero-padded to 31 x 31 (centred)
 MAX_LAYERS = max(p["layers"][1] for p in RAIN_PRESETS.values())
 STREAK_SIDE = int(np.ceil(max(p["length"][1] for p in RAIN_PRESETS.values()))) | 1   # 41 x 41
 
@@ -40,13 +40,16 @@ def _centred(kernel: np.ndarray, side: int) -> np.ndarray:
 
 
 class BatchRecipes(torch.utils.data.Dataset):
-    """Item k: the recipe of this rank's share of global batch k (a dict of small CPU tensors)."""
+    """Item k: the recipe of this rank's share of global batch k (a dict of small CPU tensors).
+    blur_kernels: the KernelSizes (or its spec) deblur kernels are drawn from."""
 
     def __init__(self, sizes: list[tuple[int, int]], task: str, patch: int, batch: int, seed: int = 0,
-                 augment: bool = True, rank: int = 0, world: int = 1):
+                 augment: bool = True, rank: int = 0, world: int = 1,
+                 blur_kernels: "KernelSizes | str" = TRAIN_KERNELS):
         if task not in ("denoise", "derain", "deblur"):
             raise ValueError(f"unknown task {task!r}")
         self.sizes, self.task, self.patch, self.seed, self.augment = sizes, task, patch, seed, augment
+        self.blur_kernels = KernelSizes.parse(blur_kernels)
         self.local, self.rank = batch // world, rank
         self.side = patch + 2 * CONTEXT.get(task, 0)
 
@@ -65,7 +68,8 @@ class BatchRecipes(torch.utils.data.Dataset):
         if self.task == "denoise":
             recipe["sigma"] = rng.uniform(0, TRAIN_SIGMA_MAX, size=b) / 255.0
         elif self.task == "deblur":
-            recipe["kernel"] = np.stack([_centred(motion_kernel(rng), BLUR_SIDE) for _ in range(b)])
+            recipe["kernel"] = np.stack([_centred(motion_kernel(rng, sizes=self.blur_kernels), BLUR_SIDE)
+                                         for _ in range(b)])
         else:
             recipe.update(self._rain(rng, b))
         return {key: torch.as_tensor(np.asarray(v)) for key, v in recipe.items()}
@@ -183,9 +187,10 @@ class DeviceBatchStream:
     """Iterate (degraded, clean) device batches for iterations start..stop-1, recipes from loader workers."""
 
     def __init__(self, images, task: str, patch: int, batch: int, device, *, seed: int = 0, augment: bool = True,
-                 max_side: int | None = None, rank: int = 0, world: int = 1, workers: int = 0):
+                 max_side: int | None = None, rank: int = 0, world: int = 1, workers: int = 0,
+                 blur_kernels: "KernelSizes | str" = TRAIN_KERNELS):
         self.photos = DevicePhotos(images, task, patch, device, max_side)
-        self.recipes = BatchRecipes(self.photos.sizes, task, patch, batch, seed, augment, rank, world)
+        self.recipes = BatchRecipes(self.photos.sizes, task, patch, batch, seed, augment, rank, world, blur_kernels)
         self.workers = workers
 
     def __call__(self, start: int, stop: int):

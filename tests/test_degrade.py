@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from drcnet.degrade import (BLUR_NOISE, EVAL_KERNELS, KERNEL_SIZES, RAIN_PRESETS, add_noise, add_rain, degrade,
-                            eval_settings, motion_blur, motion_kernel)
+from drcnet.degrade import (BLUR_NOISE, EVAL_KERNELS, KERNEL_SIZES, RAIN_PRESETS, KernelSizes, add_noise, add_rain,
+                            degrade, eval_settings, motion_blur, motion_kernel)
 
 
 def smooth_image(h=96, w=96, seed=0):
@@ -113,3 +113,45 @@ def test_unknown_settings_raise():
         degrade(smooth_image(16, 16), "denoise", np.random.default_rng(0), sigmaa=3)
     with pytest.raises(ValueError):
         degrade(smooth_image(16, 16), "dehaze", np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------ training kernel-size mixtures
+
+def test_default_kernel_sizes_draw_bit_for_bit_as_the_fixed_13_31_range():
+    """The default spec keeps every training stream: one rng.integers call, as before the mixtures existed."""
+    for seed in range(10):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        size = int(b.integers(KERNEL_SIZES[0] // 2, KERNEL_SIZES[1] // 2 + 1)) * 2 + 1
+        assert np.array_equal(motion_kernel(a), motion_kernel(b, size))
+        assert a.random() == b.random()                            # and the stream continues in step
+
+
+def test_a_kernel_mixture_draws_its_ranges_with_their_weights():
+    sizes = KernelSizes.parse("7-17:0.7,19-31:0.3")
+    assert sizes.ranges == ((7, 17), (19, 31)) and sizes.weights == pytest.approx((0.7, 0.3))
+    assert KernelSizes.parse(str(sizes)) == sizes
+    rng = np.random.default_rng(0)
+    drawn = np.array([sizes.draw(rng) for _ in range(3000)])
+    assert set(drawn) == set(range(7, 32, 2))                       # every odd size of both ranges, no other
+    assert np.mean(drawn <= 17) == pytest.approx(0.7, abs=0.03)
+    small = drawn[drawn <= 17]
+    assert np.bincount(small)[7::2].min() > 0.7 * len(small) / 6 * 0.8   # uniform within a range
+    # the same draws as the wrapper the deblur curriculum used (rng.random() picks the range first)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(50):
+        want = int(b.integers(3, 9)) * 2 + 1 if b.random() < 0.7 else int(b.integers(9, 16)) * 2 + 1
+        assert sizes.draw(a) == want
+
+
+@pytest.mark.parametrize("spec", ["8-17", "7-33", "7-17:0", "17-7", "seven", "7-17:x", "1-5"])
+def test_bad_kernel_specs_are_refused(spec):
+    with pytest.raises(ValueError, match="kernel"):
+        KernelSizes.parse(spec)
+
+
+def test_degrade_draws_training_kernels_from_the_given_sizes():
+    clean = smooth_image(48, 48)
+    for seed in range(8):
+        _, info = degrade(clean, "deblur", np.random.default_rng(seed), sizes="5-7")
+        assert info["kernel"].shape[0] in (5, 7)
+    assert motion_kernel(np.random.default_rng(0), size=3).shape == (3, 3)   # small sizes are allowed now

@@ -97,3 +97,15 @@ def test_recipes_use_the_numpy_kernels():
     rain = BatchRecipes([(100, 100)], "derain", patch=32, batch=6, seed=0)[0]
     layers = (rain["density"] > 0).sum(1)
     assert int(layers.min()) >= 1 and int(layers.max()) <= 3
+
+
+def test_recipes_draw_deblur_kernels_from_the_given_sizes():
+    """--blur-kernels reaches the device path: kernels of a 5-7 px mixture span 7 px at most, of 31-31 more."""
+    def spans(spec):
+        kernels = BatchRecipes([(100, 100)], "deblur", patch=32, batch=6, seed=0, blur_kernels=spec)[0]["kernel"]
+        out = []
+        for one in kernels.numpy():
+            rows, cols = np.nonzero(one > 0)
+            out.append(max(np.ptp(rows), np.ptp(cols)) + 1)
+        return out
+    assert max(spans("5-7")) <= 7 and min(spans("31")) > 12

@@ -110,6 +110,110 @@ def test_intra_cr_loss_runs(photos, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# EMA weights, the cumulative learning rate, DFR mask statistics
+
+@pytest.fixture(scope="module")
+def ema_run(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ema") / "run"
+    result = train(tiny(photos, out, iters=12, val_every=4, log_every=1, ema=0.8))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return out, result, log
+
+
+def test_ema_class_is_the_exponential_moving_average():
+    from drcnet.train import EMA
+
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, 0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.model.weight, 0.9 * start + 0.1 * (start + 1.0))
+    assert not ema.model.weight.requires_grad and ema.model.weight.dtype == torch.float32
+
+
+def test_validation_logs_raw_and_ema_and_checkpoints_keep_the_better(ema_run):
+    out, result, log = ema_run
+    vals = [r for r in log if "val_psnr" in r]
+    assert [r["iter"] for r in vals] == [4, 8, 12]
+    for r in vals:
+        assert r["val_psnr_ema"] is not None and r["val_psnr_ema"] != r["val_psnr"]
+        assert r["weights"] == ("ema" if r["val_psnr_ema"] > r["val_psnr"] else "raw")
+    state = torch.load(out / "state.pt", weights_only=True)
+    # last.safetensors: the weights the final validation preferred, labelled, and scored as logged
+    model, meta = load_checkpoint(out / "last.safetensors")
+    assert meta["weights"] == vals[-1]["weights"] == result["weights"]
+    chosen = state["ema"] if meta["weights"] == "ema" else state["model"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, chosen[k].float()), k
+    assert meta["metrics"]["val_psnr"] == pytest.approx(max(vals[-1]["val_psnr"], vals[-1]["val_psnr_ema"]),
+                                                        abs=1e-4)
+    # best.safetensors: the best score of either kind so far
+    best = read_metadata(out / "best.safetensors")
+    top = max(vals, key=lambda r: max(r["val_psnr"], r["val_psnr_ema"]))
+    assert best["weights"] == top["weights"] and best["training"]["iterations"] == top["iter"]
+    assert best["metrics"]["val_psnr"] == pytest.approx(top["best_psnr"], abs=1e-4)
+
+
+def test_cum_lr_is_the_sum_of_the_learning_rates_of_the_steps(ema_run):
+    _, result, log = ema_run
+    steps = [r for r in log if "loss" in r]
+    lrs = [1e-3] + [r["lr"] for r in steps[:-1]]        # the lr logged after a step is the next step's
+    assert [r["cum_lr"] for r in steps] == pytest.approx(np.cumsum(lrs).tolist(), rel=1e-9)
+    assert result["cum_lr"] == pytest.approx(steps[-1]["cum_lr"])
+    assert [r["cum_lr"] for r in log if "val_psnr" in r] == pytest.approx([steps[i]["cum_lr"] for i in (3, 7, 11)])
+
+
+def test_ema_off_saves_the_raw_weights(photos, tmp_path):
+    train(tiny(photos, tmp_path / "run", iters=2, val_every=0, ema=0.0))
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert state["ema"] is None and read_metadata(tmp_path / "run" / "last.safetensors")["weights"] == "raw"
+    (val,) = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if "val_psnr" in x]
+    assert val["val_psnr_ema"] is None
+
+
+def test_every_validation_logs_the_dfr_mask_statistics(ema_run):
+    from drcnet.maskstats import logit
+
+    out, _, log = ema_run
+    masks = [r for r in log if r.get("event") == "mask"]
+    assert [r["iter"] for r in masks] == [4, 8, 12]
+    vals = {r["iter"]: r for r in log if "val_psnr" in r}
+    model, _ = load_checkpoint(out / "last.safetensors")
+    names = {f"stage{s}.level{lv}" for s, lv, _ in model.dfr_blocks()}
+    for record in masks:
+        assert record["cum_lr"] == vals[record["iter"]]["cum_lr"]
+        assert set(record["blocks"]) == names
+        for block in record["blocks"].values():
+            assert 0 <= block["p1"] <= block["p50"] <= block["p99"] <= 1
+            assert 0 <= block["coverage"] <= 1
+            assert block["margin99"] == pytest.approx(logit(block["p99"]) - logit(block["t"]), abs=1e-3)
+            if block["p99"] < block["t"]:
+                assert block["coverage"] <= 0.011
+            if block["p1"] >= block["t"]:
+                assert block["coverage"] >= 0.989
+
+
+def test_mask_stats_agree_with_the_feature_probe():
+    import drcnet
+    from drcnet.maskstats import MaskStats
+    from drcnet.probes import FeatureProbe
+
+    torch.manual_seed(0)
+    model = drcnet.create_model("tiny", t=0.5).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad(), MaskStats(model) as stats, FeatureProbe(model, pca=False) as probe:
+        model(x)
+    summary = stats.summary()
+    for (s, lv), maps in probe.maps.items():
+        block = summary[f"stage{s}.level{lv}"]
+        assert block["coverage"] == pytest.approx(maps.coverage, abs=1e-5)
+        assert block["p50"] == pytest.approx(float(np.percentile(maps.response, 50)), abs=1e-5)
+        assert block["t"] == 0.5
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # resume: bitwise the run that was never stopped
 
 KW = dict(iters=10, save_every=3, val_every=4, log_every=1)      # the schedule every resume test follows
@@ -127,6 +231,10 @@ def assert_same_state(a: dict, b: dict) -> None:
         for k in ("step", "exp_avg", "exp_avg_sq"):
             assert torch.equal(sa[i][k], sb[i][k]), f"Adam {k} of parameter {i} differs"
     assert a["scheduler"] == b["scheduler"]
+    assert a["ema"].keys() == b["ema"].keys()
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), f"EMA weight {k} differs"
+    assert a["cum_lr"] == b["cum_lr"]
 
 
 def load_state(out: Path) -> dict:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import drcnet
-from drcnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from drcnet.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from drcnet.train import TrainConfig, train
 
 
@@ -85,3 +85,138 @@ def test_minutes_run_resumes_with_the_schedule_it_measured(minutes_run, photos, 
 def test_minutes_must_be_positive():
     with pytest.raises(ValueError, match="minutes"):
         TrainConfig(minutes=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --schedule time: the learning rate follows the elapsed fraction of the budget
+
+def test_time_schedule_warms_up_then_anneals_to_the_floor():
+    from drcnet.train import TimeSchedule
+
+    s = TimeSchedule(1e-3, 1e-6)
+    assert s.lr(0.0) == 0.0 and s.lr(s.WARMUP / 2) == pytest.approx(5e-4)
+    assert s.lr(s.WARMUP) == pytest.approx(1e-3) and s.lr(1.0) == s.lr(1.5) == pytest.approx(1e-6)
+    lrs = [s.lr(f) for f in np.linspace(s.WARMUP, 1, 50)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert s.lr((1 + s.WARMUP) / 2) == pytest.approx((1e-3 + 1e-6) / 2)   # cosine: half-way at mid-time
+
+
+def test_time_schedule_needs_minutes():
+    with pytest.raises(ValueError, match="needs --minutes"):
+        TrainConfig(schedule="time")
+
+
+TIME_MIN = 0.15        # 9 s of budget
+
+
+def steps_of(out):
+    return [r for r in (json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def time_run(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("time") / "run"
+    start = time.time()
+    result = train(cfg(photos, out, schedule="time", minutes=TIME_MIN, lr=1e-3, lr_min=1e-6, log_every=1,
+                       val_every=10 ** 6, save_every=5))
+    return out, result, time.time() - start
+
+
+def test_time_run_ends_inside_its_budget_with_the_schedule_complete(time_run):
+    out, result, elapsed = time_run
+    assert elapsed < TIME_MIN * 60 + 2
+    steps = steps_of(out)
+    assert len(steps) == result["iterations"] > 10
+    # set-up and the first validation count: the first step starts part-way down the cosine (a third of
+    # these 9 s; of a real run's hour, a few seconds), then the lr anneals steadily down to the floor
+    lrs = [r["lr"] for r in steps]
+    assert lrs[-1] == pytest.approx(1e-6) and lrs[0] > 1e-5
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    # every step's lr is added to cum_lr (the lr logged is the step's own in a time-scheduled run)
+    assert np.diff([r["cum_lr"] for r in steps]) == pytest.approx([r["lr"] for r in steps[1:]], rel=1e-9)
+    assert result["planned_iterations"] is None and "elapsed fraction" in result["schedule"]
+    assert read_metadata(out / "last.safetensors")["training"]["iterations"] == result["iterations"]
+
+
+def test_time_run_resumes_on_its_clock(photos, tmp_path):
+    out = tmp_path / "run"
+    kw = dict(schedule="time", minutes=TIME_MIN, lr=1e-3, lr_min=1e-6, log_every=1, val_every=10 ** 6,
+              save_every=2)
+    first = train(cfg(photos, out, stop_at=6, **kw))
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["iter"] == 6 and state["wall_time_s"] > 0
+    time.sleep(1.0)                                            # time between the runs does not count
+    t0 = time.time()
+    again = train(cfg(photos, out, resume=True, **kw))
+    took = time.time() - t0
+    steps = steps_of(out)
+    assert [r["iter"] for r in steps] == list(range(1, again["iterations"] + 1))
+    resumed = steps[6:]
+    assert resumed[0]["elapsed_s"] >= state["wall_time_s"]                 # the clock went on from the state
+    assert resumed[0]["cum_lr"] == pytest.approx(first["cum_lr"] + resumed[0]["lr"], rel=1e-9)
+    assert steps[-1]["lr"] == pytest.approx(1e-6)
+    assert took < TIME_MIN * 60 - state["wall_time_s"] + 2.5               # only what was left of the budget
+    with pytest.raises(ValueError, match="started with minutes"):
+        train(cfg(photos, out, resume=True, **{**kw, "minutes": 1.0}))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --compile
+
+def test_compile_auto_pays_only_for_long_runs_with_a_compiler(monkeypatch):
+    from drcnet import train as T
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(T.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert not T.compile_pays(TrainConfig(compile="off", iters=10 ** 6), cpu, 10 ** 6)
+    assert T.compile_pays(TrainConfig(compile="on"), cpu, 2)
+    assert not T.compile_pays(TrainConfig(compile="auto"), cpu, 999)
+    assert T.compile_pays(TrainConfig(compile="auto"), cpu, 1000)
+    assert not T.compile_pays(TrainConfig(compile="auto", minutes=5), cpu, 10 ** 6)
+    assert T.compile_pays(TrainConfig(compile="auto", minutes=30, schedule="time"), cpu, 10 ** 12)
+    monkeypatch.setattr(T.shutil, "which", lambda name: None)
+    assert not T.compile_pays(TrainConfig(compile="auto"), cpu, 10 ** 6)       # no C++ compiler: eager
+
+
+def test_a_failing_compile_falls_back_to_eager(photos, tmp_path, monkeypatch, capsys):
+    def broken_compile(module, *args, **kwargs):
+        def run(*a, **k):
+            raise RuntimeError("inductor exploded")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    result = train(cfg(photos, tmp_path / "run", compile="on", iters=3, log_every=1))
+    assert result["iterations"] == 3 and result["compile"] is False
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["compile"] is True
+    (failed,) = [r for r in log if r.get("event") == "compile_failed"]
+    assert "inductor exploded" in failed["error"] and failed["iter"] == 0
+    assert capsys.readouterr().err.count("torch.compile failed, training eagerly") == 1
+    assert [r["iter"] for r in log if "loss" in r] == [1, 2, 3]
+
+
+def test_compile_raising_at_once_also_falls_back():
+    from drcnet.train import EagerFallback
+
+    failures = []
+    net = torch.nn.Identity()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "compile", lambda m: (_ for _ in ()).throw(RuntimeError("no compiler")))
+        forward = EagerFallback(net, failures.append)
+    x = torch.ones(2)
+    assert torch.equal(forward(x), x) and len(failures) == 1 and forward.compiled is None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_compiled_run_trains_and_saves_plain_state_dicts(photos, tmp_path):
+    """The one test that really compiles (a tiny model, 16 px patches): about a minute on two free cores,
+    340 s measured on two cores shared with a training run."""
+    out = tmp_path / "run"
+    result = train(cfg(photos, out, compile="on", iters=2, patch=16, val_size=16, log_every=1))
+    assert result["compile"] is True and result["iterations"] == 2
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert not [k for k in list(state["model"]) + list(state["ema"]) if "_orig_mod" in k]
+    model, _ = load_checkpoint(out / "last.safetensors")
+    assert not [k for k in model.state_dict() if "_orig_mod" in k]
+    assert all(np.isfinite(h["loss"]) for h in result["history"])

@@ -1,0 +1,72 @@
+"""DFR mask statistics of a validation forward: is the learned mask M = [M_sr >= t] still a mask?
+
+Each DFR block's spatial response M_sr (eq 3) is a sigmoid map; the block normalises the region where it
+reaches the threshold t apart from the rest. If training pushes M_sr below t everywhere (or above it), the
+region normalisation degenerates into a plain one. The trainer logs, per block and at every validation:
+
+    p1, p50, p99    percentiles of M_sr over the validation crops' pixels
+    coverage        the fraction of pixels with M_sr >= t (the mask's mean)
+    margin99        logit(p99) - logit(t): how far (in logits) the top of the response is above the threshold
+
+    with MaskStats(model) as stats:
+        model(batch)                        # any number of forwards: the values of all of them are pooled
+    stats.summary()                         # {"stage1.level0": {"t": .., "p1": .., ...}, ...}
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .probes import HOOKED, submodule
+
+EPS = 1e-6          # clamp for logit(p) at p = 0 or 1
+
+
+def logit(p: float) -> float:
+    p = min(max(p, EPS), 1.0 - EPS)
+    return math.log(p / (1.0 - p))
+
+
+class MaskStats:
+    """Forward hooks on every DFR block's spatial response (probes.HOOKED["response"]); blocks without a
+    spatial filter (ablation variants) are left out."""
+
+    def __init__(self, model):
+        self.model = model
+        self.values: dict[str, list[np.ndarray]] = {}
+        self.thresholds: dict[str, float] = {}
+        self._handles = []
+
+    def __enter__(self) -> "MaskStats":
+        for stage, level, block in self.model.dfr_blocks():
+            response, mask = submodule(block, HOOKED["response"]), submodule(block, HOOKED["mask"])
+            if response is None or mask is None:
+                continue
+            name = f"stage{stage}.level{level}"
+            self.values[name], self.thresholds[name] = [], float(mask.t)
+            self._handles.append(response.register_forward_hook(self._recorder(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _recorder(self, name: str):
+        def hook(module, inputs, output):
+            self.values[name].append(output.detach().float().flatten().cpu().numpy())
+        return hook
+
+    def summary(self) -> dict:
+        out = {}
+        for name, chunks in self.values.items():
+            if not chunks:
+                continue
+            values, t = np.concatenate(chunks), self.thresholds[name]
+            p1, p50, p99 = (float(v) for v in np.percentile(values, [1, 50, 99]))
+            out[name] = {"t": t, "p1": round(p1, 5), "p50": round(p50, 5), "p99": round(p99, 5),
+                         "coverage": round(float((values >= t).mean()), 5),
+                         "margin99": round(logit(p99) - logit(t), 4)}
+        return out
