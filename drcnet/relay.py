@@ -41,7 +41,7 @@ def eval_estimate(task: str, checkpoints: Path) -> float:
     evaluation files record for DRCNet and the cheap baselines (x EVAL_SAFETY), plus the latency timing."""
     legs = load_legs(task, checkpoints)
     if legs and legs[-1].get("eval_seconds"):
-        return float(legs[-1]["eval_seconds"]) * 1.2
+        return max(float(legs[-1]["eval_seconds"]) * 1.2, 120.0)
     total = 0.0
     for split in ("val", "test"):
         saved = checkpoints / f"{task}.{split}.json"
