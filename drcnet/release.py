@@ -153,6 +153,8 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = C
     from .checkpoint import load_checkpoint, save_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob(f"{task}.*"), folder / "decision.json"]:   # a previous candidate's files
+        stale.unlink(missing_ok=True)
     candidate = evaluations or evaluate_weights(task, weights, max_side, log=log)
     shipped = shipped_results(task, checkpoints, max_side, log=log)
     decision = decide(candidate, shipped)
