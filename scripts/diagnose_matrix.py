@@ -22,8 +22,9 @@ def main() -> None:
     if args.images == "skimage" or (args.images == "test" and not (data_root() / "test").is_dir()):
         images, where = skimage_test_photos(), "scikit-image's photos of the test split"
     else:
-        folder = data_root() / args.images if args.images in ("test", "val") else Path(args.images)
-        images, where = {p.name: p for p in list_images(folder)}, str(folder)
+        split = args.images in ("test", "val")
+        folder = data_root() / args.images if split else Path(args.images)
+        images, where = {p.name: p for p in list_images(folder)}, f"data/{args.images}" if split else str(folder)
     result = confusion_matrix(images, max_side=args.max_side)
     print(f"{len(images)} photos ({where}), {args.max_side} px centre crops\n")
     print(matrix_markdown(result))
