@@ -169,7 +169,10 @@ def zoom(images, rows, size, evt: gr.SelectData):
     """The same crop of every result around the clicked point (clicked on the enlarged D.zoom_source), in the
     metrics table's order; each crop carries its label under it (no gallery caption over the picture)."""
     x, y = D.zoom_point(images, *evt.index)
-    return [crop for crop, _ in D.zoom_crops(images, x, y, int(size), table=rows)], (x, y)
+    crops = [crop for crop, _ in D.zoom_crops(images, x, y, int(size), table=rows)]
+    x0, y0, x1, y1 = D.crop_box(images[D.INPUT].shape, x, y, int(size))
+    return gr.update(value=crops, label=f"The same crop [{x0}:{x1}, {y0}:{y1}] of every result, in the table's "
+                                        "order"), (x, y)
 
 
 @user_errors
@@ -241,7 +244,7 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="DRCNet Explorer") as app:
         current_tab = gr.State("restore")       # where an example click runs
         gr.Markdown(INTRO)
-        status_md = gr.Markdown(D.status_markdown())
+        status_md = gr.Markdown(D.status_markdown(), elem_id="checkpoint-status")
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():

@@ -489,6 +489,6 @@ from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, in
                           overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
 from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
 from .upload import UploadReport, check_input, check_reference, diagnose_file  # noqa: E402,F401
-from .compare_tab import (CompareResult, baseline_info, compare, compare_figure, compare_pair,  # noqa: E402,F401
-                          compare_steps, short_name, table_order, zoom_crops, zoom_point,
+from .compare_tab import (INPUT, CompareResult, baseline_info, compare, compare_figure,  # noqa: E402,F401
+                          compare_pair, compare_steps, crop_box, short_name, table_order, zoom_crops, zoom_point,
                           zoom_source)
