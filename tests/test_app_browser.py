@@ -152,7 +152,7 @@ def test_an_example_click_runs_the_tab_you_are_on(page):
 def test_an_upload_is_checked_on_arrival_on_any_tab(page, server):  # noqa: F811
     """A fresh page on the Compare tab: a text file named .png gets the reader's message at once, a noisy
     photo its diagnosis and the denoise task."""
-    fresh = page.context.new_page()
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         fresh.goto(server["url"], wait_until="load", timeout=120_000)
         fresh.wait_for_selector("#examples", timeout=120_000)
@@ -170,7 +170,7 @@ def test_an_upload_is_checked_on_arrival_on_any_tab(page, server):  # noqa: F811
         assert fresh.locator("#reference-message").inner_text().strip() == ""
     finally:
         fresh.close()
-    fresh = page.context.new_page()
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         fresh.goto(server["url"], wait_until="load", timeout=120_000)
         fresh.wait_for_selector("#examples", timeout=120_000)
