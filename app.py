@@ -122,7 +122,7 @@ def t_sweep(image, task, stage=1, level=0, reference=None, synthesize=False, sig
             blur_size=21, seed=0):
     """Mask coverage (and PSNR with a reference) for 8 values of t at quantiles of the block's own M_sr."""
     plot, rows = D.t_sweep(image, task, stage, level, reference, synthesize, sigma, rain, blur_size, seed)
-    return plot
+    return gr.update(value=plot, visible=True)      # the plot's box is hidden until there is a plot
 
 
 @gpu
@@ -198,9 +198,8 @@ def on_reference_upload(reference):
     return D.check_reference(reference)
 
 
-@gpu
 @user_errors
-def diagnose(image):
+def diagnose(image):            # numpy and scikit-image only: no GPU to ask for
     """Which task fits a photo: {"task": denoise | derain | deblur | null (looks clean), "finding": a sentence,
     "scores": the measures behind it} (drcnet/diagnose.py)."""
     return D.diagnose_file(image)
@@ -323,8 +322,7 @@ def build() -> gr.Blocks:
                 t.release(inspect, ins_in, ins_out, api_name=False)
                 stage.input(inspect, ins_in, ins_out, api_name=False)
                 level.release(inspect, ins_in, ins_out, api_name=False)
-                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep").success(
-                    lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
+                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep")
                 q_btn.click(quantile_t, [image, task, stage, level, t, q, *prep], t, api_name="quantile_t").success(
                     inspect, ins_in, ins_out, api_name=False)
                 fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
@@ -340,7 +338,8 @@ def build() -> gr.Blocks:
                     lam = gr.Slider(0.0, 1.0, value=0.95, step=0.01, label="lambda")
                     cr_btn = gr.Button("Explore", variant="primary")
                 negatives = gr.Gallery(label="Negatives N (paper's lambdas and the slider's)", columns=4,
-                                       height="auto", format="png", elem_id="cr-negatives")
+                                       height="auto", format="png", elem_id="cr-negatives",
+                                       object_fit="contain")     # whole pictures: their labels are drawn in
                 cr_plot = gr.Image(type="pil", format="png", label="Intra-CR ratio against lambda; Extra-CR",
                                    elem_id="cr-plot", show_label=False)
                 cr_table = gr.Dataframe(label="CR ratios per VGG layer", interactive=False, elem_id="cr-table")
@@ -368,7 +367,8 @@ def build() -> gr.Blocks:
                         cmp_fig = gr.File(label="Comparison figure (PNG 200 dpi, PDF)", file_count="multiple",
                                           elem_id="compare-figure")
                 zoom_gallery = gr.Gallery(label="The same crop of every result (the table's order)", columns=6, height="auto",
-                                          format="png", elem_id="zoom-crops", allow_preview=False)
+                                          format="png", elem_id="zoom-crops", allow_preview=False,
+                                          object_fit="contain")    # whole crops: their labels are drawn in
                 cmp_table = gr.Dataframe(label="Metrics and timings (best PSNR first)", interactive=False,
                                          elem_id="compare-table")
                 cmp_notes = gr.Markdown(label="notes", elem_id="compare-notes")

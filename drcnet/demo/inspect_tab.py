@@ -261,15 +261,18 @@ def sweep_figure(rows: list[dict], stage: int, level: int, default_t: float) -> 
         handles += ax.plot(tt, [100 * r["mean_coverage"] for r in rows], "s--", label="mean coverage, all blocks")
     ax.set_xlabel("threshold t (the block's M_sr at quantiles 1-99%)" if len(tt) > 1 else "threshold t")
     ax.set_ylabel("mask coverage (%)")
+    outside = ""
     if min(tt) <= default_t <= max(tt):
         handles.append(ax.axvline(default_t, color="grey", lw=0.8, ls=":", label=f"model's t = {default_t:g}"))
+    else:
+        outside = f"; the model's t = {default_t:g} lies {'above' if default_t > max(tt) else 'below'} this range"
     if rows[0]["psnr"] is not None:
         ax2 = ax.twinx()
         handles += ax2.plot(tt, [r["psnr"] for r in rows], "^-", color="C3", label="PSNR")
         ax2.set_ylabel("PSNR (dB)", color="C3")
-        ax.set_title("mask coverage and PSNR against t", fontsize=10)
+        ax.set_title(f"mask coverage and PSNR against t{outside}", fontsize=10)
     else:
-        ax.set_title("mask coverage against t (no clean reference: no PSNR)", fontsize=10)
+        ax.set_title(f"mask coverage against t (no clean reference: no PSNR){outside}", fontsize=10)
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig_to_image(fig)
