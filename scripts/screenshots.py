@@ -144,16 +144,23 @@ def sweep(page, out: Path, found: dict) -> None:
     """Sweep t on the inspector's current block (after inspect(): the plot box is hidden until then)."""
     found["sweep_visible_before"] = page.locator("#sweep-plot").is_visible()
     page.get_by_role("button", name=re.compile(r"^Sweep t")).click()
-    page.wait_for_selector("#sweep-plot img", state="visible", timeout=600_000)
-    page.wait_for_timeout(1000)
+    loaded_image(page, "sweep-plot")
     page.locator("#sweep-plot").screenshot(path=out / "s6_sweep.png")
+
+
+def loaded_image(page, elem_id: str, timeout: int = 600_000) -> None:
+    """Wait for the image of #elem_id to arrive, scroll to it and wait for it to load (Gradio's <img> loads
+    lazily: below the fold it has no size, which Playwright counts as hidden)."""
+    page.wait_for_selector(f"#{elem_id} img", state="attached", timeout=timeout)
+    page.locator(f"#{elem_id}").scroll_into_view_if_needed()
+    page.wait_for_function(f"() => document.querySelector('#{elem_id} img')?.naturalWidth > 0", timeout=60_000)
+    page.wait_for_timeout(500)
 
 
 def intra_cr(page, out: Path, found: dict) -> None:
     page.get_by_role("tab", name="Intra-CR explorer").click()
     page.get_by_role("button", name="Explore", exact=True).click()
-    page.wait_for_selector("#cr-plot img", state="visible", timeout=600_000)
-    page.wait_for_timeout(1500)
+    loaded_image(page, "cr-plot")
     shoot(page, out / "s7_intra_cr.png", "cr-negatives", "cr-plot")
 
 
