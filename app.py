@@ -122,7 +122,7 @@ def t_sweep(image, task, stage=1, level=0, reference=None, synthesize=False, sig
             blur_size=21, seed=0):
     """Mask coverage (and PSNR with a reference) for 8 values of t at quantiles of the block's own M_sr."""
     plot, rows = D.t_sweep(image, task, stage, level, reference, synthesize, sigma, rain, blur_size, seed)
-    return gr.update(value=plot, visible=True)      # the plot's box is hidden until there is a plot
+    return plot
 
 
 @gpu
@@ -322,7 +322,8 @@ def build() -> gr.Blocks:
                 t.release(inspect, ins_in, ins_out, api_name=False)
                 stage.input(inspect, ins_in, ins_out, api_name=False)
                 level.release(inspect, ins_in, ins_out, api_name=False)
-                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep")
+                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep").success(
+                    lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
                 q_btn.click(quantile_t, [image, task, stage, level, t, q, *prep], t, api_name="quantile_t").success(
                     inspect, ins_in, ins_out, api_name=False)
                 fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
