@@ -3,7 +3,8 @@
     python app.py                       # honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
     DRCNET_CHECKPOINTS=/path python app.py
 
-API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /intra_cr, /compare, /status.
+API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /intra_cr, /compare, /diagnose,
+/status.
 """
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ import os
 import gradio as gr
 
 from drcnet import demo as D
-from drcnet.checkpoint import CheckpointError
-from drcnet.imageio import ImageError
 
 log = logging.getLogger("drcnet.app")
 
@@ -67,11 +66,10 @@ def _user_errors(fn):
         yield
     except gr.Error:
         raise
-    except (D.DemoError, ImageError, CheckpointError) as e:
-        raise gr.Error(D.hide_paths(str(e)), print_exception=False) from None
-    except MemoryError:
-        raise gr.Error("Out of memory for this image: try a smaller one.", print_exception=False) from None
     except Exception as e:
+        message = D.user_message(e)         # a bad file, a missing checkpoint, out of memory
+        if message is not None:
+            raise gr.Error(message, print_exception=False) from None
         log.exception("unexpected error in %s", fn.__name__)
         raise gr.Error(f"Unexpected error ({type(e).__name__}: {D.hide_paths(str(e))}); the app is still "
                        "running.") from None
@@ -122,7 +120,7 @@ def inspect_figure(image, task, stage=1, level=0, t=0.75, reference=None, synthe
 @user_errors
 def t_sweep(image, task, stage=1, level=0, reference=None, synthesize=False, sigma=25, rain="light",
             blur_size=21, seed=0):
-    """Mask coverage (and PSNR with a reference) for 8 values of t."""
+    """Mask coverage (and PSNR with a reference) for 8 values of t at quantiles of the block's own M_sr."""
     plot, rows = D.t_sweep(image, task, stage, level, reference, synthesize, sigma, rain, blur_size, seed)
     return plot
 
@@ -133,7 +131,7 @@ def intra_cr(image, task, lam=0.95, reference=None, synthesize=True, sigma=25, r
              seed=0):
     """Negatives N = lambda I + (1-lambda) J, Intra-CR ratios per VGG layer against lambda, Extra-CR beside it."""
     r = D.intra_cr(image, task, lam, reference, synthesize, sigma, rain, blur_size, seed)
-    return r.negatives, r.plot, {"headers": r.headers, "data": r.table}
+    return [img for img, _ in r.negatives], r.plot, {"headers": r.headers, "data": r.table}   # labels drawn in
 
 
 @gpu
@@ -167,10 +165,14 @@ def compare_pair(images, left, right):
 
 
 @user_errors
-def zoom(images, size, evt: gr.SelectData):
-    """The same crop of every result around the clicked point (clicked on the enlarged D.zoom_source)."""
+def zoom(images, rows, size, evt: gr.SelectData):
+    """The same crop of every result around the clicked point (clicked on the enlarged D.zoom_source), in the
+    metrics table's order; each crop carries its label under it (no gallery caption over the picture)."""
     x, y = D.zoom_point(images, *evt.index)
-    return D.zoom_crops(images, x, y, int(size)), (x, y)
+    crops = [crop for crop, _ in D.zoom_crops(images, x, y, int(size), table=rows)]
+    x0, y0, x1, y1 = D.crop_box(images[D.INPUT].shape, x, y, int(size))
+    return gr.update(value=crops, label=f"The same crop [{x0}:{x1}, {y0}:{y1}] of every result, in the table's "
+                                        "order"), (x, y)
 
 
 @user_errors
@@ -180,8 +182,47 @@ def compare_figure(images, table, point, size):
 
 def example_values(evt: gr.SelectData):
     """The clicked example's parameters, in the order [image, task, reference, synthesize, sigma, rain,
-    blur_size, seed]."""
-    return D.examples()[evt.index]
+    blur_size, seed], and empty upload messages (they spoke of the previous photo)."""
+    return *D.examples()[evt.index], "", ""
+
+
+@user_errors
+def on_upload(image):
+    """On arrival of a photo: the reader's message or the diagnosis, and the task it suggests (selected)."""
+    report = D.check_input(image)
+    return report.message, gr.update(value=report.task) if report.task else gr.update()
+
+
+@user_errors
+def on_reference_upload(reference):
+    return D.check_reference(reference)
+
+
+@user_errors
+def diagnose(image):            # numpy and scikit-image only: no GPU to ask for
+    """Which task fits a photo: {"task": denoise | derain | deblur | null (looks clean), "finding": a sentence,
+    "scores": the measures behind it} (drcnet/diagnose.py)."""
+    return D.diagnose_file(image)
+
+
+def only_on(tab: str, fn, outputs: int):
+    """fn as a listener of an example click that runs only when the visitor is on `tab` (the first argument,
+    the current tab's id); on any other tab it changes none of its `outputs`. Generators stay generators."""
+    skip = tuple(gr.skip() for _ in range(outputs))
+    takes_progress = "progress" in inspect_module.signature(fn).parameters
+    if inspect_module.isgeneratorfunction(fn):
+        def run_stream(current, *args, progress=gr.Progress()):
+            if current != tab:
+                yield skip
+                return
+            yield from fn(*args, **({"progress": progress} if takes_progress else {}))
+        return run_stream
+
+    def run(current, *args, progress=gr.Progress()):
+        if current != tab:
+            return skip
+        return fn(*args, **({"progress": progress} if takes_progress else {}))
+    return run
 
 
 def status():
@@ -200,8 +241,9 @@ so the result can be scored (PSNR/SSIM) against the original."""
 
 def build() -> gr.Blocks:
     with gr.Blocks(title="DRCNet Explorer") as app:
+        current_tab = gr.State("restore")       # where an example click runs
         gr.Markdown(INTRO)
-        status_md = gr.Markdown(D.status_markdown())
+        status_md = gr.Markdown(D.status_markdown(), elem_id="checkpoint-status")
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
@@ -210,6 +252,10 @@ def build() -> gr.Blocks:
                                      height=280)
                     reference = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280,
                                          label="Clean reference (optional, for PSNR/SSIM)")
+                with gr.Row():
+                    # checked on arrival, on every tab: the reader's message, or which task fits the photo
+                    upload_msg = gr.Markdown(elem_id="upload-message")
+                    reference_msg = gr.Markdown(elem_id="reference-message")
             with gr.Column(scale=2):
                 task = gr.Radio(list(D.TASKS), value="denoise", label="Task")
                 synthesize = gr.Checkbox(False, label="Degrade a clean photo first (the input is the clean photo)")
@@ -219,9 +265,15 @@ def build() -> gr.Blocks:
                     blur_size = gr.Slider(13, 31, value=21, step=2, label="Blur kernel size (px), deblur")
                     seed = gr.Number(0, precision=0, label="Seed")
         prep = [reference, synthesize, sigma, rain, blur_size, seed]
+        image.upload(on_upload, image, [upload_msg, task], api_name=False)
+        image.clear(lambda: "", None, upload_msg, api_name=False, queue=False)
+        reference.upload(on_reference_upload, reference, reference_msg, api_name=False)
+        reference.clear(lambda: "", None, reference_msg, api_name=False, queue=False)
+        diagnosis = gr.JSON(visible=False)
+        gr.Button(visible=False).click(diagnose, image, diagnosis, api_name="diagnose")
 
         with gr.Tabs():
-            with gr.Tab("Restore", id="restore"):
+            with gr.Tab("Restore", id="restore") as restore_tab:
                 with gr.Row():
                     stage1 = gr.Checkbox(False, label="Also show the stage-1 output")
                     run_btn = gr.Button("Restore", variant="primary")
@@ -237,7 +289,7 @@ def build() -> gr.Blocks:
                 run_btn.click(restore, [image, task, *prep, stage1], restore_out, api_name="restore",
                               concurrency_limit=1)
 
-            with gr.Tab("Inspect DFR", id="inspect"):
+            with gr.Tab("Inspect DFR", id="inspect") as inspect_tab:
                 gr.Markdown("Maps of one DFR block (spatial response, mask at t, spatial filter, energy attention, "
                             "identity, fused output). **Inputs are downscaled to at most "
                             f"{D.INSPECT_MAX_SIDE} px** (long side) here for speed. Moving t re-runs the model.")
@@ -248,7 +300,7 @@ def build() -> gr.Blocks:
                     t = gr.Slider(0.0, 1.0, value=0.75, step=0.0001, label="Mask threshold t", elem_id="t-slider")
                 with gr.Row():
                     inspect_btn = gr.Button("Inspect", variant="primary")
-                    sweep_btn = gr.Button("Sweep t (8 runs)")
+                    sweep_btn = gr.Button("Sweep t (9 runs)")
                     q = gr.Number(0.9, minimum=0, maximum=1, step=0.05, elem_id="quantile",
                                   label="Quantile q of this block's M_sr (mask coverage 1 - q)")
                     q_btn = gr.Button("Set t at this quantile", elem_id="quantile-btn")
@@ -263,20 +315,21 @@ def build() -> gr.Blocks:
                 overview_img = gr.Image(type="pil", format="png", label="All blocks: response maps and masks",
                                         show_label=False, elem_id="inspect-overview")
                 sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot",
-                                     show_label=False)
+                                     show_label=False, visible=False)     # shown once a sweep has run
                 ins_in = [image, task, stage, level, t, *prep]
                 ins_out = [ins_slider, block_img, overview_img, ins_facts]
                 inspect_btn.click(inspect, ins_in, ins_out, api_name="inspect")
                 t.release(inspect, ins_in, ins_out, api_name=False)
                 stage.input(inspect, ins_in, ins_out, api_name=False)
                 level.release(inspect, ins_in, ins_out, api_name=False)
-                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep")
+                sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep").success(
+                    lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
                 q_btn.click(quantile_t, [image, task, stage, level, t, q, *prep], t, api_name="quantile_t").success(
                     inspect, ins_in, ins_out, api_name=False)
                 fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
                     lambda: gr.update(visible=True), None, ins_fig, api_name=False, queue=False)
 
-            with gr.Tab("Intra-CR explorer", id="intra_cr"):
+            with gr.Tab("Intra-CR explorer", id="intra_cr") as intra_cr_tab:
                 gr.Markdown("Negatives by mixup, **N = lambda I + (1 - lambda) J** (I degraded, J clean); the "
                             "paper uses lambda = 1.0, 0.95, 0.9. The curves show the Intra-CR ratio "
                             "d(X, J) / d(X, N) per VGG19 layer for the restored output, the degraded input and the "
@@ -286,7 +339,8 @@ def build() -> gr.Blocks:
                     lam = gr.Slider(0.0, 1.0, value=0.95, step=0.01, label="lambda")
                     cr_btn = gr.Button("Explore", variant="primary")
                 negatives = gr.Gallery(label="Negatives N (paper's lambdas and the slider's)", columns=4,
-                                       height=260, format="png")
+                                       height="auto", format="png", elem_id="cr-negatives",
+                                       object_fit="contain")     # whole pictures: their labels are drawn in
                 cr_plot = gr.Image(type="pil", format="png", label="Intra-CR ratio against lambda; Extra-CR",
                                    elem_id="cr-plot", show_label=False)
                 cr_table = gr.Dataframe(label="CR ratios per VGG layer", interactive=False, elem_id="cr-table")
@@ -294,7 +348,7 @@ def build() -> gr.Blocks:
                 cr_btn.click(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name="intra_cr")
                 lam.release(intra_cr, cr_in, [negatives, cr_plot, cr_table], api_name=False)
 
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare") as compare_tab:
                 gr.Markdown("The input through DRCNet (and its stage 1), any ablation checkpoints "
                             "(`<task>-*.safetensors`) and the classical baselines (inputs downscaled to at most "
                             f"{D.INSPECT_MAX_SIDE} px). BM3D is slow: the other results appear first.")
@@ -313,8 +367,9 @@ def build() -> gr.Blocks:
                         cmp_fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="compare-figure-btn")
                         cmp_fig = gr.File(label="Comparison figure (PNG 200 dpi, PDF)", file_count="multiple",
                                           elem_id="compare-figure")
-                zoom_gallery = gr.Gallery(label="The same crop of every result", columns=6, height=300,
-                                          format="png", elem_id="zoom-crops", allow_preview=False)
+                zoom_gallery = gr.Gallery(label="The same crop of every result (the table's order)", columns=6, height="auto",
+                                          format="png", elem_id="zoom-crops", allow_preview=False,
+                                          object_fit="contain")    # whole crops: their labels are drawn in
                 cmp_table = gr.Dataframe(label="Metrics and timings (best PSNR first)", interactive=False,
                                          elem_id="compare-table")
                 cmp_notes = gr.Markdown(label="notes", elem_id="compare-notes")
@@ -324,18 +379,31 @@ def build() -> gr.Blocks:
                     compare_choices, cmp_images, [left, right, pair_slider, zoom_src], api_name=False)
                 for dd in (left, right):
                     dd.input(compare_pair, [cmp_images, left, right], pair_slider, api_name=False)
-                zoom_src.select(zoom, [cmp_images, zoom_size], [zoom_gallery, cmp_point], api_name=False)
+                zoom_src.select(zoom, [cmp_images, cmp_rows, zoom_size], [zoom_gallery, cmp_point], api_name=False)
                 cmp_fig_btn.click(compare_figure, [cmp_images, cmp_rows, cmp_point, zoom_size], cmp_fig,
                                   api_name=False)   # works on session state: no API use
 
+        for tab in (restore_tab, inspect_tab, intra_cr_tab, compare_tab):
+            tab.select(lambda tab_id=tab.id: tab_id, None, current_tab, api_name=False, queue=False)
         rows = D.examples()
         if rows:
             # a captioned gallery instead of gr.Examples' table of raw parameters; a click fills the (hidden)
-            # parameters into the controls, then restores
-            ex_gallery = gr.Gallery(D.example_gallery(), label="Examples (click one to restore it)", columns=6,
-                                    height="auto", allow_preview=False, elem_id="examples", format="png")
-            ex_gallery.select(example_values, None, [image, task, *prep], api_name=False).success(
-                restore, [image, task, *prep, stage1], restore_out, api_name=False, concurrency_limit=1)
+            # parameters into the controls, then runs the tab the visitor is on
+            ex_gallery = gr.Gallery(D.example_gallery(), columns=6, height="auto", allow_preview=False,
+                                    label="Examples (click one to run the tab you are on; \"clean + ...\": a clean "
+                                          "photo, degraded that way when clicked)", elem_id="examples", format="png")
+            filled = ex_gallery.select(example_values, None, [image, task, *prep, upload_msg, reference_msg],
+                                       api_name=False)
+            filled.success(only_on("restore", restore, len(restore_out)), [current_tab, image, task, *prep, stage1],
+                           restore_out, api_name=False, concurrency_limit=1)
+            filled.success(only_on("inspect", inspect, len(ins_out)), [current_tab, *ins_in], ins_out,
+                           api_name=False)
+            filled.success(only_on("intra_cr", intra_cr, 3), [current_tab, *cr_in], [negatives, cr_plot, cr_table],
+                           api_name=False)
+            filled.success(only_on("compare", compare, 5), [current_tab, image, task, *prep],
+                           [gallery, cmp_table, cmp_notes, cmp_images, cmp_rows], api_name=False).success(
+                only_on("compare", compare_choices, 4), [current_tab, cmp_images], [left, right, pair_slider, zoom_src],
+                api_name=False)
         refresh = gr.Button("Refresh checkpoint status", size="sm")
         refresh.click(status, None, status_md, api_name="status")
     return app

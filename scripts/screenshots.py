@@ -12,6 +12,11 @@ free port, drives Debian's Chromium with Playwright and writes into --out (git-i
     s4_inspect_quantile.png   after "Set t at this quantile" (q = --q): the mask is visible
     s3b_/s4b_..._overview.png all blocks' response maps and histograms at those two values of t
     s5_examples_gallery.png   the captioned examples gallery
+    s6_sweep.png              "Sweep t": coverage and PSNR at t values spread over the block's own M_sr
+    s7_intra_cr.png           the Intra-CR explorer: labelled negatives and the ratio plots
+    s8_status.png             the checkpoint status with each task's measured test-set gain
+    s9_upload_clean.png,      the upload check on arrival: a clean photo's warning, a noisy photo's diagnosis
+    s9b_upload_noise.png      (denoise selected)
     screenshots.json          what each picture shows (facts, t, coverage), read from the page
 
 Needs Playwright (requirements-dev.txt) and /usr/bin/chromium; takes a few minutes on a CPU (BM3D).
@@ -135,6 +140,47 @@ def inspect(page, out: Path, stage: int, level: int, q: float, found: dict) -> N
     page.locator("#inspect-overview").screenshot(path=out / "s4b_inspect_quantile_overview.png")
 
 
+def sweep(page, out: Path, found: dict) -> None:
+    """Sweep t on the inspector's current block (after inspect(): the plot box is hidden until then)."""
+    found["sweep_visible_before"] = page.locator("#sweep-plot").is_visible()
+    page.get_by_role("button", name=re.compile(r"^Sweep t")).click()
+    loaded_image(page, "sweep-plot")
+    page.locator("#sweep-plot").screenshot(path=out / "s6_sweep.png")
+
+
+def loaded_image(page, elem_id: str, timeout: int = 600_000) -> None:
+    """Wait for the image of #elem_id to arrive, scroll to it and wait for it to load (Gradio's <img> loads
+    lazily: below the fold it has no size, which Playwright counts as hidden)."""
+    page.wait_for_selector(f"#{elem_id} img", state="attached", timeout=timeout)
+    page.locator(f"#{elem_id}").scroll_into_view_if_needed()
+    page.wait_for_function(f"() => document.querySelector('#{elem_id} img')?.naturalWidth > 0", timeout=60_000)
+    page.wait_for_timeout(500)
+
+
+def intra_cr(page, out: Path, found: dict) -> None:
+    page.get_by_role("tab", name="Intra-CR explorer").click()
+    page.get_by_role("button", name="Explore", exact=True).click()
+    loaded_image(page, "cr-plot")
+    shoot(page, out / "s7_intra_cr.png", "cr-negatives", "cr-plot")
+
+
+def uploads(browser, url: str, out: Path, found: dict) -> None:
+    """A fresh page per upload (an empty input): a clean photo's warning, a noisy photo's diagnosis."""
+    for name, shot in (("coffee_clean.png", "s9_upload_clean.png"), ("hubble_noise.png", "s9b_upload_noise.png")):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="load", timeout=120_000)
+        page.wait_for_selector("#examples", timeout=120_000)
+        page.get_by_label("derain", exact=True).check()
+        page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / name))
+        page.wait_for_function(f"() => {text_of('upload-message')}.length > 10", timeout=120_000)
+        page.wait_for_timeout(500)
+        found[f"upload_{name}"] = page.locator("#upload-message").inner_text()
+        found[f"upload_{name}_task"] = [t for t in ("denoise", "derain", "deblur")
+                                        if page.get_by_label(t, exact=True).is_checked()]
+        page.screenshot(path=out / shot, full_page=False)
+        page.close()
+
+
 def gallery(page, out: Path, found: dict) -> None:
     page.get_by_role("tab", name="Restore").click()
     g = page.locator("#examples")
@@ -163,10 +209,14 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load", timeout=120_000)
             page.wait_for_selector("#examples", timeout=120_000)
-            found["status"] = re.sub(r"\s+", " ", page.locator("body").inner_text().split("Checkpoints:")[1][:300])
+            found["status"] = page.locator("#checkpoint-status").inner_text()
+            page.locator("#checkpoint-status").screenshot(path=args.out / "s8_status.png")
             gallery(page, args.out, found)
             compare(page, args.out, args.left, found)
             inspect(page, args.out, args.stage, args.level, args.q, found)
+            sweep(page, args.out, found)
+            intra_cr(page, args.out, found)
+            uploads(browser, url, args.out, found)
             browser.close()
     finally:
         proc.terminate()

@@ -1,5 +1,6 @@
 """The new controls in a real browser (Debian's Chromium via Playwright): the compare slider and zoom, the
-quantile control of the inspector, the figure downloads and the captioned examples gallery.
+quantile control of the inspector, the figure downloads, the captioned examples gallery, an example click on
+a tab other than Restore, and the upload check and diagnosis on arrival.
 
     pytest -m slow tests/test_app_browser.py
 
@@ -125,3 +126,59 @@ def test_examples_gallery_has_captions_and_a_click_restores(page):
     page.wait_for_function(f"() => {text_of('restore-facts')}.startsWith('deblur')", timeout=90_000)
     assert page.get_by_label("deblur", exact=True).is_checked()
     page.screenshot(path=SHOTS / "b06_example_clicked.png", full_page=True)
+
+
+@pytest.mark.timeout(300)
+def test_an_example_click_runs_the_tab_you_are_on(page):
+    """On Inspect DFR, an example click fills the controls and inspects (Restore does not run)."""
+    page.get_by_role("tab", name="Inspect DFR").click()
+    before = page.locator("#inspect-facts").inner_text()
+    restore_before = page.evaluate(text_of("restore-facts"))
+    gallery = page.locator("#examples")
+    gallery.scroll_into_view_if_needed()
+    items = gallery.locator("button.thumbnail-item")
+    captions = [items.nth(i).inner_text() for i in range(items.count())]
+    items.nth(captions.index("denoise, sigma 25")).click()
+    page.wait_for_function(f"b => {text_of('inspect-facts')} !== b && {text_of('inspect-facts')}.includes('forward')"
+                           " && !document.querySelector('.progress-text, .eta-bar')", arg=before, timeout=120_000)
+    assert page.get_by_label("denoise", exact=True).is_checked()
+    assert "256x256" in page.locator("#inspect-facts").inner_text()       # the example's picture, inspected
+    assert page.evaluate(text_of("restore-facts")) == restore_before      # and not restored
+    assert not page.locator("#sweep-plot").is_visible()                   # no empty plot box before a sweep
+    page.screenshot(path=SHOTS / "b07_example_click_on_inspect.png", full_page=True)
+
+
+@pytest.mark.timeout(300)
+def test_an_upload_is_checked_on_arrival_on_any_tab(page, server):  # noqa: F811
+    """A fresh page on the Compare tab: a text file named .png gets the reader's message at once, a noisy
+    photo its diagnosis and the denoise task."""
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh.goto(server["url"], wait_until="load", timeout=120_000)
+        fresh.wait_for_selector("#examples", timeout=120_000)
+        fresh.get_by_role("tab", name="Compare").click()
+        fresh.get_by_label("derain", exact=True).check()
+        bad = server["tmp"] / "notes.png"
+        bad.write_text("this is not an image, only text with a .png name\n")
+        fresh.locator("input[type=file]").first.set_input_files(str(bad))
+        fresh.wait_for_function(f"() => {text_of('upload-message')}.includes('not an image file')", timeout=60_000)
+        assert "notes.png: not an image file, or a format this app cannot read" in \
+            fresh.locator("#upload-message").inner_text()
+        fresh.screenshot(path=SHOTS / "b08_bad_upload_message.png", full_page=True)
+        fresh.locator("input[type=file]").nth(1).set_input_files(str(ROOT / "assets" / "hubble_noise.png"))
+        fresh.wait_for_timeout(1000)          # the reference: readable, so no message
+        assert fresh.locator("#reference-message").inner_text().strip() == ""
+    finally:
+        fresh.close()
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh.goto(server["url"], wait_until="load", timeout=120_000)
+        fresh.wait_for_selector("#examples", timeout=120_000)
+        fresh.get_by_role("tab", name="Intra-CR explorer").click()
+        fresh.get_by_label("derain", exact=True).check()
+        fresh.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "hubble_noise.png"))
+        fresh.wait_for_function(f"() => {text_of('upload-message')}.includes('noise, sigma about')", timeout=60_000)
+        assert fresh.get_by_label("denoise", exact=True).is_checked()          # the task it suggests
+        fresh.screenshot(path=SHOTS / "b09_upload_diagnosis.png", full_page=True)
+    finally:
+        fresh.close()

@@ -141,6 +141,8 @@ def test_every_endpoint(client, server):
     methods = [row[0] for row in table["data"]]
     assert "DRCNet" in methods and "wiener_nonblind" in methods and len(gallery) == len(methods) + 1
     assert "deblur" in client.predict(api_name="/status")
+    answer = client.predict(handle_file(str(ROOT / "assets" / "hubble_noise.png")), api_name="/diagnose")
+    assert answer["task"] == "denoise" and "noise, sigma about" in answer["finding"]
 
 
 def bad_file(kind: str, tmp: Path) -> tuple[str, str]:

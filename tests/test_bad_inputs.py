@@ -185,3 +185,64 @@ def test_uploads_over_25_mb_are_refused_with_the_limit_in_the_message(app, tmp_p
     assert under.status_code == 200, under.text
     for path in under.json():
         Path(path).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- on arrival: the same messages, on every tab
+
+@pytest.mark.parametrize("kind", sorted(MESSAGES))
+def test_an_upload_is_checked_on_arrival_with_the_handlers_message(app, files, kind):
+    """app.py's upload listeners (on the input and the reference, above the tabs) say what Restore would."""
+    message, task = app["on_upload"](str(files / f"{kind}.png"))
+    assert message == f"⚠️ {user_message(app, 'restore', str(files / f'{kind}.png'), 'denoise')}"
+    assert message.startswith(f"⚠️ {MESSAGES[kind]}")
+    assert task.get("value") is None                        # the task stays as it was
+    assert app["on_reference_upload"](str(files / f"{kind}.png")).startswith(f"⚠️ {MESSAGES[kind]}")
+
+
+def test_a_good_upload_gets_its_diagnosis_and_task(app):
+    message, task = app["on_upload"](str(D.ASSETS / "clock_motion.png"))
+    assert "deblur" in message and task["value"] == "deblur"
+    answer = app["diagnose"](str(D.ASSETS / "clock_motion.png"))           # the /diagnose endpoint
+    assert answer["task"] == "deblur" and "blurred" in answer["finding"] and "sigma" in answer["scores"]
+    with pytest.raises(gr_error()) as e:
+        app["diagnose"](None)
+    assert e.value.message == "No input image given: upload, paste or pick an example first."
+
+
+def gr_error():
+    import gradio as gr
+    return gr.Error
+
+
+def test_an_example_click_runs_only_the_tab_the_visitor_is_on(app):
+    import gradio as gr
+
+    calls = []
+
+    def handler(image, task):
+        calls.append((image, task))
+        return "done", 1
+
+    def streamed(image, task, progress=None):
+        yield "first", 1
+        yield "second", 2
+
+    listener = app["only_on"]("inspect", handler, 2)
+    assert listener("inspect", "a.png", "denoise") == ("done", 1) and calls == [("a.png", "denoise")]
+    skipped = listener("restore", "a.png", "denoise")
+    assert len(skipped) == 2 and all(s == gr.skip() for s in skipped) and len(calls) == 1
+    stream = app["only_on"]("compare", streamed, 2)
+    assert inspect.isgeneratorfunction(stream)
+    assert list(stream("compare", "a.png", "denoise")) == [("first", 1), ("second", 2)]
+    assert [len(s) for s in stream("intra_cr", "a.png", "denoise")] == [2]
+
+
+def test_the_example_gallery_runs_a_listener_for_each_tab(app):
+    """The gallery's click fills the controls, then one guarded listener per tab (restore, inspect, Intra-CR,
+    compare) follows it: the wiring only_on's test above relies on."""
+    blocks = app["demo"]
+    gallery = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "examples")
+    fills = [d for d in blocks.fns.values() if any(t[0] == gallery._id and t[1] == "select" for t in d.targets)]
+    assert len(fills) == 1
+    followers = [d for d in blocks.fns.values() if d.trigger_after == fills[0]._id]
+    assert len(followers) == 4

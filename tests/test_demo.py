@@ -243,13 +243,18 @@ def test_compare_pair_zoom_and_figure(compared):
         D.compare_pair(r.images, "DRCNet", "nonexistent")
     with pytest.raises(D.DemoError, match="Compare button"):
         D.compare_pair(None, "DRCNet", "nlm")
-    crops = D.zoom_crops(r.images, 60, 2, size=16, display=64)      # near the corner: the box moves inside
-    assert len(crops) == len(r.images) and all(c.size == (64, 64) for c, _ in crops)
-    assert all("[48:64, 0:16]" in label for _, label in crops)
+    crops = D.zoom_crops(r.images, 60, 2, size=16, display=64, table=r.table)   # near the corner: box moves in
+    assert len(crops) == len(r.images) and len({c.size for c, _ in crops}) == 1     # one height for the row
+    # the table's order (best PSNR first), the clean reference first; short labels with the PSNR
+    table_names = [row[0] for row in r.table]
+    assert [label.split(" ")[0] for _, label in crops] == \
+        ["clean"] + [D.short_name(n).split(" ")[0] for n in table_names]
+    assert crops[1][1] == f"{D.short_name(table_names[0])} {r.table[0][1]:.2f} dB"
     name = "DRCNet"
-    k = list(r.images).index(name)
-    small = np.asarray(crops[k][0])[::4, ::4]
-    assert np.array_equal(small, r.images[name][0:16, 48:64])          # the same crop, enlarged 4x
+    k = 1 + table_names.index(name)
+    picture = np.asarray(crops[k][0])[:64]                               # the label sits under the crop
+    assert np.array_equal(picture[::4, ::4], r.images[name][0:16, 48:64])  # the same crop, enlarged 4x
+    assert (np.asarray(crops[k][0])[64:] > 0).any() and crops[k][0].size[1] > 64
     png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
     assert pdf.read_bytes()[:4] == b"%PDF"
 

@@ -93,16 +93,61 @@ def checkpoint_status() -> dict[str, dict]:
     return out
 
 
+def test_gain(task: str) -> str:
+    """The measured test-set gain of a task's checkpoint over its input, from `<task>.test.json` beside it
+    (written by scripts/ship_checkpoint.py, so a shipped checkpoint updates the page): mean PSNR of `drcnet`
+    minus `input` per evaluation setting, and whether it meets its recipe's targets. "" when there is no file."""
+    import json
+    path = checkpoint_dir() / f"{task}.test.json"
+    try:
+        results = json.loads(path.read_text())
+        gains = [(setting, row["drcnet"]["psnr"] - row["input"]["psnr"]) for setting, row in results["mean"].items()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if not gains:
+        return ""
+    text = ", ".join(f"{g:+.1f} dB ({setting_label(task, s)})" for s, g in gains) + " on the test set"
+    try:
+        from ..recipe import load_recipe
+        gap = load_recipe(task).worst_gap(results)
+    except (OSError, ValueError, KeyError):
+        return text
+    return text + (" — meets its targets" if gap >= 0 else f" — an early checkpoint ({-gap:.1f} dB short of its "
+                                                             "targets)")
+
+
+def setting_label(task: str, setting: str) -> str:
+    """An evaluation setting as a visitor reads it: sigma25 -> sigma 25, kernel13_seed101 -> 13 px, heavy -> heavy."""
+    if task == "denoise" and setting.startswith("sigma"):
+        return "sigma " + setting[5:]
+    if task == "deblur" and setting.startswith("kernel"):
+        return setting[6:].split("_")[0] + " px"
+    return setting
+
+
 def status_markdown() -> str:
     lines = []
     for task, info in checkpoint_status().items():
         if info["present"]:
             extra = ", ".join(x for x in (info["preset"] and f"preset {info['preset']}", info["note"]) if x)
-            lines.append(f"- **{task}**: ready ({info['file']}{', ' + extra if extra else ''})")
+            gain = test_gain(task)
+            lines.append(f"- **{task}**: ready ({info['file']}{', ' + extra if extra else ''})"
+                         f"{'; ' + gain if gain else ''}")
         else:
             lines.append(f"- **{task}**: no checkpoint ({info['note'] or 'missing ' + info['file']}); "
                          f"this task is unavailable until it is trained")
-    return "Checkpoints:\n" + "\n".join(lines)
+    return ("Checkpoints: (gain = the restored photos' mean PSNR minus the degraded inputs', on the test "
+            "photos)\n" + "\n".join(lines))
+
+
+def user_message(error: BaseException) -> str | None:
+    """The text a user reads for an error they can act on (a bad file, a missing checkpoint, too big an image);
+    None for anything else (a bug: app.py logs it). The one place these messages are made."""
+    if isinstance(error, (DemoError, ImageError, CheckpointError)):
+        return hide_paths(str(error))
+    if isinstance(error, MemoryError):
+        return "Out of memory for this image: try a smaller one."
+    return None
 
 
 def hide_paths(text: str) -> str:
@@ -242,6 +287,8 @@ def prepare(image, task: str, reference=None, synthesize: bool = False, sigma: f
         degraded = np.clip(degraded, 0, 1).astype(np.float32)
     else:
         degraded = rgb
+        if rgb.shape == loaded.rgb.shape:         # a premade example at its own size: its settings are known
+            info = known_degradation(image, task) or {}
         if reference not in (None, ""):
             ref = load(reference, "reference image")
             ref_rgb = resize_max(ref.rgb, max_side)
@@ -355,7 +402,8 @@ def describe_info(info: dict) -> str:
     if info.get("task") == "derain":
         return f"{info['setting']} rain"
     if info.get("task") == "deblur":
-        return f"motion blur, kernel {info['kernel'].shape[0]} px"
+        seed = f" (seed {info['seed']})" if "seed" in info else ""
+        return f"motion blur, kernel {info['kernel'].shape[0]} px{seed}"
     return ""
 
 
@@ -395,8 +443,37 @@ def example_caption(entry: dict) -> str:
         setting = f"{entry.get('rain', made.get('setting', 'light'))} rain"
     else:
         setting = f"{entry.get('blur_size', made.get('size', 21))} px blur"
-    # "live": a clean photo that the app degrades when clicked. Captions stay short enough for a thumbnail.
-    return f"{task}, {setting}" + (" · live" if entry.get("synthesize") else "")
+    # "clean + ...": a clean photo that the app degrades when clicked (the gallery's label says so). Captions
+    # stay short enough for a thumbnail.
+    return f"{task}, clean + {setting}" if entry.get("synthesize") else f"{task}, {setting}"
+
+
+def known_degradation(path, task: str) -> dict | None:
+    """degrade()'s info (true sigma, or the blur kernel regenerated from the recorded size and seed) for a
+    premade degraded example, recognised by its file name and content; None for any other picture. The
+    baselines then get what a synthetic degradation would give them, not an estimate."""
+    if path in (None, ""):
+        return None
+    name = Path(str(path)).name
+    for e in _example_entries(task):
+        made = e.get("settings") or {}
+        if e.get("synthesize") or not made or e["input"] != name or not _same_bytes(path, ASSETS / e["input"]):
+            continue
+        if task == "denoise":
+            return {"task": task, "sigma": float(made["sigma"]), "poisson": None}
+        if task == "deblur":     # scripts/make_assets.py: degrade(clean, "deblur", default_rng(seed), size=...)
+            from ..degrade import BLUR_NOISE, motion_kernel
+            kernel = motion_kernel(np.random.default_rng(int(e["seed"])), int(made["size"]))
+            return {"task": task, "kernel": kernel, "noise": BLUR_NOISE, "seed": int(e["seed"])}
+        return {"task": task, "setting": made["setting"], "haze": False}
+    return None
+
+
+def _same_bytes(a, b) -> bool:
+    try:
+        return Path(a).stat().st_size == Path(b).stat().st_size and Path(a).read_bytes() == Path(b).read_bytes()
+    except OSError:
+        return False
 
 
 def example_gallery(task: str | None = None) -> list[tuple[str, str]]:
@@ -411,5 +488,7 @@ from .figures import fig_to_image  # noqa: E402,F401
 from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
                           overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
 from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
-from .compare_tab import (CompareResult, baseline_info, compare, compare_figure, compare_pair,  # noqa: E402,F401
-                          compare_steps, zoom_crops, zoom_point, zoom_source)
+from .upload import UploadReport, check_input, check_reference, diagnose_file  # noqa: E402,F401
+from .compare_tab import (INPUT, CompareResult, baseline_info, compare, compare_figure,  # noqa: E402,F401
+                          compare_pair, compare_steps, crop_box, short_name, table_order, zoom_crops, zoom_point,
+                          zoom_source)

@@ -16,7 +16,7 @@ from PIL import Image
 
 import drcnet.demo as base
 from . import DemoError, Prepared, ablation_paths, checkpoint_path, prepare, quality, task_lock, to_pil
-from .figures import _plt, save_figure
+from .figures import _plt, label_lines, labelled, save_figure
 
 INPUT, CLEAN = "input (degraded)", "clean reference"
 SLOW = {"bm3d"}                      # baselines run after every other method (tens of seconds)
@@ -34,9 +34,12 @@ class CompareResult:
 
 
 def baseline_info(prepared: Prepared, task: str) -> tuple[dict, list[str]]:
-    """The info dict the baselines need; estimated (sigma) or absent (kernel) for real photos."""
+    """The info dict the baselines need: the true one for synthetic degradations and premade examples (whose
+    sigma or kernel seed is recorded); estimated (sigma) or absent (kernel) for other photos."""
     if prepared.synthetic:
         return prepared.info, []
+    if prepared.info:
+        return prepared.info, [f"baselines use the example's known degradation: {base.describe_info(prepared.info)}"]
     if task == "denoise":
         from skimage.restoration import estimate_sigma
         sigma = float(estimate_sigma(prepared.degraded, channel_axis=-1, average_sigmas=True)) * 255
@@ -194,14 +197,37 @@ def zoom_point(images: dict | None, x: int, y: int) -> tuple[int, int]:
     return int(x) // s, int(y) // s
 
 
-def zoom_crops(images: dict | None, x: int, y: int, size: int = 64,
-               display: int = 256) -> list[tuple[Image.Image, str]]:
-    """The same crop around (x, y) from every result, enlarged without smoothing (pixels stay pixels)."""
+SHORT_NAMES = {INPUT: "input", CLEAN: "clean", "wiener_nonblind": "Wiener", "richardson_lucy_nonblind": "R-L",
+               "tv_chambolle": "TV", "wavelet_bayes": "wavelet", "nlm": "NLM", "bm3d": "BM3D",
+               "median5x5": "median 5x5"}
+
+
+def short_name(name: str) -> str:
+    """A method's label short enough to sit under a thumbnail ("DRCNet stage 1" -> "DRCNet s1")."""
+    return SHORT_NAMES.get(name, name.replace(" stage 1", " s1"))
+
+
+def table_order(images: dict, table: list[list] | None = None) -> list[str]:
+    """The results in the metrics table's order (best PSNR first when a reference is known), the clean
+    reference first; any result the table does not list (yet) at the end."""
+    listed = [row[0] for row in (table or []) if row and row[0] in images]
+    return [n for n in (CLEAN,) if n in images] + listed + [n for n in images if n != CLEAN and n not in listed]
+
+
+def zoom_crops(images: dict | None, x: int, y: int, size: int = 64, display: int = 256,
+               table: list[list] | None = None) -> list[tuple[Image.Image, str]]:
+    """The same crop around (x, y) from every result in the table's order, enlarged without smoothing (pixels
+    stay pixels), each with its short label (and PSNR) drawn under it rather than over it."""
     first = _pick(images, INPUT)
     x0, y0, x1, y1 = crop_box(first.shape, x, y, size)
     scale = max(1, display // max(x1 - x0, y1 - y0))
-    return [(Image.fromarray(img[y0:y1, x0:x1]).resize(((x1 - x0) * scale, (y1 - y0) * scale), Image.NEAREST),
-             f"{name} [{x0}:{x1}, {y0}:{y1}]") for name, img in images.items()]
+    psnr_of = {row[0]: row[1] for row in (table or [])}
+    names = table_order(images, table)
+    labels = [short_name(n) + (f" {psnr_of[n]:.2f} dB" if psnr_of.get(n) is not None else "") for n in names]
+    width = (x1 - x0) * scale
+    lines = max(len(label_lines(label, width)) for label in labels)      # one height for the whole row
+    return [(labelled(Image.fromarray(images[n][y0:y1, x0:x1]).resize((width, (y1 - y0) * scale), Image.NEAREST),
+                      label, lines=lines), label) for n, label in zip(names, labels)]
 
 
 def compare_figure(images: dict | None, table: list[list] | None = None, point=None, size: int = 64,
@@ -210,7 +236,7 @@ def compare_figure(images: dict | None, table: list[list] | None = None, point=N
     reference, the absolute error of each result on one shared colour bar: PNG and PDF for slides."""
     _pick(images, INPUT)
     psnr_of = {row[0]: row[1] for row in (table or [])}
-    names = list(images)
+    names = table_order(images, table)
     clean = images.get(CLEAN)
     h, w = images[INPUT].shape[:2]
     box = crop_box(images[INPUT].shape, *(point or (w // 2, h // 2)), size)
@@ -225,11 +251,11 @@ def compare_figure(images: dict | None, table: list[list] | None = None, point=N
         a.imshow(img)
         a.add_patch(_plt().Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
                                      color="yellow", lw=1))
-        title = name + (f"\n{psnr_of[name]:.2f} dB" if psnr_of.get(name) is not None else "")
+        title = short_name(name) + (f"\n{psnr_of[name]:.2f} dB" if psnr_of.get(name) is not None else "")
         a.set_title(title, fontsize=8)
         z = axes[1][k]
         z.imshow(img[box[1]:box[3], box[0]:box[2]], interpolation="nearest")
-        z.set_title(f"zoom [{box[0]}:{box[2]}, {box[1]}:{box[3]}]", fontsize=7)
+        z.set_xlabel(short_name(name), fontsize=7)          # under the crop, never over it
         if clean is not None:
             e = axes[2][k]
             err = np.abs(img.astype(np.float32) - clean.astype(np.float32)).mean(-1) / 255

@@ -42,3 +42,66 @@ def save_figure(fig, stem: str) -> list:
     finally:
         _plt().close(fig)
     return paths
+
+
+def _font(size: int):
+    """DejaVu Sans (matplotlib ships it) at `size` px; Pillow's built-in font where it cannot be found."""
+    from PIL import ImageFont
+    try:
+        from matplotlib import font_manager
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (OSError, ValueError):
+        return ImageFont.load_default()
+
+
+def label_lines(text: str, width: int, size: int = 15) -> list[str]:
+    """`text` wrapped to lines that fit `width` px at font size `size` (about 0.6 size per character)."""
+    import textwrap
+    return textwrap.wrap(text, max(8, int(width / (0.6 * size)))) or [""]
+
+
+def labelled(image: Image.Image, text: str, size: int = 15, lines: int = 1) -> Image.Image:
+    """The image with `text` on a white strip under it, so a gallery's label never covers the picture (Gradio
+    draws captions over the thumbnail and cuts long ones off). Long text is wrapped to the image's width; the
+    strip has room for at least `lines` lines, so a row of pictures can share one height."""
+    from PIL import ImageDraw
+    font = _font(size)
+    wrapped = label_lines(text, image.width, size)
+    strip = (size + 4) * max(lines, len(wrapped)) + 6
+    out = Image.new("RGB", (image.width, image.height + strip), "white")
+    out.paste(image.convert("RGB"), (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, line in enumerate(wrapped):
+        width = draw.textlength(line, font=font)
+        draw.text(((image.width - width) / 2, image.height + 3 + i * (size + 4)), line, fill="black", font=font)
+    return out
+
+
+# Candidate colours for drawing a mask on a photo; contrast_colour picks the one farthest from the photo's own.
+MARK_COLOURS = {"cyan": (0.0, 1.0, 1.0), "lime": (0.2, 1.0, 0.0), "magenta": (1.0, 0.0, 1.0),
+                "yellow": (1.0, 1.0, 0.0), "red": (1.0, 0.1, 0.1), "blue": (0.1, 0.3, 1.0)}
+
+
+def contrast_colour(image) -> tuple[str, tuple]:
+    """(name, rgb) of the MARK_COLOURS entry farthest from the photo's pixels: the largest 5th percentile of the
+    distance to every pixel, so it stands out even from the photo's few pixels nearest to it (a red mark
+    vanished on the astronaut's orange suit)."""
+    import numpy as np
+    px = np.asarray(image, np.float32).reshape(-1, 3)
+    if len(px) > 20000:
+        px = px[:: len(px) // 20000]
+    best = max(MARK_COLOURS.items(),
+               key=lambda kv: float(np.percentile(np.linalg.norm(px - np.array(kv[1]), axis=1), 5)))
+    return best
+
+
+def percent(fraction: float) -> str:
+    """A share as a percentage with enough digits to be nonzero when it is (0.0004 -> "0.04%", not "0.0%")
+    and below 100 when it is not all (0.99996 -> "99.996%")."""
+    p = 100 * float(fraction)
+    if p <= 0 or p >= 100:
+        return f"{p:.0f}%"
+    digits = 1
+    while digits < 6 and (round(p, digits) == 0 or round(p, digits) == 100):
+        digits += 1
+    return f"{p:.{digits}f}%"

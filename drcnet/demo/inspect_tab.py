@@ -10,7 +10,7 @@ from PIL import Image
 
 import drcnet.demo as base
 from . import DemoError, prepare, quality, task_lock, to_pil
-from .figures import _heat, _plt, fig_to_image, save_figure
+from .figures import _heat, _plt, contrast_colour, fig_to_image, percent, save_figure
 from ..engine import Restorer
 from ..probes import FeatureProbe
 
@@ -56,7 +56,7 @@ def explain_mask(maps, t: float) -> str:
                 "whole map's mean and variance (a plain instance normalisation). The threshold then changes "
                 "nothing in this block; M_sr still shapes the output through gamma and beta. Set t at a quantile "
                 "of the map to see where the block responds most.")
-    return (f"{100 * maps.coverage:.1f}% of the pixels have M_sr >= t = {t:.3f} ({span}): the masked region and "
+    return (f"{percent(maps.coverage)} of the pixels have M_sr >= t = {t:.3f} ({span}): the masked region and "
             "the rest are each normalised with their own mean and variance.")
 
 
@@ -71,7 +71,23 @@ def _histogram(ax, response: np.ndarray, t: float, coverage: float, fontsize=9):
                     ha="right" if t > hi else "left")
     ax.set_xlim(lo, hi)
     ax.set_yticks([])
-    ax.set_title(f"M_sr histogram, t = {t:.3f}: coverage {100 * coverage:.1f}%", fontsize=fontsize)
+    ax.set_title(f"M_sr histogram, t = {t:.3f}: coverage {percent(coverage)}", fontsize=fontsize)
+
+
+def mask_overlay(ax, image: np.ndarray, mask: np.ndarray, coverage: float) -> str:
+    """The photo with the mask tinted and outlined in the colour that stands out most from this photo
+    (contrast_colour), the outline drawn over a black one so it shows on light and dark areas alike. Returns the
+    colour's name (it is in the title)."""
+    name, colour = contrast_colour(image)
+    overlay = np.asarray(image, np.float32).copy()
+    overlay[mask] = 0.55 * overlay[mask] + 0.45 * np.array(colour)
+    ax.imshow(np.clip(overlay, 0, 1))
+    if 0 < mask.mean() < 1:
+        ax.contour(mask, levels=[0.5], colors="black", linewidths=2.2)
+        ax.contour(mask, levels=[0.5], colors=[colour], linewidths=1.0)
+    ax.set_title(f"mask M_sr >= t (tinted and outlined {name}), coverage {percent(coverage)}", fontsize=9)
+    ax.set_xticks([]), ax.set_yticks([])
+    return name
 
 
 def _block_fig(maps, image: np.ndarray, stage: int, level: int, t: float, dpi: int = 80):
@@ -86,12 +102,7 @@ def _block_fig(maps, image: np.ndarray, stage: int, level: int, t: float, dpi: i
         r = maps.response
         lo, hi = fitted_range(r)
         _heat(ax[0], fig, r, f"spatial response M_sr (scale {lo:.3f}-{hi:.3f})", "magma", lo, hi)
-        overlay = image.copy()
-        m = _upsample(maps.mask, image.shape) > 0.5
-        overlay[m] = 0.45 * overlay[m] + 0.55 * np.array([1.0, 0.15, 0.1])
-        ax[1].imshow(np.clip(overlay, 0, 1))
-        ax[1].set_title(f"mask M_sr >= t (red), coverage {100 * maps.coverage:.1f}%", fontsize=9)
-        ax[1].set_xticks([]), ax[1].set_yticks([])
+        mask_overlay(ax[1], image, _upsample(maps.mask, image.shape) > 0.5, maps.coverage)
         _histogram(ax[2], r, t, maps.coverage)
         _heat(ax[3], fig, maps.spatial.mean, "spatial-filter output (channel mean)", "coolwarm")
     else:
@@ -203,41 +214,68 @@ def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, r
     return InspectResult(to_pil(prepared.degraded), to_pil(out), block, overview, facts, coverage, metrics)
 
 
+SWEEP_QUANTILES = (0.01, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 0.99)
+
+
+def sweep_values(response: np.ndarray | None, quantiles=SWEEP_QUANTILES) -> tuple[float, ...]:
+    """The t values of a sweep: the block's own M_sr at these quantiles, so they span the map's range and lie
+    dense where its values are (a trained M_sr often spans a few hundredths); the fixed T_SWEEP for a block
+    without a spatial filter. Equal values (a nearly constant map) are kept once."""
+    if response is None:
+        return tuple(float(t) for t in base.T_SWEEP)
+    return tuple(sorted({t_at_quantile(response, q) for q in quantiles}))
+
+
 def t_sweep(image, task: str, stage: int = 1, level: int = 0, reference=None, synthesize: bool = False,
             sigma: float = 25, rain: str = "light", blur_size: int = 21, seed: int = 0,
-            ts=base.T_SWEEP) -> tuple[Image.Image, list[dict]]:
-    """Mask coverage (chosen block and mean over blocks) and, with a reference, PSNR against t."""
+            ts=None) -> tuple[Image.Image, list[dict]]:
+    """Mask coverage (chosen block and mean over blocks) and, with a reference, PSNR against t. ts: the t
+    values; by default sweep_values of the block's M_sr at the model's own t (one forward more)."""
     prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
     restorer = base.model_for(task)          # through the package: tests and the app may swap it
+    key = (int(stage), int(level))
     rows = []
     with task_lock(task):
+        if ts is None:
+            _, maps = probe_run(restorer, prepared.degraded, restorer.default_t)
+            if key not in maps:
+                raise DemoError(f"no DFR block at stage {stage} level {level}")
+            ts = sweep_values(maps[key].response)
         for t in ts:
             out, maps = probe_run(restorer, prepared.degraded, float(t))
             cov = [m.coverage for m in maps.values() if m.coverage is not None]
-            chosen = maps[(int(stage), int(level))].coverage
             q = quality(out, prepared.clean, task)
-            rows.append({"t": float(t), "coverage": chosen, "mean_coverage": float(np.mean(cov)) if cov else None,
+            rows.append({"t": float(t), "coverage": maps[key].coverage,
+                         "mean_coverage": float(np.mean(cov)) if cov else None,
                          "psnr": None if q is None else q["psnr"]})
-    fig, ax = _plt().subplots(figsize=(7, 3.6), dpi=80)
+    return sweep_figure(rows, stage, level, restorer.default_t), rows
+
+
+def sweep_figure(rows: list[dict], stage: int, level: int, default_t: float) -> Image.Image:
+    """Coverage (and PSNR) against t, the legend under the axes so that it never covers a curve."""
+    fig, ax = _plt().subplots(figsize=(7.5, 4.2), dpi=80)
     tt = [r["t"] for r in rows]
+    handles = []
     if rows[0]["coverage"] is not None:
-        ax.plot(tt, [100 * r["coverage"] for r in rows], "o-", label=f"coverage S{stage} L{level}")
-        ax.plot(tt, [100 * r["mean_coverage"] for r in rows], "s--", label="mean coverage, all blocks")
-    ax.set_xlabel("threshold t")
+        handles += ax.plot(tt, [100 * r["coverage"] for r in rows], "o-", label=f"coverage S{stage} L{level}")
+        handles += ax.plot(tt, [100 * r["mean_coverage"] for r in rows], "s--", label="mean coverage, all blocks")
+    ax.set_xlabel("threshold t (the block's M_sr at quantiles 1-99%)" if len(tt) > 1 else "threshold t")
     ax.set_ylabel("mask coverage (%)")
-    ax.axvline(restorer.default_t, color="grey", lw=0.8, ls=":")
+    outside = ""
+    if min(tt) <= default_t <= max(tt):
+        handles.append(ax.axvline(default_t, color="grey", lw=0.8, ls=":", label=f"model's t = {default_t:g}"))
+    else:
+        outside = f"; the model's t = {default_t:g} lies {'above' if default_t > max(tt) else 'below'} this range"
     if rows[0]["psnr"] is not None:
         ax2 = ax.twinx()
-        ax2.plot(tt, [r["psnr"] for r in rows], "^-", color="C3", label="PSNR")
+        handles += ax2.plot(tt, [r["psnr"] for r in rows], "^-", color="C3", label="PSNR")
         ax2.set_ylabel("PSNR (dB)", color="C3")
-        ax2.legend(loc="lower right", fontsize=8)
-        ax.set_title("mask coverage and PSNR against t", fontsize=10)
+        ax.set_title(f"mask coverage and PSNR against t{outside}", fontsize=10)
     else:
-        ax.set_title("mask coverage against t (no clean reference: no PSNR)", fontsize=10)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return fig_to_image(fig), rows
-
+        ax.set_title(f"mask coverage against t (no clean reference: no PSNR){outside}", fontsize=10)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig_to_image(fig)
 
 
 def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, q: float = 0.9, reference=None,

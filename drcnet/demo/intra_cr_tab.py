@@ -8,7 +8,7 @@ from PIL import Image
 
 import drcnet.demo as base
 from . import DemoError, prepare, task_lock, to_pil
-from .figures import _plt, fig_to_image
+from .figures import _plt, fig_to_image, labelled
 import torch
 
 from ..imageio import load_image
@@ -100,9 +100,9 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
         raise DemoError(f"lambda must lie in [0, 1], got {lam}")
     # what the user sees: full inspector size
     I, J = prepared.degraded, prepared.clean
-    shown = [(to_pil(n), f"N, lambda = {l:g}") for l, n in
-             zip((*PAPER_LAMBDAS, lam), mixup_negatives(I, J, (*PAPER_LAMBDAS, lam)))]
-    shown[-1] = (shown[-1][0], f"N at the slider's lambda = {lam:g}")
+    # captions drawn under each picture: the gallery's own captions sat over the negatives and were cut off
+    captions = [f"N, lambda = {l:g}" for l in PAPER_LAMBDAS] + [f"N, slider's lambda = {lam:g}"]
+    shown = [(labelled(to_pil(n), c), c) for c, n in zip(captions, mixup_negatives(I, J, (*PAPER_LAMBDAS, lam)))]
     # VGG curves at CR_MAX_SIDE
     small = [resize_max(a, base.CR_MAX_SIDE) for a in (I, J, restored)]
     It, Jt, Xt = (_t(a) for a in small)
@@ -144,7 +144,7 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
     a.bar(xs + 0.2, np.maximum(extra_sum, 1e-4), 0.4, label="Extra-CR")
     a.set_xticks(xs, names, fontsize=8)
     a.set_yscale("log")
-    a.set_title("weighted CR term (lower = closer to J than to negatives)", fontsize=9)
+    a.set_title("weighted CR term\n(lower = closer to J\nthan to the negatives)", fontsize=9)
     a.legend(fontsize=8)
     fig.tight_layout()
     return IntraCRResult(shown, fig_to_image(fig), table, headers)
