@@ -70,6 +70,28 @@ def use_inductor_cache() -> str:
     return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
 
 
+def compile_setting(text: str | bool) -> bool | str:
+    """"auto", or on / off in the usual spellings (1, true, yes / 0, false, no): e.g. $DRCNET_COMPILE."""
+    value = str(text).strip().lower()
+    if value == "auto":
+        return "auto"
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no", ""):
+        return False
+    raise ValueError(f"compile must be auto, on or off, got {text!r}")
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """One log line per process and reason, however many models (the app has one per task) run into it."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
 def bucket_shape(h: int, w: int) -> tuple[int, int]:
     return -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
 
@@ -108,15 +130,18 @@ def submit(job: Callable[[], None]) -> None:
 class GraphSet:
     """The compiled graphs of one model, one per bucket, built on the compile thread.
 
+    Nothing compiles before the first warm_up() (so a Restorer made in a test or a script costs nothing extra);
+    after it, a bucket met for the first time is queued too and the request is served eagerly meanwhile.
+
     mode True compiles wherever asked; "auto" first checks why_not_compile. Either way a failure logs one line
     and leaves `failed` set, after which graph_for always answers None (eager)."""
 
     def __init__(self, model: nn.Module, device: torch.device, memory_format, mode: bool | str = "auto",
-                 max_side: int = COMPILE_MAX_SIDE, on_demand: bool = True):
-        self.device, self.memory_format, self.max_side, self.on_demand = device, memory_format, max_side, on_demand
+                 max_side: int = COMPILE_MAX_SIDE):
+        self.device, self.memory_format, self.max_side = device, memory_format, max_side
         self.failed: str | None = why_not_compile(device) if mode == "auto" else None
         if self.failed:
-            log.warning("torch.compile off, serving the eager model: %s", self.failed)
+            warn_once(f"torch.compile off, serving the eager model: {self.failed}")
         # same weight and buffer tensors, own modules (so its own threshold t and no probe hooks)
         shared = {id(t): t for t in chain(model.parameters(), model.buffers())}
         self.model = copy.deepcopy(model, memo=shared)
@@ -136,7 +161,7 @@ class GraphSet:
         if float(eager.cfg.t) != self.t or has_hooks(eager):
             return None                     # the inspector's threshold or the feature probes: eager only
         done = self._ready.get(bucket)
-        if done is None and self.on_demand:
+        if done is None and self._ready:    # after a first warm_up, other buckets compile on first use
             done = self.warm_up([bucket])[0]
         return (self._compiled, bucket) if done is not None and done.is_set() and not self.failed else None
 
@@ -189,4 +214,4 @@ class GraphSet:
         if not self.failed:
             first_line = (str(error).strip().splitlines() or [""])[0][:200]
             self.failed = f"{type(error).__name__}: {first_line}"
-            log.warning("torch.compile failed, serving the eager model: %s", self.failed)
+            warn_once(f"torch.compile failed, serving the eager model: {self.failed}")
