@@ -73,7 +73,7 @@ def floor_row(size: int, repeats: int) -> dict:
 # ---------------------------------------------------------------- training steps
 
 def train_step(preset: str, loss_name: str, batch: int, patch: int, compile: bool):
-    """One training step as the trainer takes it (out1 and out2 each under the loss, Adam), as a closure."""
+    """One training step as the trainer takes it (out1 and out2 each under the loss, Adam): (step(), model)."""
     from .losses import make_loss
 
     torch.manual_seed(0)
@@ -98,12 +98,12 @@ def train_step(preset: str, loss_name: str, batch: int, patch: int, compile: boo
         loss.backward()
         optimizer.step()
 
-    return step
+    return step, model
 
 
 def train_row(loss_name: str, batch: int, patch: int, repeats: int) -> dict:
-    eager = train_step("lite", loss_name, batch, patch, compile=False)
-    compiled = train_step("lite", loss_name, batch, patch, compile=True)
+    eager, _ = train_step("lite", loss_name, batch, patch, compile=False)
+    compiled, _ = train_step("lite", loss_name, batch, patch, compile=True)
     start = time.perf_counter()
     compiled()                                            # compiles forward, backward and the optimizer step
     compile_s = time.perf_counter() - start
