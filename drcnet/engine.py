@@ -221,6 +221,11 @@ class Restorer:
     def _restore_tiled(self, rgb, tile, overlap, progress, want_stage1):
         h, w = rgb.shape[:2]
         tiles = list(tiles_for(h, w, tile, overlap))
+        if len(tiles) == 1:          # a whole image: no blending, so no accumulators (three full-size passes saved)
+            out1, out2 = self._run(rgb)
+            if progress is not None:
+                progress(1, 1)
+            return out2.numpy(), out1.numpy() if want_stage1 else None, 1
         acc2 = np.zeros((h, w, 3), np.float32)
         acc1 = np.zeros((h, w, 3), np.float32) if want_stage1 else None
         weights = np.zeros((h, w, 1), np.float32)

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import drcnet.compiled
 from drcnet import create_model
 from drcnet.compiled import bucket_shape
 from drcnet.engine import Restorer
@@ -103,6 +104,7 @@ def test_a_compile_failure_falls_back_to_eager_with_one_log_line(monkeypatch, ca
         raise RuntimeError("inductor exploded\nwith a long traceback")
 
     monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(drcnet.compiled, "_warned", set())      # once per process: forget earlier tests' lines
     compiled, eager = restorers()
     x = image(128, 128)
     with caplog.at_level(logging.INFO, logger="drcnet.compiled"):
@@ -118,6 +120,7 @@ def test_auto_without_a_cpp_compiler_stays_eager_with_one_log_line(monkeypatch, 
     monkeypatch.setenv("PATH", str(tmp_path))                # an empty folder: no g++
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(torch, "compile", lambda *a, **kw: pytest.fail("auto must not try to compile"))
+    monkeypatch.setattr(drcnet.compiled, "_warned", set())
     torch.manual_seed(0)
     with caplog.at_level(logging.INFO, logger="drcnet.compiled"):
         restorer = Restorer(create_model("tiny"), device="cpu", precision="fp32", compile="auto")
