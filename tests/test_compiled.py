@@ -158,3 +158,19 @@ def test_inductor_output_is_within_50_db_of_eager_on_the_shipped_checkpoint():
     out = compiled.restore(noisy)
     assert compiled.last_stats["compiled"] == 1
     assert psnr(out, eager.restore(noisy)) >= 50
+
+
+@pytest.mark.skipif(not (CHECKPOINTS / "denoise.safetensors").is_file(), reason="no shipped checkpoint")
+def test_the_app_start_up_hook_queues_the_whole_image_graph(no_inductor, monkeypatch):
+    from drcnet import demo
+
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(CHECKPOINTS))
+    monkeypatch.setenv("DRCNET_COMPILE", "on")
+    demo.clear_cache()
+    try:
+        demo.warm_up_compiled(tasks=("denoise",)).join()       # one task keeps it quick; the app passes all
+        drcnet.compiled._jobs.join()
+        graphs = demo.model_for("denoise").graphs
+        assert graphs is not None and graphs._ready[(512, 512)].is_set()
+    finally:
+        demo.clear_cache()
