@@ -101,9 +101,9 @@ def train_step(preset: str, loss_name: str, batch: int, patch: int, compile: boo
     return step, model
 
 
-def train_row(loss_name: str, batch: int, patch: int, repeats: int) -> dict:
-    eager, _ = train_step("lite", loss_name, batch, patch, compile=False)
-    compiled, _ = train_step("lite", loss_name, batch, patch, compile=True)
+def train_row(preset: str, loss_name: str, batch: int, patch: int, repeats: int) -> dict:
+    eager, _ = train_step(preset, loss_name, batch, patch, compile=False)
+    compiled, _ = train_step(preset, loss_name, batch, patch, compile=True)
     start = time.perf_counter()
     compiled()                                            # compiles forward, backward and the optimizer step
     compile_s = time.perf_counter() - start
@@ -120,10 +120,12 @@ def main(argv=None) -> None:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rows", default="engine,floor,train", help="any of engine, floor, train")
-    p.add_argument("--quick", action="store_true", help="smoke run: 128 px, batch 2 of 64 px, 2 repeats")
+    p.add_argument("--quick", action="store_true", help="smoke run: 128 px, tiny-preset training on batch 2 of "
+                                                       "64 px, 2 repeats")
     args = p.parse_args(argv)
+    train_preset = "lite"
     if args.quick:
-        args.size, args.patch, args.batch, args.repeats = 128, 64, 2, 2
+        args.size, args.patch, args.batch, args.repeats, train_preset = 128, 64, 2, 2, "tiny"
     rows = args.rows.split(",")
     print(f"{device_name(torch.device('cpu'))}, torch {torch.__version__}, median of {args.repeats} turns "
           f"after 1 warm-up, interleaved per row\n")
@@ -143,8 +145,8 @@ def main(argv=None) -> None:
               f"| <= 1.5x | {r['compile_s']:.0f} |")
     if "train" in rows:
         for loss in ("l1", "intra-cr"):
-            r = train_row(loss, args.batch, args.patch, args.repeats)
-            name = f"train lite {args.batch}x{args.patch}px, {loss}"
+            r = train_row(train_preset, loss, args.batch, args.patch, args.repeats)
+            name = f"train {train_preset} {args.batch}x{args.patch}px, {loss}"
             print(f"| {name} | eager | {r['eager']:.2f} patches/s | 1.00 | | |")
             print(f"| | compiled | {r['compiled']:.2f} patches/s | {r['compiled'] / r['eager']:.2f} x | >= 1.4x "
                   f"| {r['compile_s']:.0f} |")
