@@ -151,8 +151,8 @@ class GraphSet:
         self.compile_seconds: dict[tuple[int, int], float] = {}
         self._lock = threading.Lock()
 
-    def graph_for(self, eager: nn.Module, h: int, w: int) -> tuple[Callable, tuple[int, int]] | None:
-        """(compiled forward, bucket) for an h x w input when its graph is ready and may run, else None."""
+    def graph_for(self, eager: nn.Module, h: int, w: int) -> Callable | None:
+        """The compiled forward for an h x w input (padded to its bucket) when it is ready and may run, else None."""
         if self.failed:
             return None
         bucket = bucket_shape(h, w)
@@ -163,7 +163,7 @@ class GraphSet:
         done = self._ready.get(bucket)
         if done is None and self._ready:    # after a first warm_up, other buckets compile on first use
             done = self.warm_up([bucket])[0]
-        return (self._compiled, bucket) if done is not None and done.is_set() and not self.failed else None
+        return self._compiled if done is not None and done.is_set() and not self.failed else None
 
     def warm_up(self, shapes, wait: bool = False) -> list[threading.Event]:
         """Queue the graphs of these (h, w) shapes (rounded up to buckets) on the compile thread; with wait,

@@ -207,8 +207,7 @@ class Restorer:
         graph = self.graphs.graph_for(self.model, h, w) if self.graphs is not None else None
         outputs = None
         if graph is not None:
-            forward, _ = graph
-            outputs = self.graphs.run(forward, self._device_input(pad_to_multiple(x, BUCKET)))
+            outputs = self.graphs.run(graph, self._device_input(pad_to_multiple(x, BUCKET)))
             self._compiled_runs += outputs is not None
         if outputs is None:
             outputs = self.model(self._device_input(x))
