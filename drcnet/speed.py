@@ -10,7 +10,7 @@ not, so run it on an idle machine. Compile times are cold unless .cache/inductor
   bf16 conv, drcnet.bench.peak_conv_flops), the conv measured in the same turns.
 - train: patches/s of one lite training step (batch --batch of --patch px, bf16 autocast where the CPU has fast
   bf16, channels_last, Adam; out1 and out2 each take the loss, as the trainer does), with L1 and with Intra-CR,
-  eager and with torch.compile of the model's forward and the loss.
+  eager and with torch.compile of the network and the loss's VGG.
 Random weights everywhere: the speed of a forward does not depend on their values.
 """
 from __future__ import annotations
