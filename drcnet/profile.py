@@ -46,7 +46,12 @@ def profile_preset(preset: str, sizes: list[int], compiled: bool) -> dict[int, d
         restorer.warm_up([(s, s) for s in sizes], wait=True)
         if restorer.graphs.failed:
             raise SystemExit(f"compile failed: {restorer.graphs.failed}")
-    return {s: op_times(restorer, s) for s in sizes}
+    by_size = {}
+    for size in sizes:
+        by_size[size] = op_times(restorer, size)
+        if compiled and not restorer.last_stats["compiled"]:
+            raise SystemExit(f"{size} px ran eagerly: the graphs cover 128 ... 512 px inputs that fill half a bucket")
+    return by_size
 
 
 def print_tables(preset: str, mode: str, by_size: dict[int, dict[str, float]], top: int) -> None:
