@@ -13,6 +13,8 @@ so the load of the machine cancels); work quadratic in H*W would grow its share 
 from __future__ import annotations
 
 import argparse
+import re
+from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -22,6 +24,15 @@ from .engine import Restorer
 from .model import create_model
 
 
+def canonical(name: str) -> str:
+    """One name per kind of work across graphs and sizes: inductor numbers its graphs and kernels
+    (graph_3_cpp_fused_add_mul_12) and hashes its compiled graphs; drop the numbers and the hashes."""
+    name = re.sub(r"^graph_\d+_", "", name)
+    name = re.sub(r"^(cpp_fused_.*?)_\d+$", r"\1", name)
+    name = re.sub(r"CompiledFxGraph \w+", "CompiledFxGraph", name)
+    return re.sub(r"(Torch-Compiled Region): \d+/\d+", r"\1", name)
+
+
 def op_times(restorer: Restorer, size: int, runs: int = 2) -> dict[str, float]:
     """Self CPU microseconds per operator over `runs` forwards of a size x size image, after one warm-up."""
     image = synthetic_image(size, size)
@@ -29,7 +40,11 @@ def op_times(restorer: Restorer, size: int, runs: int = 2) -> dict[str, float]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(runs):
             restorer.restore(image, tile=0)
-    return {e.key: e.self_cpu_time_total / runs for e in prof.key_averages() if e.self_cpu_time_total > 0}
+    times: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages():
+        if event.self_cpu_time_total > 0:
+            times[canonical(event.key)] += event.self_cpu_time_total / runs
+    return dict(times)
 
 
 def shares(times: dict[str, float], top: int) -> list[tuple[str, float]]:

@@ -93,3 +93,11 @@ def test_a_training_step_of_the_speed_table_updates_every_stage():
     moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert "last.weight" in moved and "conv_01.weight" in moved            # both outputs took the loss
     assert any(n.startswith("stage1.") for n in moved) and any(n.startswith("stage2.") for n in moved)
+
+
+def test_compiled_kernel_names_are_compared_across_graphs_and_sizes():
+    from drcnet.profile import canonical
+
+    assert canonical("graph_3_cpp_fused_add_mul_sigmoid_31") == canonical("graph_0_cpp_fused_add_mul_sigmoid_7")
+    assert canonical("## Call CompiledFxGraph f2yag662e5oj ##") == canonical("## Call CompiledFxGraph fdws5x ##")
+    assert canonical("aten::mkldnn_convolution") == "aten::mkldnn_convolution"
