@@ -148,7 +148,8 @@ def test_padding_to_a_bucket_costs_little_on_the_shipped_checkpoint(no_inductor)
 @pytest.mark.timeout(1200)
 @pytest.mark.skipif(not (CHECKPOINTS / "denoise.safetensors").is_file(), reason="no shipped checkpoint")
 def test_inductor_output_is_within_50_db_of_eager_on_the_shipped_checkpoint():
-    """A real compile (inductor, about a minute cold on 2 cores; seconds with .cache/inductor warm)."""
+    """A real compile (inductor, a few minutes cold on 2 shared cores; seconds with .cache/inductor warm).
+    Measured 56.7 dB here (53.3 dB on a noisy 512 x 512 photo)."""
     path = CHECKPOINTS / "denoise.safetensors"
     compiled = Restorer.from_checkpoint(path, device="cpu", compile=True)
     eager = Restorer.from_checkpoint(path, device="cpu")
