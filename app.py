@@ -414,4 +414,6 @@ demo.queue(default_concurrency_limit=1, max_size=16)
 
 if __name__ == "__main__":
     # No server_name / server_port here: Gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself.
-    demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(D.ASSETS)])
+    demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(D.ASSETS)], prevent_thread_lock=True)
+    D.warm_up_compiled()          # compiled graphs build in the background once the page is served
+    demo.block_thread()

@@ -79,6 +79,23 @@ def median_seconds(fn, repeats: int, device) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(methods: dict, repeats: int, device=torch.device("cpu"), warmup: int = 1) -> dict:
+    """Median seconds of each method, timed in turns (a, b, c, a, b, c, ...) after `warmup` calls of each, so a
+    change in the machine's load hits every method alike and the ratios between them hold."""
+    for _ in range(warmup):
+        for fn in methods.values():
+            fn()
+    sync(device)
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def proc_status_kib(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
@@ -136,14 +153,23 @@ def memory_child(spec: str, device: str) -> None:
     print(json.dumps({"peak_mb": peak}))
 
 
-def peak_conv_flops(device, repeats: int = 5) -> float:
-    """FLOP/s of a large bf16 channels_last 3x3 conv: what this machine does at best."""
+def floor_conv(device):
+    """The floor's yardstick, a large bf16 channels_last 3x3 conv (256 -> 256 on 1x256x128x128): (run, FLOPs)."""
     dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float32
     conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, dtype, memory_format=torch.channels_last)
     x = torch.randn(1, 256, 128, 128, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        seconds = median_seconds(lambda: conv(x), repeats, device)
-    return 2.0 * 256 * 256 * 9 * 128 * 128 / seconds
+
+    def run():
+        with torch.inference_mode():
+            conv(x)
+
+    return run, 2.0 * 256 * 256 * 9 * 128 * 128
+
+
+def peak_conv_flops(device, repeats: int = 5) -> float:
+    """FLOP/s of the floor conv: what this machine does at best."""
+    run, flops = floor_conv(device)
+    return flops / median_seconds(run, repeats, device)
 
 
 def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:

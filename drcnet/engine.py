@@ -7,6 +7,11 @@ Large images go through overlapping tiles (default 256 px, the size the paper ev
 region and SimAM statistics depend on the size of what the network sees). Tiles are blended with a raised-cosine
 window whose up- and down-ramps add up to exactly one, so the seams vanish; the output is accumulated on the CPU
 in float32 and only one tile at a time lives on the device.
+
+With compile=True or "auto" (off by default) whole images and tiles up to 512 px run through `torch.compile`d
+graphs, one per 128-px size bucket, built in a background thread (`restorer.warm_up([(512, 512)])`); until a
+bucket's graph is ready, and always for feature probes and a changed threshold, the eager model runs
+(drcnet/compiled.py; docs/design.md, "The compiled path").
 """
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .model import DRCNet
+from .compiled import BUCKET, COMPILE_MAX_SIDE, GraphSet
+from .model import DRCNet, pad_to_multiple
 
 Progress = Callable[[int, int], None]
 
@@ -134,7 +140,12 @@ class Restorer:
     The Restorer takes the model over: it is put in eval mode and moved / converted in place."""
 
     def __init__(self, model: DRCNet, device=None, precision: str | None = None, meta: dict | None = None,
-                 tile: int = 256, overlap: int = 32):
+                 tile: int = 256, overlap: int = 32, compile: bool | str = False,
+                 compile_max_side: int = COMPILE_MAX_SIDE):
+        """compile: False (eager only), True, or "auto" (only where inductor works here; else one log line).
+        Compiled graphs cover buckets up to compile_max_side px per side; build them with warm_up()."""
+        if compile not in (False, True, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.device = pick_device(device)
         self.precision = pick_precision(self.device, precision)
         self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
@@ -143,6 +154,9 @@ class Restorer:
         self.model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         self.meta = dict(meta or {})
         self.tile, self.overlap = tile, overlap
+        self.graphs = GraphSet(self.model, self.device, self.memory_format, compile, compile_max_side) \
+            if compile else None
+        self._compiled_runs = 0
         self.last_stats: dict = {}
 
     @classmethod
@@ -153,7 +167,13 @@ class Restorer:
         return cls(model, device=device, precision=precision, meta=meta, **kw)
 
     def set_threshold(self, t: float) -> None:
-        self.model.set_threshold(t)
+        self.model.set_threshold(t)          # the eager model only: the compiled graphs keep theirs
+
+    def warm_up(self, shapes=((512, 512),), wait: bool = False) -> None:
+        """Build the compiled graphs of these (h, w) sizes in the background (wait: block until built).
+        Does nothing without compile."""
+        if self.graphs is not None:
+            self.graphs.warm_up(shapes, wait=wait)
 
     @torch.inference_mode()
     def restore(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
@@ -170,23 +190,41 @@ class Restorer:
         h, w = rgb.shape[:2]
         if not tile or (h <= tile and w <= tile):
             tile, overlap = max(h, w), 0      # one tile covering the image, so one code path
+        self._compiled_runs = 0
         out2, out1, n = self._restore_tiled(rgb, tile, overlap, progress, return_stage1)
         self.last_stats = dict(seconds=time.perf_counter() - start, tiles=n, device=str(self.device),
-                               precision=self.precision, size=(h, w))
+                               precision=self.precision, size=(h, w), compiled=self._compiled_runs)
         restored = from_float_rgb(out2, image)
         return (restored, from_float_rgb(out1, image)) if return_stage1 else restored
 
     def _run(self, rgb_tile: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """One HxWx3 float32 tile through the network -> (out1, out2) as float32 CPU tensors, HxWx3."""
+        """One HxWx3 float32 tile through the network -> (out1, out2) as float32 CPU tensors, HxWx3.
+
+        With a compiled graph ready for its bucket, the tile is padded up to the bucket the way the model pads
+        to its own multiple (reflect at the bottom and right) and both outputs are cropped back."""
+        h, w = rgb_tile.shape[:2]
         x = torch.from_numpy(np.ascontiguousarray(rgb_tile)).permute(2, 0, 1)[None]
+        graph = self.graphs.graph_for(self.model, h, w) if self.graphs is not None else None
+        outputs = None
+        if graph is not None:
+            outputs = self.graphs.run(graph, self._device_input(pad_to_multiple(x, BUCKET)))
+            self._compiled_runs += outputs is not None
+        if outputs is None:
+            outputs = self.model(self._device_input(x))
+        return (o[0, :, :h, :w].permute(1, 2, 0).float().cpu() for o in outputs)
+
+    def _device_input(self, x: torch.Tensor) -> torch.Tensor:
         # float32 in: the model casts to its own dtype and adds the image residuals in float32 (model.py)
-        x = x.to(self.device).contiguous(memory_format=self.memory_format)
-        out1, out2 = self.model(x)
-        return (o[0].permute(1, 2, 0).float().cpu() for o in (out1, out2))
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
 
     def _restore_tiled(self, rgb, tile, overlap, progress, want_stage1):
         h, w = rgb.shape[:2]
         tiles = list(tiles_for(h, w, tile, overlap))
+        if len(tiles) == 1:          # a whole image: no blending, so no accumulators (three full-size passes saved)
+            out1, out2 = self._run(rgb)
+            if progress is not None:
+                progress(1, 1)
+            return out2.numpy(), out1.numpy() if want_stage1 else None, 1
         acc2 = np.zeros((h, w, 3), np.float32)
         acc1 = np.zeros((h, w, 3), np.float32) if want_stage1 else None
         weights = np.zeros((h, w, 1), np.float32)

@@ -1,10 +1,16 @@
 """Measure the app's targets on this machine and print a markdown table.
 
-    python scripts/measure_app.py [--checkpoints DIR] [--repeats 3]
+    python scripts/measure_app.py [--checkpoints DIR] [--repeats 3] [--eager]
 
 1. first page served after `python app.py` starts (target < 15 s)
-2. a 512x512 image restored through /restore (target < 2 s), as the API sees it (upload + run + download)
+2. a 512x512 image restored through /restore (target < 2 s; 0.6 s with the compiled graph warm, issue 20), as
+   the API sees it (upload + run + download)
 3. the t-slider re-run (/inspect: forward with probes and every map) at 512x512 (target < 3 s)
+
+The app compiles its whole-image graph in the background after start-up (DRCNET_COMPILE=auto). By default the
+/restore timings wait until that graph serves: the compiled graph is filled into .cache/inductor here first
+(the cold compile time is reported), then requests are sent until the engine time reported by /restore drops
+below 0.75 x the first (eager) request's, twice in a row. --eager runs the app with DRCNET_COMPILE=0 instead.
 
 Uses the denoise checkpoint of --checkpoints (default: DRCNET_CHECKPOINTS or checkpoints/). Without one it
 writes a random-init *lite* checkpoint to a temporary folder and says so in the table (speed does not depend
@@ -33,10 +39,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def fill_inductor_cache(checkpoint: Path) -> float:
+    """Compile the 512x512 graph in this process, so that the app's own background compile finds its kernels in
+    .cache/inductor. Returns the seconds it took (cold, unless the cache already held them)."""
+    from drcnet.engine import Restorer
+
+    restorer = Restorer.from_checkpoint(checkpoint, compile=True)
+    start = time.perf_counter()
+    restorer.warm_up([(512, 512)], wait=True)
+    if restorer.graphs.failed:
+        raise SystemExit(f"torch.compile failed here ({restorer.graphs.failed}); rerun with --eager")
+    return time.perf_counter() - start
+
+
+def engine_seconds(facts: str) -> float:
+    return float(facts.split(" s |")[0].rsplit("|", 1)[1])
+
+
+def wait_until_compiled(client, f, timeout: float, launched: float) -> float:
+    """Send /restore until the engine time drops below 0.75 x the first (eager) one twice in a row: the app's
+    background compile has then switched it to the graph. Returns the seconds since the app's launch."""
+    eager = engine_seconds(client.predict(f, "denoise", api_name="/restore")[2])
+    fast = 0
+    while fast < 2:
+        if time.perf_counter() - launched > timeout:
+            raise SystemExit(f"the compiled graph did not serve within {timeout:.0f} s of the launch")
+        seconds = engine_seconds(client.predict(f, "denoise", api_name="/restore")[2])
+        fast = fast + 1 if seconds < 0.75 * eager else 0
+    return time.perf_counter() - launched
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoints", default=os.environ.get("DRCNET_CHECKPOINTS") or str(ROOT / "checkpoints"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eager", action="store_true", help="the app without compiled graphs (DRCNET_COMPILE=0)")
+    ap.add_argument("--warm-timeout", type=float, default=900, help="seconds to wait for the compiled graph")
     args = ap.parse_args()
 
     import numpy as np
@@ -61,9 +99,11 @@ def main() -> None:
     img = tmp / "astronaut512.png"
     Image.fromarray(data.astronaut()).save(img)          # 512 x 512
 
+    cold_compile = None if args.eager else fill_inductor_cache(ck / "denoise.safetensors")
     port = free_port()
     env = dict(os.environ, DRCNET_CHECKPOINTS=str(ck), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+               DRCNET_COMPILE="0" if args.eager else "auto")
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -84,12 +124,13 @@ def main() -> None:
         f = handle_file(str(img))
         client.predict(f, "denoise", api_name="/restore")                     # model load + warm-up
         client.predict(f, "denoise", 1, 0, 0.75, api_name="/inspect")
+        warm_after = None if args.eager else wait_until_compiled(client, f, args.warm_timeout, start)
         restore_s, engine_s, inspect_s = [], [], []
         for i in range(args.repeats):
             t0 = time.perf_counter()
             _, _, facts, _ = client.predict(f, "denoise", api_name="/restore")
             restore_s.append(time.perf_counter() - t0)
-            engine_s.append(float(facts.split(" s |")[0].rsplit("|", 1)[1]))
+            engine_s.append(engine_seconds(facts))
             t0 = time.perf_counter()
             client.predict(f, "denoise", 1, 0, 0.5 + 0.1 * i, api_name="/inspect")
             inspect_s.append(time.perf_counter() - t0)
@@ -119,11 +160,17 @@ def main() -> None:
     load = os.getloadavg()[0]
     med = statistics.median
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} CPU(s), load average {load:.1f}; "
-          f"{note}, preset {preset}; device {device}, precision {precision}; median of {args.repeats}.\n")
+          f"{note}, preset {preset}; device {device}, precision {precision}; median of {args.repeats}.")
+    if args.eager:
+        print("App run eagerly (DRCNET_COMPILE=0).\n")
+    else:
+        print(f"Compiled graph: cold compile here {cold_compile:.0f} s (filled .cache/inductor); the app served "
+              f"it {warm_after:.0f} s after its launch.\n")
     print("| target | limit | measured | pass |")
     print("|---|---|---|---|")
     rows = [("first page served after `python app.py`", 15, first_page),
-            (f"512x512 restore via /restore (API round trip; {tiles} tile(s))", 2, med(restore_s)),
+            (f"512x512 restore via /restore (API round trip; {tiles} tile(s))", 2 if args.eager else 0.6,
+             med(restore_s)),
             ("512x512 restore, engine time only", 2, med(engine_s)),
             ("t-slider re-run via /inspect at 512x512, all maps", 3, med(inspect_s)),
             ("512x512 forward in-process, wall time", 2, med(walls)),

@@ -40,3 +40,64 @@ def test_nested_layers_are_summed_and_hooks_removed():
     depthwise, pointwise = 2 * (6 * 7 * 9) * (1 * 5 * 5), 2 * (4 * 7 * 9) * 6
     assert flops(separable, 1, 6, 7, 9) == depthwise + pointwise
     assert all(not m._forward_hooks for m in separable.modules())
+
+
+# ---------------------------------------------------------------- the interleaved timer, NAFNet, the profile
+
+def test_interleaved_medians_take_turns_and_time_each_method_alone(monkeypatch):
+    import drcnet.bench as bench
+
+    clock, calls = [0.0], []
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+
+    def method(name, seconds):
+        def run():
+            calls.append(name)
+            clock[0] += seconds
+        return run
+
+    medians = bench.interleaved_medians({"a": method("a", 2.0), "b": method("b", 0.5)}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4                     # one warm-up turn, then three timed turns, a and b alternating
+    assert medians == {"a": 2.0, "b": 0.5}
+
+
+def test_nafnet_w32_has_the_published_size():
+    """The timing rebuild of NAFNet-w32 (GoPro options) against the paper's numbers: 17.11 M parameters and
+    16 GMACs at 256 x 256; the output keeps the input's size (padding to 16 and cropping back)."""
+    from drcnet.nafnet_timing import WIDTH32_GOPRO, NAFNet
+
+    model = NAFNet(**WIDTH32_GOPRO).eval()
+    assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 17.11) < 0.01
+    assert round(conv_flops(model, torch.zeros(1, 3, 256, 256)) / 2e9) == 16
+    with torch.inference_mode():
+        assert model(torch.rand(1, 3, 40, 50)).shape == (1, 3, 40, 50)
+
+
+def test_profile_shares_cover_the_forward_and_name_the_convolutions():
+    from drcnet.profile import profile_preset, shares
+
+    by_size = profile_preset("tiny", [32, 64], compiled=False)
+    assert sorted(by_size) == [32, 64]
+    top = shares(by_size[64], top=50)
+    assert abs(sum(pct for _, pct in shares(by_size[64], top=10**6)) - 100) < 1e-6
+    assert [pct for _, pct in top] == sorted((pct for _, pct in top), reverse=True)
+    assert any("convolution" in name for name, _ in top)
+
+
+def test_a_training_step_of_the_speed_table_updates_every_stage():
+    from drcnet.speed import train_step
+
+    step, model = train_step("tiny", "l1", batch=2, patch=32, compile=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert "last.weight" in moved and "conv_01.weight" in moved            # both outputs took the loss
+    assert any(n.startswith("stage1.") for n in moved) and any(n.startswith("stage2.") for n in moved)
+
+
+def test_compiled_kernel_names_are_compared_across_graphs_and_sizes():
+    from drcnet.profile import canonical
+
+    assert canonical("graph_3_cpp_fused_add_mul_sigmoid_31") == canonical("graph_0_cpp_fused_add_mul_sigmoid_7")
+    assert canonical("## Call CompiledFxGraph f2yag662e5oj ##") == canonical("## Call CompiledFxGraph fdws5x ##")
+    assert canonical("aten::mkldnn_convolution") == "aten::mkldnn_convolution"

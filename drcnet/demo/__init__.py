@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ..checkpoint import CheckpointError, read_metadata  # noqa: E402
+from ..compiled import COMPILE_MAX_SIDE, compile_setting  # noqa: E402
 from ..engine import Restorer  # noqa: E402
 from ..imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
 from ..metrics import psnr, ssim  # noqa: E402
@@ -178,10 +179,24 @@ def get_restorer(path: Path | str, device: str | None = None) -> Restorer:
             for old in [k for k in _models if k[0] == key[0]]:     # a retrained file replaces the old model
                 del _models[old]
             restorer = Restorer.from_checkpoint(path, device=device or os.environ.get("DRCNET_DEVICE"),
-                                                precision=os.environ.get("DRCNET_PRECISION"))
+                                                precision=os.environ.get("DRCNET_PRECISION"),
+                                                compile=compile_setting(os.environ.get("DRCNET_COMPILE", "auto")))
             restorer.default_t = float(restorer.model.cfg.t)
             _models[key] = restorer
         return restorer
+
+
+def warm_up_compiled(tasks=TASKS) -> threading.Thread:
+    """Start-up hook: load the available models and queue their whole-image (and tile) graphs on the engine's
+    compile thread, all in the background; requests are served by the eager model until a graph is ready."""
+    def load_and_queue():
+        for task in tasks:
+            if checkpoint_path(task).is_file():
+                model_for(task).warm_up(sorted({(COMPILE_MAX_SIDE,) * 2, (TILE,) * 2}))
+
+    thread = threading.Thread(target=load_and_queue, name="drcnet-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def model_for(task: str) -> Restorer:

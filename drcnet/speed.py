@@ -1,0 +1,155 @@
+"""The compiled-path speed table (issue 20): `python scripts/benchmark.py [--quick]`.
+
+Every row times its methods in turns in this one process (drcnet.bench.interleaved_medians: a, b, c, a, b, c
+..., median of --repeats after a warm-up), so the ratios survive a machine whose load changes; the seconds do
+not, so run it on an idle machine. Compile times are cold unless .cache/inductor already holds the graphs.
+
+- engine: the lite model through Restorer.restore (numpy in and out) at --size px, eager and compiled, and
+  NAFNet-w32 (drcnet/nafnet_timing.py) as its own code runs: eager, bf16 weights, channels_last.
+- floor: the paper model compiled against the bf16 convolution floor (its conv FLOPs at the FLOP/s of one large
+  bf16 conv, drcnet.bench.peak_conv_flops), the conv measured in the same turns.
+- train: patches/s of one lite training step (batch --batch of --patch px, bf16 autocast where the CPU has fast
+  bf16, channels_last, Adam; out1 and out2 each take the loss, as the trainer does), with L1 and with Intra-CR,
+  eager and with torch.compile of the network and the loss's VGG.
+Random weights everywhere: the speed of a forward does not depend on their values.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .bench import conv_flops, device_name, floor_conv, interleaved_medians, synthetic_image
+from .engine import Restorer, cpu_has_fast_bf16
+from .model import create_model
+from .nafnet_timing import WIDTH32_GOPRO, NAFNet
+
+
+def engine_pair(preset: str, size: int) -> tuple[Restorer, Restorer, float]:
+    """An eager and a compiled Restorer sharing random weights, the compiled one warm; and its compile time."""
+    torch.manual_seed(0)
+    model = create_model(preset)
+    eager = Restorer(model, device="cpu", compile=False)
+    compiled = Restorer(create_model(preset), device="cpu", compile=True)
+    compiled.model.load_state_dict(eager.model.state_dict())
+    start = time.perf_counter()
+    compiled.warm_up([(size, size)], wait=True)
+    if compiled.graphs.failed:
+        raise SystemExit(f"compile failed: {compiled.graphs.failed}")
+    return eager, compiled, time.perf_counter() - start
+
+
+def engine_row(size: int, repeats: int) -> dict:
+    eager, compiled, compile_s = engine_pair("lite", size)
+    nafnet = NAFNet(**WIDTH32_GOPRO).eval().to(torch.bfloat16, memory_format=torch.channels_last)
+    image = synthetic_image(size, size)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+
+    def run_nafnet():
+        with torch.inference_mode():
+            nafnet(x)
+
+    t = interleaved_medians({"lite eager": lambda: eager.restore(image, tile=0),
+                             "lite compiled": lambda: compiled.restore(image, tile=0),
+                             "NAFNet-w32 eager": run_nafnet}, repeats)
+    assert compiled.last_stats["compiled"] == 1, "the compiled graph did not run"
+    return dict(t, compile_s=compile_s)
+
+
+def floor_row(size: int, repeats: int) -> dict:
+    _, compiled, compile_s = engine_pair("paper", size)
+    image = synthetic_image(size, size)
+    flops = conv_flops(create_model("paper").eval(), torch.from_numpy(image).permute(2, 0, 1)[None])
+    conv, conv_flops_per_run = floor_conv(torch.device("cpu"))
+    t = interleaved_medians({"paper compiled": lambda: compiled.restore(image, tile=0), "floor conv": conv},
+                            repeats)
+    floor = flops / (conv_flops_per_run / t["floor conv"])     # the paper's conv FLOPs at the floor conv's pace
+    return {"paper compiled": t["paper compiled"], "floor": floor, "gflops": flops / 1e9, "compile_s": compile_s}
+
+
+# ---------------------------------------------------------------- training steps
+
+def train_step(preset: str, loss_name: str, batch: int, patch: int, compile: bool):
+    """One training step as the trainer takes it (out1 and out2 each under the loss, Adam): (step(), model)."""
+    from .losses import make_loss
+
+    torch.manual_seed(0)
+    memory_format = torch.channels_last
+    model = create_model(preset).train().to(memory_format=memory_format)
+    criterion = make_loss(loss_name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    clean = torch.rand(batch, 3, patch, patch)
+    degraded = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1).contiguous(memory_format=memory_format)
+    bf16 = cpu_has_fast_bf16()
+
+    # Compiled: the network and the loss's VGG, module by module. Compiling the whole loss function instead
+    # breaks the graph 7 times on the Intra-CR feature memo (losses.py, _reference_features) and ran slower than
+    # eager in a smoke run; the loss's own arithmetic on the features is small and stays eager.
+    net = torch.compile(model) if compile else model
+    if compile and getattr(criterion, "cr", None) is not None:
+        criterion.cr.vgg = torch.compile(criterion.cr.vgg)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out1, out2 = net(degraded)
+            loss = criterion(out1, clean, degraded) + criterion(out2, clean, degraded)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, model
+
+
+def train_row(preset: str, loss_name: str, batch: int, patch: int, repeats: int) -> dict:
+    eager, _ = train_step(preset, loss_name, batch, patch, compile=False)
+    compiled, _ = train_step(preset, loss_name, batch, patch, compile=True)
+    start = time.perf_counter()
+    compiled()                                  # compiles the forward and its backward (Adam stays eager)
+    compile_s = time.perf_counter() - start
+    t = interleaved_medians({"eager": eager, "compiled": compiled}, repeats)
+    return {"eager": batch / t["eager"], "compiled": batch / t["compiled"], "compile_s": compile_s}
+
+
+# ---------------------------------------------------------------- the table
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="scripts/benchmark.py", description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=7, help="timed turns per row after one warm-up (>= 5)")
+    p.add_argument("--size", type=int, default=512, help="inference rows: image side in px")
+    p.add_argument("--patch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--rows", default="engine,floor,train", help="any of engine, floor, train")
+    p.add_argument("--losses", default="l1,intra-cr", help="the training rows' losses")
+    p.add_argument("--quick", action="store_true", help="smoke run: 128 px, tiny-preset training on batch 2 of "
+                                                       "64 px, 2 repeats")
+    args = p.parse_args(argv)
+    train_preset = "lite"
+    if args.quick:
+        args.size, args.patch, args.batch, args.repeats, train_preset = 128, 64, 2, 2, "tiny"
+    rows = args.rows.split(",")
+    print(f"{device_name(torch.device('cpu'))}, torch {torch.__version__}, median of {args.repeats} turns "
+          f"after 1 warm-up, interleaved per row\n")
+    print("| row | method | median | ratio | target | compile (s) |")
+    print("|---|---|---:|---:|---|---:|")
+    s = args.size
+    if "engine" in rows:
+        r = engine_row(s, args.repeats)
+        eager, comp, naf = r["lite eager"], r["lite compiled"], r["NAFNet-w32 eager"]
+        print(f"| engine lite {s}x{s} | eager | {eager:.3f} s | 1.00 | | |")
+        print(f"| | compiled | {comp:.3f} s | {eager / comp:.2f} x faster | >= 1.7x | {r['compile_s']:.0f} |")
+        print(f"| | NAFNet-w32 eager bf16 | {naf:.3f} s | lite compiled {naf / comp:.2f} x faster | >= 1.5x | |")
+    if "floor" in rows:
+        r = floor_row(s, args.repeats)
+        print(f"| paper {s}x{s} ({r['gflops']:.0f} conv GFLOPs) | bf16 conv floor | {r['floor']:.3f} s | 1.00 | | |")
+        print(f"| | compiled | {r['paper compiled']:.3f} s | {r['paper compiled'] / r['floor']:.2f} x floor "
+              f"| <= 1.5x | {r['compile_s']:.0f} |")
+    if "train" in rows:
+        for loss in args.losses.split(","):
+            r = train_row(train_preset, loss, args.batch, args.patch, args.repeats)
+            name = f"train {train_preset} {args.batch}x{args.patch}px, {loss}"
+            print(f"| {name} | eager | {r['eager']:.2f} patches/s | 1.00 | | |")
+            print(f"| | compiled | {r['compiled']:.2f} patches/s | {r['compiled'] / r['eager']:.2f} x | >= 1.4x "
+                  f"| {r['compile_s']:.0f} |")
