@@ -15,6 +15,11 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 # tenfold when other processes (a training run, a second test session) compete for the CPU cores.
 torch.set_num_threads(1)
 
+# The app compiles its whole-image graphs in a background thread at start-up (DRCNET_COMPILE=auto). Tests that
+# launch the app or build restorers would pay minutes of compiling beside what they measure; the compiled path
+# has its own tests (tests/test_compiled.py), which ask for it explicitly.
+os.environ.setdefault("DRCNET_COMPILE", "0")
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
