@@ -627,6 +627,7 @@ class TrainingRun:
         # the length it measured. --schedule time has no length to fit.
         self.schedule_fixed = cfg.minutes is None or cfg.schedule == "time"
         self.budget_s = cfg.minutes * 60 if cfg.schedule == "time" else None
+        self.fraction = 0.0           # the elapsed fraction of the last step (--schedule time), never decreasing
         self.lr_at = TimeSchedule(cfg.lr, cfg.lr_min).lr
         saved_ema = self.resume() if resuming else None
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
@@ -823,7 +824,10 @@ class TrainingRun:
         end = self.budget_s - self.reserve_s()
         now = self.clock()
         last = now + 2 * step_s >= end
-        fraction = 1.0 if last else (now + step_s) / end
+        # never back down the schedule: a step faster than the one before, or a re-measured (smaller) reserve,
+        # would otherwise move the fraction, and so the lr, backwards for a step
+        fraction = 1.0 if last else max((now + step_s) / end, self.fraction)
+        self.fraction = fraction
         decided = self.dist.from_main(torch.tensor([fraction, float(last), float(now >= end)],
                                                    dtype=torch.float64, device=self.device))
         for group in self.optimizer.param_groups:

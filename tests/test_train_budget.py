@@ -127,11 +127,15 @@ def test_time_run_ends_inside_its_budget_with_the_schedule_complete(time_run):
     assert elapsed < TIME_MIN * 60 + 2
     steps = steps_of(out)
     assert len(steps) == result["iterations"] > 10
-    # set-up and the first validation count: the first step starts part-way down the cosine (a third of
-    # these 9 s; of a real run's hour, a few seconds), then the lr anneals steadily down to the floor
+    # set-up and the first validation count in the budget (on a busy machine a third of these 9 s; of a real
+    # run's hour, a few seconds), then the lr anneals to the floor
     lrs = [r["lr"] for r in steps]
     assert lrs[-1] == pytest.approx(1e-6) and lrs[0] > 1e-5
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    # steps that fall inside the warm-up (an idle machine sets up fast) rise to the peak; none after it rises
+    peak = int(np.argmax(lrs))
+    assert lrs[peak] <= 1e-3 * (1 + 1e-9)
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
     # every step's lr is added to cum_lr (the lr logged is the step's own in a time-scheduled run)
     assert np.diff([r["cum_lr"] for r in steps]) == pytest.approx([r["lr"] for r in steps[1:]], rel=1e-9)
     assert result["planned_iterations"] is None and "elapsed fraction" in result["schedule"]
