@@ -275,7 +275,7 @@ def test_browser(server):
         page.wait_for_function("() => (document.querySelector('#inspect-facts')?.innerText || '').includes('t = 0.40')",
                                timeout=90_000)
         page.screenshot(path=SHOTS / "05_inspect_t040.png", full_page=True)
-        page.get_by_role("button", name="Sweep t (8 runs)").click()
+        page.get_by_role("button", name=re.compile(r"^Sweep t \(\d+ runs\)$")).click()
         page.wait_for_selector("#sweep-plot img", state="attached", timeout=120_000)
         page.locator("#sweep-plot img").scroll_into_view_if_needed()
         page.wait_for_selector("#sweep-plot img", state="visible", timeout=30_000)
