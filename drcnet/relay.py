@@ -80,6 +80,15 @@ def cumulative_lr(records: list[dict]) -> float:
     return total
 
 
+def mask_trace(records: list[dict]) -> list[dict]:
+    """The trainer's DFR mask statistics at each validation of a leg (its `mask` log events), cut to what the
+    card plots: the leg's cumulative lr and, per block, the 99th percentile of M_sr and the coverage at t."""
+    return [{"cum_lr": float(f"{r.get('cum_lr', 0.0):.4g}"),
+             "blocks": {name: {"p99": b["p99"], "coverage": b["coverage"], "t": b["t"]}
+                        for name, b in r["blocks"].items()}}
+            for r in records if r.get("event") == "mask"]
+
+
 def load_legs(task: str, checkpoints: Path) -> list[dict]:
     path = checkpoints / f"{task}.legs.json"
     return json.loads(path.read_text()) if path.is_file() else []
@@ -118,6 +127,7 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
            "cumulative_lr": float(f"{cumulative_lr(records):.3g}"), "eval_seconds": round(eval_seconds),
            **{k: decision[k] for k in ("val_before", "val_after", "test_before", "test_after", "test_settings",
                                        "gate", "ship", "reasons", "grid_local_max", "real_photos")}}
+    leg["mask"] = mask_trace(records)
     legs = load_legs(task, checkpoints) + [leg]
     (checkpoints / f"{task}.legs.json").write_text(json.dumps(legs, indent=1) + "\n")
     release.write_legs_section(checkpoints / f"{task}.md", legs)

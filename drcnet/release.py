@@ -308,11 +308,37 @@ def write_legs_section(card: Path, legs: list[dict]) -> None:
                     f"{leg['test_after']:.2f} ({per}) | {leg['gate']} | {'yes' if leg['ship'] else 'no'} |")
     section = [LEGS_HEADING, "", "Each leg continues the shipped weights with the task's recipe (drcnet/relay.py); "
                "it is shipped only if it beats them on validation and test and passes the grid gate. Cumulative "
-               "lr: the sum of the learning rate over the leg's iterations.", "", *head, *rows, ""]
+               "lr: the sum of the learning rate over the leg's iterations.", "", *head, *rows, "",
+               *mask_table(legs)]
     text = card.read_text() if card.is_file() else ""
     before, _, after = text.partition(LEGS_HEADING)
     rest = after[after.find("\n## "):] if "\n## " in after else ""
     card.write_text(before.rstrip() + "\n\n" + "\n".join(section) + rest)
+
+
+def mask_table(legs: list[dict]) -> list[str]:
+    """The DFR mask along all legs: per block, the 99th percentile of M_sr (and the coverage at t, when any
+    pixel crosses) at every validation, against the learning rate summed over the legs so far. Nothing in the
+    loss aims M_sr at t (docs/design.md); this table shows whether long training moves it there anyway."""
+    points, offset = [], 0.0
+    for leg in legs:
+        for m in leg.get("mask", []):
+            points.append((offset + m["cum_lr"], m["blocks"]))
+        offset += float(leg.get("cumulative_lr") or 0.0)
+    if not points:
+        return []
+    names = list(points[0][1])
+    t = points[0][1][names[0]]["t"]
+    lines = ["### The DFR mask along the legs", "",
+             f"Per block: 99th percentile of M_sr on the validation crops (the mask is M_sr >= t = {t:g}; "
+             "coverage in brackets when any pixel crosses), against the learning rate summed over all legs.", "",
+             "| summed lr | " + " | ".join(n.replace("stage", "s").replace(".level", " L") for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for cum, blocks in points:
+        cells = [f"{b['p99']:.3f}" + (f" ({100 * b['coverage']:.2g} %)" if b["coverage"] > 0 else "")
+                 for b in (blocks[n] for n in names)]
+        lines.append(f"| {cum:.3g} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def fmt_seconds(s) -> str:

@@ -163,3 +163,22 @@ def test_the_card_curve_comes_from_a_run_log_or_from_a_burst_json(tmp_path):
                                            {"task": "deblur", "log": [{"iter": 0, "val_psnr": 27.0},
                                                                       {"iter": 50, "val_psnr": 27.4}]}]}))
     assert release.validation_curve(burst, "deblur") == [(0, 27.0), (50, 27.4)]
+
+
+def test_the_card_tracks_the_dfr_mask_against_the_learning_rate_summed_over_all_legs(shipped, tmp_path):
+    ckpts, run = shipped
+    def mask(cum_lr, p99, coverage):
+        return {"event": "mask", "iter": 40, "cum_lr": cum_lr,
+                "blocks": {"stage1.level0": {"t": 0.75, "p1": 0.1, "p50": 0.4, "p99": p99, "coverage": coverage,
+                                             "margin99": 0.0}}}
+    with (run / "log.jsonl").open("a") as f:
+        f.write(json.dumps(mask(0.0, 0.512, 0.0)) + "\n" + json.dumps(mask(0.003, 0.761, 0.0123)) + "\n")
+    first = leg(shipped, tmp_path, fake_candidate(26.9, 26.5))
+    assert [m["blocks"]["stage1.level0"]["p99"] for m in first["mask"]] == [0.512, 0.761]
+    leg(shipped, tmp_path, fake_candidate(26.9, 26.5))                      # the same run recorded again
+    card = (ckpts / "deblur.md").read_text()
+    assert "### The DFR mask along the legs" in card and "t = 0.75" in card
+    # the second leg's points start where the first leg's summed lr ended (its cumulative_lr from the steps)
+    offset = first["cumulative_lr"]
+    assert f"| {offset:.3g} | 0.512 |" in card and f"| {offset + 0.003:.3g} | 0.761 (1.2 %) |" in card
+    assert "| 0 | 0.512 |" in card and "| 0.003 | 0.761 (1.2 %) |" in card
