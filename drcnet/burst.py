@@ -30,9 +30,8 @@ from pathlib import Path
 
 from .datapack import MissingPackError, check_pack
 from .jobs import ROOT, TIMED_OUT, log, machine, read_jsonl, run_logged
-from .recipe import load_recipe
+from .recipe import TASKS, load_recipe
 
-TASKS = ("denoise", "derain", "deblur")
 # Shares of the training time: deblur is furthest from its target and learns slowest, so it gets the most.
 SHARES = {"denoise": 0.3, "derain": 0.25, "deblur": 0.45}
 TEST_FILES = ["tests/test_model.py", "tests/test_engine.py", "tests/test_probes.py", "tests/test_device_batches.py",

@@ -53,15 +53,24 @@ def save_checkpoint(path, model: DRCNet, *, task: str = "", preset: str = "", tr
             "training": json.dumps(training or {}), "metrics": json.dumps(metrics or {})}
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return path
+
+
+def atomic_write(path: Path, write) -> None:
+    """write(tmp) into a temporary file beside `path`, fsync it, then os.replace: a reader (or a crash, or a
+    kill -9) sees the old file or the new one, never half of one. The one way this project replaces files."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
 
 
 def read_metadata(path) -> dict:

@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from .recipe import TASKS
+
 OK, SOME_FAILED, UNUSABLE = 0, 1, 2
-TASKS = ("denoise", "derain", "deblur")
 
 
 def checkpoint_dir() -> Path:

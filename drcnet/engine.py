@@ -45,6 +45,11 @@ def cpu_has_fast_bf16() -> bool:
     """bf16 convolutions only pay off on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
     if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
         return True
+    try:                  # a oneDNN build without bf16 kernels would emulate them, slower than fp32
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported() is False:
+            return False
+    except Exception:
+        pass
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:       # not Linux: no cheap way to tell, stay on the safe side

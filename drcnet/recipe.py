@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+TASKS = ("denoise", "derain", "deblur")     # the one list of tasks; every other module imports it from here
 RECIPES = Path(__file__).resolve().parent / "recipes"
 
 
@@ -64,7 +65,7 @@ def load_recipe(task: str) -> Recipe:
     return Recipe(task, dict(raw.get("train", {})), targets)
 
 
-def furthest_task(checkpoints: Path, tasks=("denoise", "derain", "deblur")) -> tuple[str, float]:
+def furthest_task(checkpoints: Path, tasks=TASKS) -> tuple[str, float]:
     """The task whose shipped test-set scores (`<task>.test.json` beside its weights) miss a target by most."""
     gaps = {}
     for task in tasks:

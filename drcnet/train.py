@@ -44,7 +44,6 @@ import random
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import typing
@@ -55,13 +54,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import save_checkpoint
+from .checkpoint import atomic_write, save_checkpoint
 from .config import PRESETS
 from .degrade import TRAIN_KERNELS, KernelSizes
+from .engine import pick_precision
 from .maskstats import MaskStats
 from .model import create_model
+from .recipe import TASKS
 
-TASKS = ("denoise", "derain", "deblur")
 LOSSES = ("intra-cr", "extra-cr", "aecr", "l1")
 VAL_SEED = 20220101          # the validation crops and their degradations never change between runs
 VAL_SIGMA = 25.0             # denoise validation: additive Gaussian noise at sigma 25 (of 255)
@@ -182,20 +182,6 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------------------------------------------
 # hardware
-
-def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs on which bf16 autocast is fast rather than emulated."""
-    try:
-        if torch.ops.mkldnn._is_mkldnn_bf16_supported() is False:
-            return False
-    except Exception:
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
-
 
 def hardware_description(device: torch.device, world: int = 1) -> str:
     if device.type == "cuda":
@@ -444,17 +430,8 @@ def set_rng_state(state: dict) -> None:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, os.replace: the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """torch.save, the old file or the new one, never half (a kill -9 at any moment)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
@@ -471,10 +448,7 @@ def _trim_log(path: Path, upto: int) -> None:
         with contextlib.suppress(json.JSONDecodeError):
             if json.loads(line).get("iter", 0) <= upto:
                 keep.append(line)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -567,14 +541,6 @@ def train(cfg: TrainConfig) -> dict:
         dist.close()
 
 
-def select_precision(choice: str, device: torch.device) -> str:
-    if choice != "auto":
-        return choice
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_bf16() else "fp32"
-
-
 class TrainingRun:
     """One training session of a run directory: the model, its optimizer and schedule, where the run stands
     (iteration, best and last validation, elapsed time, cumulative learning rate) and what it does: resume,
@@ -590,7 +556,7 @@ class TrainingRun:
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // max(1, dist.local_world)))
         if cfg.batch % dist.world:
             raise ValueError(f"--batch {cfg.batch} does not split over {dist.world} processes")
-        self.precision = select_precision(cfg.precision, self.device)
+        self.precision = pick_precision(self.device, cfg.precision)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True

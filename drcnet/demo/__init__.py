@@ -33,9 +33,9 @@ from ..engine import Restorer  # noqa: E402
 from ..imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
 from ..metrics import psnr, ssim  # noqa: E402
 
-# The same as drcnet.degrade.TASKS (tested); drcnet.degrade (scipy.signal) and matplotlib.pyplot are imported
-# on first use, which keeps the app's start-up (first page served) short.
-TASKS = ("denoise", "derain", "deblur")
+# drcnet.degrade (scipy.signal) and matplotlib.pyplot are imported on first use, which keeps the app's
+# start-up (first page served) short; the task list comes from drcnet.recipe, which imports neither.
+from ..recipe import TASKS  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent.parent
 ASSETS = REPO / "assets"
 MAX_PIXELS = 40_000_000                    # decompression-bomb guard for uploads (40 MP)
