@@ -87,7 +87,7 @@ def restore(image, task, reference=None, synthesize=False, sigma=25, rain="light
     def tick(i, n):
         progress(i / n, desc=f"tile {i}/{n}")
     r = D.restore(image, task, reference, synthesize, sigma, rain, blur_size, seed, stage1, progress=tick)
-    return (r.before, r.after), r.stage1, r.facts, str(r.download)
+    return (D.display_png(r.before, "before"), D.display_png(r.after, "after")), r.stage1, r.facts, str(r.download)
 
 
 @gpu

@@ -411,3 +411,17 @@ def test_make_assets_reproduces_every_example_row_and_picture(tmp_path):
     for name in sorted(committed):
         a, b = Image.open(tmp_path / name), Image.open(D.ASSETS / name)
         assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b)), name
+
+
+def test_display_png_keeps_every_pixel_and_is_written_at_the_fast_level(tmp_path):
+    """The page's before/after images are PNG files the app writes at zlib level 1 (Gradio would re-encode a PIL
+    image at its default level): lossless, and zlib-1 leaves a larger file than Pillow's default would."""
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(0, 3, (96, 128, 3)), axis=1) % 256
+    image = Image.fromarray(smooth.astype(np.uint8))
+    path = D.display_png(image, "after")
+    assert path.endswith(".png") and os.path.dirname(path) == str(D.output_folder())
+    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(image))
+    default = io.BytesIO()
+    image.save(default, format="PNG")
+    assert os.path.getsize(path) > len(default.getvalue())

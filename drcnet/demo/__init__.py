@@ -399,13 +399,25 @@ def output_folder() -> Path:
     return folder
 
 
+FAST_PNG = 1    # zlib level for the app's own PNGs: 40 ms at 512x512 against 143 ms at Pillow's default (6)
+
+
+def display_png(image: Image.Image, name: str) -> str:
+    """Write an image the page displays as a PNG at zlib level 1 and return its path: Gradio serves a path as
+    it is, where a PIL image would be encoded again at the default level (three such encodes were 0.42 s of a
+    1.4 s /restore). PNG is lossless: the pixels are the same, the file about a sixth larger."""
+    path = output_folder() / f"{name}_{time.time_ns() % 10**9}.png"
+    image.save(path, compress_level=FAST_PNG)
+    return str(path)
+
+
 def result_file(prepared: Prepared, restored: np.ndarray) -> Path:
     """Write the full-fidelity result (16-bit PNG for 16-bit inputs, alpha and grey as the input had them)."""
     folder = output_folder()
     stem = Path(prepared.loaded.source_name).stem[:40] or "image"
     path = folder / f"{stem}_restored_{time.time_ns() % 10**9}.png"
     if prepared.synthetic:
-        to_pil(restored).save(path)
+        to_pil(restored).save(path, compress_level=FAST_PNG)
     else:
         save_image(path, prepared.loaded, restored)
     return path
