@@ -278,7 +278,7 @@ def build() -> gr.Blocks:
                     stage1 = gr.Checkbox(False, label="Also show the stage-1 output")
                     run_btn = gr.Button("Restore", variant="primary")
                 slider = gr.ImageSlider(type="pil", format="png", label="Before / after",
-                                        buttons=["download", "fullscreen"], max_height=600)
+                                        buttons=["download", "fullscreen"], max_height=600, elem_id="restore-slider")
                 facts = gr.Markdown(label="facts", elem_id="restore-facts")
                 stage1_img = gr.Image(type="pil", format="png", label="Stage-1 output", visible=False, height=360)
                 stage1.change(lambda show: gr.update(visible=show), stage1, stage1_img, api_name=False,

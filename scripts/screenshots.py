@@ -17,6 +17,8 @@ free port, drives Debian's Chromium with Playwright and writes into --out (git-i
     s8_status.png             the checkpoint status with each task's measured test-set gain
     s9_upload_clean.png,      the upload check on arrival: a clean photo's warning, a noisy photo's diagnosis
     s9b_upload_noise.png      (denoise selected)
+    s10_camera_shake_3x_*.png the real camera-shake example (clock) restored, at 3x device zoom: the slider as
+                              it opens, and dragged so that the restored image fills the frame
     screenshots.json          what each picture shows (facts, t, coverage), read from the page
 
 Needs Playwright (requirements-dev.txt) and /usr/bin/chromium; takes a few minutes on a CPU (BM3D).
@@ -181,6 +183,29 @@ def uploads(browser, url: str, out: Path, found: dict) -> None:
         page.close()
 
 
+def camera_shake(browser, url: str, out: Path, found: dict) -> None:
+    """The real camera-shake example restored, at 3x zoom (device pixels), the slider moved so that the
+    restored image fills the frame: where a deblur model's dot grid would show (the clock's top rim)."""
+    page = browser.new_page(viewport={"width": 1000, "height": 900}, device_scale_factor=3)
+    page.goto(url, wait_until="load", timeout=120_000)
+    page.wait_for_selector("#examples", timeout=120_000)
+    page.locator("#examples button.thumbnail-item", has_text="camera shake").first.click()
+    page.wait_for_function(f"() => {text_of('restore-facts')}.includes('deblur')", timeout=600_000)
+    loaded_image(page, "restore-slider")
+    found["camera_shake_facts"] = page.locator("#restore-facts").inner_text()
+    box = page.locator("#restore-slider img").last.bounding_box()
+    page.screenshot(path=out / "s10_camera_shake_3x_split.png", clip=box)
+    # drag the slider's divide to the left edge: the whole frame is then the restored image
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 2, y, steps=10)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    page.screenshot(path=out / "s10b_camera_shake_3x_restored.png", clip=box)
+    page.close()
+
+
 def gallery(page, out: Path, found: dict) -> None:
     page.get_by_role("tab", name="Restore").click()
     g = page.locator("#examples")
@@ -198,6 +223,7 @@ def main() -> None:
     ap.add_argument("--stage", type=int, default=1)
     ap.add_argument("--level", type=int, default=0)
     ap.add_argument("--q", type=float, default=0.9, help="the quantile for the inspector's t")
+    ap.add_argument("--camera-shake-only", action="store_true", help="only the s10 pictures (a minute, no BM3D)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -206,6 +232,9 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            if args.camera_shake_only:
+                camera_shake(browser, url, args.out, found)
+                return
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load", timeout=120_000)
             page.wait_for_selector("#examples", timeout=120_000)
@@ -217,6 +246,7 @@ def main() -> None:
             sweep(page, args.out, found)
             intra_cr(page, args.out, found)
             uploads(browser, url, args.out, found)
+            camera_shake(browser, url, args.out, found)
             browser.close()
     finally:
         proc.terminate()
