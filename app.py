@@ -1,4 +1,4 @@
-"""DRCNet Explorer: the Gradio app (a thin layer: the logic and its tests live in drcnet/demo.py).
+"""DRCNet Explorer: the Gradio app (a thin layer: the logic lives in the drcnet/demo/ package, tested without a browser).
 
     python app.py                       # honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
     DRCNET_CHECKPOINTS=/path python app.py

@@ -1,6 +1,6 @@
 """Images, training pairs and evaluation sets.
 
-- list_images / load_image / data_root: files on disk (data/ is filled by scripts/fetch_data.py).
+- list_images / read_photo / data_root: files on disk (data/ is filled by scripts/fetch_data.py).
 - training_images(), split_images("train" | "val" | "test" | <folder>).
 - SyntheticPairs: random patches of clean photos, degraded on the fly (drcnet.degrade); deterministic in
   (seed, index), so a resumed run sees the same stream.
@@ -44,9 +44,10 @@ def list_images(folder) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
-def load_image(path, max_side: int | None = None) -> np.ndarray:
-    """float32 H x W x 3 in [0, 1]; EXIF rotation applied, grey and RGBA made RGB. max_side: downscale
-    (Lanczos) so the longer side is at most this."""
+def read_photo(path, max_side: int | None = None) -> np.ndarray:
+    """A training or evaluation photo as float32 H x W x 3 in [0, 1]: EXIF rotation applied, grey and RGBA made
+    RGB. max_side: downscale (Lanczos) so the longer side is at most this. (Users' files go through
+    drcnet.imageio.load_image instead, which keeps alpha, grey and bit depth aside to restore them.)"""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im).convert("RGB")
         if max_side and max(im.size) > max_side:
@@ -72,13 +73,13 @@ def training_images(root=None) -> list[Path]:
 def split_images(split: str, root=None, max_side: int | None = None):
     """"train" / "val": list of paths (big photos, decoded lazily by the datasets).
     "test", or the path of any folder of clean photos: {name: float32 array}, loaded now (max_side as in
-    load_image), ready for FixedEvalSet or drcnet.evaluate.evaluate."""
+    read_photo), ready for FixedEvalSet or drcnet.evaluate.evaluate."""
     if split in ("train", "val"):
         return list_images(data_root(root) / split)
     folder = data_root(root) / "test" if split == "test" else Path(split)
     if split != "test" and not folder.is_dir():
         raise ValueError(f"split must be one of {SPLITS} or a folder of images, got {split!r}")
-    return {p.name: load_image(p, max_side) for p in list_images(folder)}
+    return {p.name: read_photo(p, max_side) for p in list_images(folder)}
 
 
 def named_images(images) -> list[tuple[str, object]]:
@@ -95,7 +96,7 @@ def named_images(images) -> list[tuple[str, object]]:
 
 def as_array(source) -> np.ndarray:
     """A path (decoded now) or an array, as float32."""
-    return load_image(source) if isinstance(source, (str, Path)) else np.asarray(source, np.float32)
+    return read_photo(source) if isinstance(source, (str, Path)) else np.asarray(source, np.float32)
 
 
 class ImageCache:
@@ -110,7 +111,7 @@ class ImageCache:
         if key in self._store:
             self._store.move_to_end(key)
             return self._store[key]
-        image = self._store[key] = load_image(source, self.max_side)
+        image = self._store[key] = read_photo(source, self.max_side)
         if len(self._store) > self.size:
             self._store.popitem(last=False)
         return image

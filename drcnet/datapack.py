@@ -23,7 +23,7 @@ def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> di
     """Write out/<split>/<name>.png for every photo of source/<split>; returns the manifest."""
     from PIL import Image
 
-    from .data import list_images, load_image
+    from .data import list_images, read_photo
 
     manifest = {"side": side, "source": str(source.name), "files": {}}
     total = 0
@@ -33,7 +33,7 @@ def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> di
             raise SystemExit(f"no photos in {source / split}: run scripts/fetch_data.py first")
         (out / split).mkdir(parents=True, exist_ok=True)
         for path in photos:
-            rgb = load_image(path, max_side=side)                     # EXIF applied, RGB, Lanczos
+            rgb = read_photo(path, max_side=side)                     # EXIF applied, RGB, Lanczos
             target = out / split / (path.stem + ".png")
             Image.fromarray((rgb * 255.0 + 0.5).astype("uint8")).save(target, optimize=False)
             data = target.read_bytes()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import CONTEXT, load_image, named_images
+from .data import CONTEXT, named_images, read_photo
 from .degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
                       line_kernel, motion_kernel)
 
@@ -129,7 +129,7 @@ class DevicePhotos:
         side = patch + 2 * self.margin
         self.photos = []
         for _, source in named_images(images):
-            rgb = load_image(source, max_side) if not isinstance(source, np.ndarray) else source
+            rgb = read_photo(source, max_side) if not isinstance(source, np.ndarray) else source
             h, w = rgb.shape[:2]
             if h < side or w < side:             # as random_crop does: reflect-pad small photos up to a patch
                 rgb = np.pad(rgb, ((0, max(0, side - h)), (0, max(0, side - w)), (0, 0)), mode="reflect")

@@ -146,7 +146,9 @@ class AECRLoss(RestorationLoss):
 
 
 class L1Loss(RestorationLoss):
-    def __init__(self, alpha: float = 0.0):
+    """L1 alone (no contrastive term): the ablation's baseline, and deblurring's loss (checkpoints/deblur.md)."""
+
+    def __init__(self):
         super().__init__(None, 0.0)
 
 

@@ -27,7 +27,6 @@ class Summary:
     pca: np.ndarray | None           # HxWx3 in [0, 1], or None when the probe was made with pca=False
 
 
-Map = "Summary | np.ndarray | None"
 
 
 @dataclass

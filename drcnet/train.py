@@ -333,10 +333,10 @@ def val_settings(task: str) -> list[dict]:
 def synthetic_val_pairs(paths, task: str, count: int, size: int, max_side=None):
     """count fixed (degraded, clean) crops: photo i mod N, its centre crop first, then crops at fixed random
     places; the degradation of crop i comes from default_rng([VAL_SEED, i]). The same on every run."""
-    from .data import CONTEXT, load_image, random_crop
+    from .data import CONTEXT, read_photo, random_crop
     from .degrade import degrade
 
-    photos = [load_image(p, max_side) for p in list(paths)[:count]]
+    photos = [read_photo(p, max_side) for p in list(paths)[:count]]
     settings, margin = val_settings(task), CONTEXT.get(task, 0)
     side, items = size + 2 * margin, []
     for i in range(count):

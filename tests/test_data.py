@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from drcnet.data import (CONTEXT, FixedEvalSet, PairedFolder, SyntheticPairs, find_pairs, list_images, load_image,
+from drcnet.data import (CONTEXT, FixedEvalSet, PairedFolder, SyntheticPairs, find_pairs, list_images, read_photo,
                          split_images)
 
 
@@ -19,7 +19,7 @@ def test_list_and_load_images(tmp_path):
     save(tmp_path / "a.jpg")
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.png"]
-    image = load_image(tmp_path / "b.png", max_side=24)
+    image = read_photo(tmp_path / "b.png", max_side=24)
     assert image.dtype == np.float32 and image.shape == (20, 24, 3) and 0 <= image.min() <= image.max() <= 1
 
 

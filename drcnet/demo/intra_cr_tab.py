@@ -27,7 +27,7 @@ def vgg_features():
     return _vgg["v"]
 
 
-def _t(rgb: np.ndarray) -> torch.Tensor:
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
 
 
@@ -105,8 +105,8 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
     shown = [(labelled(to_pil(n), c), c) for c, n in zip(captions, mixup_negatives(I, J, (*PAPER_LAMBDAS, lam)))]
     # VGG curves at CR_MAX_SIDE
     small = [resize_max(a, base.CR_MAX_SIDE) for a in (I, J, restored)]
-    It, Jt, Xt = (_t(a) for a in small)
-    other = _t(other_example(task, small[0].shape))
+    It, Jt, Xt = (to_tensor(a) for a in small)
+    other = to_tensor(other_example(task, small[0].shape))
     cache: dict = {}
     negs = {l: n for l, n in zip(LAMBDA_GRID, mixup_negatives(It, Jt, LAMBDA_GRID))}
     subjects = {"restored X": Xt, "degraded I": It, "clean J": Jt}
