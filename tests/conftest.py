@@ -20,6 +20,26 @@ torch.set_num_threads(1)
 # has its own tests (tests/test_compiled.py), which ask for it explicitly.
 os.environ.setdefault("DRCNET_COMPILE", "0")
 
+# Debian's chromium as the browser tests drive it (Playwright's own browser downloads are not used).
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+
+
+def tiny_checkpoints(folder, tasks=("denoise", "derain", "deblur"), ablation: bool = False):
+    """Randomly initialised tiny-preset task checkpoints in `folder` (seed 0), for the app's tests: the app
+    serves whatever it finds there (DRCNET_CHECKPOINTS). ablation: also a `denoise-l1` for the Compare tab."""
+    import drcnet
+    from drcnet.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    for task in tasks:
+        save_checkpoint(folder / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
+    if ablation:
+        save_checkpoint(folder / "denoise-l1.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
+    return folder
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

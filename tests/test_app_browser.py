@@ -15,8 +15,7 @@ from test_app_e2e import CHROMIUM, ROOT, SHOTS, photo, server  # noqa: F401  (se
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+from conftest import BROWSER_ARGS as ARGS  # noqa: E402
 
 
 def text_of(elem_id: str) -> str:

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]    # the app's start c
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "tests" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+from conftest import BROWSER_ARGS, CHROMIUM, tiny_checkpoints  # noqa: E402
 # a finished restore: new facts, no progress or queue overlay left
 DONE = """b => { const el = document.querySelector('#restore-facts'); const t = el ? el.innerText : '';
     return t !== b && t.includes('device') && !document.querySelector('.progress-text, .eta-bar'); }"""
@@ -77,16 +77,7 @@ def stop_app(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import torch
-
-    import drcnet
-    from drcnet.checkpoint import save_checkpoint
-
-    ck = tmp_path_factory.mktemp("checkpoints")
-    torch.manual_seed(0)
-    for task in TASKS:
-        save_checkpoint(ck / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
-    save_checkpoint(ck / "denoise-l1.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
+    ck = tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"), TASKS, ablation=True)
     proc, url = start_app(ck, tmp_path_factory.mktemp("log") / "app.log")
     yield {"url": url, "proc": proc, "tmp": tmp_path_factory.mktemp("files")}
     stop_app(proc)
@@ -239,10 +230,8 @@ def test_browser(server):
     from playwright.sync_api import sync_playwright
     SHOTS.mkdir(parents=True, exist_ok=True)
     img = str(ROOT / "assets" / "astronaut_denoise.png")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

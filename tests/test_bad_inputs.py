@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-import drcnet
 from drcnet import demo as D
-from drcnet.checkpoint import save_checkpoint
+
+from conftest import tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ("restore", "inspect", "t_sweep", "intra_cr", "compare")
@@ -46,17 +45,13 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ckdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ck")
-    torch.manual_seed(0)
-    for task in D.TASKS:
-        save_checkpoint(d / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
-    return d
+    return tiny_checkpoints(tmp_path_factory.mktemp("ck"), D.TASKS)
 
 
 @pytest.fixture(autouse=True)
 def env(ckdir, monkeypatch):
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
-    getattr(D, "_prep_cache", {}).clear()       # a cached input would skip the reader these tests break
+    D.clear_cache()                             # a cached input would skip the reader these tests break
     yield
     D.clear_cache()
 

@@ -1,5 +1,4 @@
 """drcnet.demo: the app's handlers as plain functions, on tiny random-init checkpoints (fast)."""
-import gc
 import os
 import io
 
@@ -8,20 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-import drcnet
 from drcnet import demo as D
-from drcnet.checkpoint import save_checkpoint
 from drcnet.losses import PAPER_LAMBDAS, IntraCR
+
+from conftest import tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
 def ckdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ck")
-    torch.manual_seed(0)
-    for task in ("denoise", "derain"):          # deblur deliberately missing
-        save_checkpoint(d / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny")
-    save_checkpoint(d / "denoise-l1.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
-    return d
+    # deblur deliberately missing
+    return tiny_checkpoints(tmp_path_factory.mktemp("ck"), ("denoise", "derain"), ablation=True)
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +63,7 @@ def test_restore_plain_and_synthetic_with_metrics(photo):
     assert r.stage1 is not None and "PSNR" in r.facts and "sigma 30" in r.facts
     # fixed seed: the same settings give the same degraded input, made afresh (not the prepared-input cache's
     # copy, which would make this check unable to fail), and another seed another one
-    D._prep_cache.clear()
+    D.clear_cache()
     again = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1)
     assert np.array_equal(np.asarray(again.before), np.asarray(r.before))
     other = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=2)
@@ -361,25 +356,6 @@ def test_inspect_figure_download_is_high_resolution_png_and_pdf(photo):
     assert Image.open(png).size[0] > 1500                    # 16 in at 120 dpi
     import matplotlib.pyplot as plt
     assert plt.get_fignums() == []
-
-
-@pytest.mark.parametrize("mode", ["sample", "official"])
-def test_empty_or_full_mask_falls_back_to_whole_map_instance_norm(mode):
-    """What explain_mask tells the user: with no pixel (or every pixel) over t, RegionNorm is InstanceNorm.
-    Official mode adds one small constant: the empty region's area is clamped to 1, so its InstanceNorm of a
-    constant (= the bias) is weighted by sqrt(1 / (B*H*W)) instead of 0."""
-    from drcnet.dfr import RegionNorm
-    torch.manual_seed(0)
-    rn = RegionNorm(4, mode)
-    with torch.no_grad():
-        rn.norm.weight.uniform_(0.5, 1.5), rn.norm.bias.uniform_(-0.2, 0.2)
-    x = torch.randn(1, 4, 12, 10) * 3 + 1
-    ref = torch.nn.functional.instance_norm(x, weight=rn.norm.weight, bias=rn.norm.bias, eps=rn.norm.eps)
-    if mode == "official":
-        ref = ref + rn.norm.bias[None, :, None, None] * (1 / (12 * 10)) ** 0.5
-    for fill in (0.0, 1.0):
-        out = rn(x, torch.full((1, 1, 12, 10), fill))
-        torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
 
 
 def test_example_gallery_captions_match_the_rows():

@@ -2,28 +2,23 @@
 examples' known settings reaching the baselines, the test-set gains on the status line, and the fixed figures."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-import drcnet
 from drcnet import demo as D
-from drcnet.checkpoint import save_checkpoint
 from drcnet.degrade import degrade
 from drcnet.imageio import load_image
+
+from conftest import tiny_checkpoints
 
 ASSETS = D.ASSETS
 
 
 @pytest.fixture(scope="module")
 def ckdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ck")
-    torch.manual_seed(0)
-    save_checkpoint(d / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny")
-    return d
+    return tiny_checkpoints(tmp_path_factory.mktemp("ck"), ("denoise",))
 
 
 @pytest.fixture(autouse=True)

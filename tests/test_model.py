@@ -130,3 +130,21 @@ def test_readme_states_these_counts():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for n in COUNTS.values():
         assert f"{n:,}" in readme, n
+
+
+@pytest.mark.parametrize("mode", ["sample", "official"])
+def test_empty_or_full_mask_falls_back_to_whole_map_instance_norm(mode):
+    """What explain_mask tells the user: with no pixel (or every pixel) over t, RegionNorm is InstanceNorm.
+    Official mode adds one small constant: the empty region's area is clamped to 1, so its InstanceNorm of a
+    constant (= the bias) is weighted by sqrt(1 / (B*H*W)) instead of 0."""
+    torch.manual_seed(0)
+    rn = RegionNorm(4, mode)
+    with torch.no_grad():
+        rn.norm.weight.uniform_(0.5, 1.5), rn.norm.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 4, 12, 10) * 3 + 1
+    ref = torch.nn.functional.instance_norm(x, weight=rn.norm.weight, bias=rn.norm.bias, eps=rn.norm.eps)
+    if mode == "official":
+        ref = ref + rn.norm.bias[None, :, None, None] * (1 / (12 * 10)) ** 0.5
+    for fill in (0.0, 1.0):
+        out = rn(x, torch.full((1, 1, 12, 10), fill))
+        torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)

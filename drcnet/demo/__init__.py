@@ -208,8 +208,10 @@ def model_for(task: str) -> Restorer:
 
 
 def clear_cache() -> None:
+    """Forget the loaded models and the prepared inputs (tests, or after replacing files by hand)."""
     with _models_lock:
         _models.clear()
+    _prep_cache.clear()
 
 
 # ---------------------------------------------------------------- inputs
