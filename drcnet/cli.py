@@ -6,21 +6,14 @@ unusable checkpoint. Problems are reported on stderr, one line each, never as a 
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import sys
 from pathlib import Path
 
+from .paths import checkpoints_dir
 from .recipe import TASKS
 
 OK, SOME_FAILED, UNUSABLE = 0, 1, 2
-
-
-def checkpoint_dir() -> Path:
-    """$DRCNET_CHECKPOINTS (as for the app), else the repository's checkpoints/ folder."""
-    import drcnet
-
-    return Path(os.environ.get("DRCNET_CHECKPOINTS") or Path(drcnet.__file__).resolve().parent.parent / "checkpoints")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +49,7 @@ def fail(message: str) -> None:
 def resolve_checkpoint(args) -> Path:
     if args.checkpoint is not None:
         return args.checkpoint
-    path = checkpoint_dir() / f"{args.task}.safetensors"
+    path = checkpoints_dir() / f"{args.task}.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"no trained checkpoint for task {args.task!r}: {path} does not exist "
                                 f"(train one or pass --checkpoint)")

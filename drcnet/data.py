@@ -11,7 +11,6 @@ Arrays are float32 H x W x 3 in [0, 1]; dataset items are (degraded, clean) C x 
 """
 from __future__ import annotations
 
-import os
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .degrade import degrade, eval_settings
+from .paths import data_dir
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
@@ -32,8 +32,8 @@ CONTEXT = {"deblur": 16}
 # ------------------------------------------------------------------------------------------- files
 
 def data_root(root=None) -> Path:
-    """root, else $DRCNET_DATA, else <repo>/data."""
-    return Path(root or os.environ.get("DRCNET_DATA") or Path(__file__).resolve().parents[1] / "data")
+    """root, else $DRCNET_DATA, else <repo>/data (drcnet.paths)."""
+    return data_dir(root)
 
 
 def list_images(folder) -> list[Path]:

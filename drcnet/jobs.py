@@ -13,10 +13,9 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO as ROOT  # noqa: E402  (jobs run in the repository: its scripts, its runs/)
 TIMED_OUT = -9          # the exit code reported for a child stopped at its timeout
 
 

@@ -20,8 +20,7 @@ import numpy as np
 
 from .evaluate import GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio
 from .jobs import ROOT, cpu_name, read_jsonl
-
-CHECKPOINTS = ROOT / "checkpoints"
+from .paths import SHIPPED as CHECKPOINTS
 CANDIDATES = ROOT / "runs" / "candidates"
 # Real degraded photos (no clean reference) that a task's outputs must pass the local gate on, relative to the
 # input: the app's showcase camera-shake photo, where the round-two deblur model printed a row of dots.

@@ -16,7 +16,6 @@ import argparse
 import fnmatch
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,14 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from drcnet.paths import data_dir  # noqa: E402
 from drcnet.splits import (DEBIAN_SOURCES, EXCLUDED, SKIMAGE_TEST, SPORCO, SPORCO_TEST,  # noqa: E402
                            split_of, stored_name)
 
 SPLITS = ("train", "val", "test")
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("DRCNET_DATA") or REPO / "data")
 
 
 def run(cmd: list[str], cwd: Path) -> None:
@@ -221,7 +217,7 @@ def fetch(root: Path) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=default_root(), help="output folder (default %(default)s)")
+    parser.add_argument("--root", type=Path, default=data_dir(), help="output folder (default %(default)s)")
     args = parser.parse_args(argv)
     manifest = fetch(args.root)
     print(f"\n{manifest['counts']} files, {manifest['total_bytes'] / 1e6:.1f} MB -> {args.root / 'MANIFEST.json'}")

@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from drcnet.paths import checkpoints_dir  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -71,7 +73,7 @@ def wait_until_compiled(client, f, timeout: float, launched: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", default=os.environ.get("DRCNET_CHECKPOINTS") or str(ROOT / "checkpoints"))
+    ap.add_argument("--checkpoints", default=str(checkpoints_dir()))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eager", action="store_true", help="the app without compiled graphs (DRCNET_COMPILE=0)")
     ap.add_argument("--warm-timeout", type=float, default=900, help="seconds to wait for the compiled graph")

@@ -36,8 +36,7 @@ from ..metrics import psnr, ssim  # noqa: E402
 # drcnet.degrade (scipy.signal) and matplotlib.pyplot are imported on first use, which keeps the app's
 # start-up (first page served) short; the task list comes from drcnet.recipe, which imports neither.
 from ..recipe import TASKS  # noqa: E402
-REPO = Path(__file__).resolve().parent.parent.parent
-ASSETS = REPO / "assets"
+from ..paths import ASSETS, REPO, checkpoints_dir  # noqa: E402
 MAX_PIXELS = 40_000_000                    # decompression-bomb guard for uploads (40 MP)
 INSPECT_MAX_SIDE = 512                     # the inspector, Intra-CR explorer and Compare work at most this size
 TILE = int(os.environ.get("DRCNET_TILE", "512"))   # Restore tab: images up to this size run whole, larger are tiled
@@ -53,13 +52,9 @@ class DemoError(ValueError):
 
 # ---------------------------------------------------------------- checkpoints and the model cache
 
-def checkpoint_dir() -> Path:
-    return Path(os.environ.get("DRCNET_CHECKPOINTS") or REPO / "checkpoints")
-
-
 def checkpoint_path(task: str) -> Path:
     check_task(task)
-    return checkpoint_dir() / f"{task}.safetensors"
+    return checkpoints_dir() / f"{task}.safetensors"
 
 
 def check_task(task: str) -> str:
@@ -71,7 +66,7 @@ def check_task(task: str) -> str:
 def ablation_paths(task: str) -> list[Path]:
     """checkpoints/<task>-*.safetensors: ablation models (e.g. denoise-l1.safetensors) for Compare."""
     check_task(task)
-    return sorted(checkpoint_dir().glob(f"{task}-*.safetensors"))
+    return sorted(checkpoints_dir().glob(f"{task}-*.safetensors"))
 
 
 def checkpoint_status() -> dict[str, dict]:
@@ -99,7 +94,7 @@ def test_gain(task: str) -> str:
     (written by scripts/ship_checkpoint.py, so a shipped checkpoint updates the page): mean PSNR of `drcnet`
     minus `input` per evaluation setting, and whether it meets its recipe's targets. "" when there is no file."""
     import json
-    path = checkpoint_dir() / f"{task}.test.json"
+    path = checkpoints_dir() / f"{task}.test.json"
     try:
         results = json.loads(path.read_text())
         gains = [(setting, row["drcnet"]["psnr"] - row["input"]["psnr"]) for setting, row in results["mean"].items()]
@@ -153,7 +148,7 @@ def user_message(error: BaseException) -> str | None:
 
 def hide_paths(text: str) -> str:
     """Replace the checkpoint folder and the repository's own path in a message by nothing (file names stay)."""
-    for folder in sorted({str(checkpoint_dir().resolve()), str(checkpoint_dir()), str(REPO)}, key=len, reverse=True):
+    for folder in sorted({str(checkpoints_dir().resolve()), str(checkpoints_dir()), str(REPO)}, key=len, reverse=True):
         text = text.replace(folder + os.sep, "").replace(folder, "the checkpoint folder")
     return text
 
