@@ -158,6 +158,8 @@ class Restorer:
         self.memory_format = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
         self.model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         self.meta = dict(meta or {})
+        # the threshold the weights were trained with (the config's; None for a model without DFR blocks)
+        self.default_t = float(model.cfg.t) if hasattr(model, "cfg") else None
         self.tile, self.overlap = tile, overlap
         self.graphs = GraphSet(self.model, self.device, self.memory_format, compile, compile_max_side) \
             if compile else None
@@ -173,6 +175,10 @@ class Restorer:
 
     def set_threshold(self, t: float) -> None:
         self.model.set_threshold(t)          # the eager model only: the compiled graphs keep theirs
+
+    def reset_threshold(self) -> None:
+        """Back to the trained threshold (default_t), e.g. after the inspector tried another t."""
+        self.model.set_threshold(self.default_t)
 
     def warm_up(self, shapes=((512, 512),), wait: bool = False) -> None:
         """Build the compiled graphs of these (h, w) sizes in the background (wait: block until built).

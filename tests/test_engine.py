@@ -107,9 +107,10 @@ def test_set_threshold_reaches_the_model_and_changes_the_output(tiny_restorer):
     try:
         b = tiny_restorer.restore(img)
     finally:
-        tiny_restorer.set_threshold(0.75)
-    assert tiny_restorer.model.cfg.t == 0.75
+        tiny_restorer.reset_threshold()
+    assert tiny_restorer.default_t == 0.75 and tiny_restorer.model.cfg.t == 0.75
     assert not np.allclose(a, b)
+    assert np.array_equal(tiny_restorer.restore(img), a)     # back to the trained threshold's output
 
 
 def test_bf16_weights_are_bf16_and_close_to_fp32_on_a_random_model(device):

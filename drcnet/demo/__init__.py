@@ -176,7 +176,6 @@ def get_restorer(path: Path | str, device: str | None = None) -> Restorer:
             restorer = Restorer.from_checkpoint(path, device=device or os.environ.get("DRCNET_DEVICE"),
                                                 precision=os.environ.get("DRCNET_PRECISION"),
                                                 compile=compile_setting(os.environ.get("DRCNET_COMPILE", "auto")))
-            restorer.default_t = float(restorer.model.cfg.t)
             _models[key] = restorer
         return restorer
 
@@ -354,7 +353,7 @@ def restore(image, task: str, reference=None, synthesize: bool = False, sigma: f
     prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed)
     restorer = model_for(task)
     with task_lock(task):
-        restorer.set_threshold(restorer.default_t)
+        restorer.reset_threshold()
         out = restorer.restore(prepared.degraded, tile=TILE, overlap=TILE_OVERLAP, progress=progress,
                                return_stage1=stage1)
         stats = dict(restorer.last_stats)

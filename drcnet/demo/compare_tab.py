@@ -141,7 +141,7 @@ def _model_runner(path: Path, task: str, x: np.ndarray, name: str, stage1: bool)
     def run():
         restorer = base.get_restorer(path)        # through the package: tests may swap it
         with task_lock(task):
-            restorer.set_threshold(restorer.default_t)
+            restorer.reset_threshold()
             out = restorer.restore(x, tile=base.TILE, overlap=base.TILE_OVERLAP, return_stage1=stage1)
         return {name: out[0], f"{name} stage 1": out[1]} if stage1 else {name: out}
     return run

@@ -175,7 +175,7 @@ def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int =
             out = restorer.restore(degraded, tile=0)
         return out, probe.maps
     finally:
-        restorer.set_threshold(restorer.default_t)
+        restorer.reset_threshold()
 
 
 def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed):

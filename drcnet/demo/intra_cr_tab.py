@@ -93,7 +93,7 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
                         "first' or give a clean reference image.")
     restorer = base.model_for(task)
     with task_lock(task):
-        restorer.set_threshold(restorer.default_t)
+        restorer.reset_threshold()
         restored = restorer.restore(prepared.degraded, tile=0)
     lam = float(lam)
     if not 0 <= lam <= 1:
