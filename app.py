@@ -96,7 +96,8 @@ def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=Fa
             blur_size=21, seed=0):
     """Re-run at threshold t and return (before, after), the chosen block's maps and the all-blocks overview."""
     r = D.inspect(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
-    return (r.before, r.after), r.block, r.overview, r.facts
+    return ((D.display_png(r.before, "before"), D.display_png(r.after, "after")), D.display_png(r.block, "block"),
+            D.display_png(r.overview, "overview"), r.facts)
 
 
 @gpu
