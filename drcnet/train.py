@@ -33,6 +33,7 @@ Every validation scores the raw weights and their EMA (--ema) and logs the DFR m
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -43,6 +44,7 @@ import platform
 import random
 import shutil
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -884,7 +886,10 @@ class TrainingRun:
         self.model.train()
         history, meter = [], StepMeter(device)
         warm_steps, warm_s, t_warm = 2, min(60.0, max(2.0, 0.05 * (cfg.minutes or 0) * 60)), None
-        step_s = 0.0                  # the duration of the last training step (time schedule)
+        # the typical step duration (time schedule): the median of the recent steps, so that one step that
+        # spanned a SIGSTOP pause (the relay is paused around benchmarks) is not taken for the step rate and
+        # does not end the run at once; the pause itself still counts in the wall-clock budget
+        recent, step_s = collections.deque(maxlen=16), 0.0
         batches = iter(self.loader)
         while self.it < self.stop:
             if self.sigints:
@@ -904,7 +909,8 @@ class TrainingRun:
             meter.wait += time.perf_counter() - t_wait
             loss, out2 = self.step(degraded, clean)
             if self.budget_s is not None and self.it > self.start + 1:   # the first step pays for compiling
-                step_s = time.time() - t_step
+                recent.append(time.time() - t_step)
+                step_s = statistics.median(recent)
             if last_step:
                 self.stop = self.it
             meter.add(loss, out2, clean)

@@ -164,6 +164,27 @@ def test_time_run_resumes_on_its_clock(photos, tmp_path):
         train(cfg(photos, out, resume=True, **{**kw, "minutes": 1.0}))
 
 
+def test_a_paused_step_does_not_end_a_time_run(photos, tmp_path, monkeypatch):
+    """One step that spans a SIGSTOP pause (here: 3 s of a 9 s budget) is not the step rate: the run goes on
+    training until its deadline instead of stopping right after the pause."""
+    from drcnet import train as T
+
+    real_step = T.TrainingRun.step
+
+    def step(self, degraded, clean):
+        if self.it == 8:
+            time.sleep(3.0)
+        return real_step(self, degraded, clean)
+
+    monkeypatch.setattr(T.TrainingRun, "step", step)
+    out = tmp_path / "run"
+    result = train(cfg(photos, out, schedule="time", minutes=TIME_MIN, lr=1e-3, lr_min=1e-6, log_every=1,
+                       val_every=10 ** 6, save_every=10 ** 6))
+    steps = steps_of(out)
+    assert result["iterations"] >= 8 + 8 and len(steps) == result["iterations"]   # it stopped at 10 before
+    assert steps[-1]["lr"] == pytest.approx(1e-6)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # --compile
 
