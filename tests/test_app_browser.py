@@ -147,16 +147,22 @@ def test_an_example_click_runs_the_tab_you_are_on(page):
     page.screenshot(path=SHOTS / "b07_example_click_on_inspect.png", full_page=True)
 
 
+def fresh_page_on(page, server, tab: str):
+    """A new page (empty inputs) on the given tab, with derain selected: the task a diagnosis must change."""
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh.goto(server["url"], wait_until="load", timeout=120_000)
+    fresh.wait_for_selector("#examples", timeout=120_000)
+    fresh.get_by_role("tab", name=tab).click()
+    fresh.get_by_label("derain", exact=True).check()
+    return fresh
+
+
 @pytest.mark.timeout(300)
 def test_an_upload_is_checked_on_arrival_on_any_tab(page, server):  # noqa: F811
     """A fresh page on the Compare tab: a text file named .png gets the reader's message at once, a noisy
     photo its diagnosis and the denoise task."""
-    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh = fresh_page_on(page, server, "Compare")
     try:
-        fresh.goto(server["url"], wait_until="load", timeout=120_000)
-        fresh.wait_for_selector("#examples", timeout=120_000)
-        fresh.get_by_role("tab", name="Compare").click()
-        fresh.get_by_label("derain", exact=True).check()
         bad = server["tmp"] / "notes.png"
         bad.write_text("this is not an image, only text with a .png name\n")
         fresh.locator("input[type=file]").first.set_input_files(str(bad))
@@ -169,12 +175,8 @@ def test_an_upload_is_checked_on_arrival_on_any_tab(page, server):  # noqa: F811
         assert fresh.locator("#reference-message").inner_text().strip() == ""
     finally:
         fresh.close()
-    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh = fresh_page_on(page, server, "Intra-CR explorer")
     try:
-        fresh.goto(server["url"], wait_until="load", timeout=120_000)
-        fresh.wait_for_selector("#examples", timeout=120_000)
-        fresh.get_by_role("tab", name="Intra-CR explorer").click()
-        fresh.get_by_label("derain", exact=True).check()
         fresh.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "hubble_noise.png"))
         fresh.wait_for_function(f"() => {text_of('upload-message')}.includes('noise, sigma about')", timeout=60_000)
         assert fresh.get_by_label("denoise", exact=True).is_checked()          # the task it suggests
