@@ -81,8 +81,9 @@ def _user_errors(fn):
 @user_errors
 def restore(image, task, reference=None, synthesize=False, sigma=25, rain="light", blur_size=21, seed=0,
             stage1=False, progress=gr.Progress()):
-    """Restore one image. image: file path; task: denoise | derain | deblur. Returns (before, after), the
-    stage-1 output (or None), a line of facts (device, precision, time, tiles, PSNR/SSIM when known) and the
+    """Restore one image. image: file path; task: denoise | derain | deblur (None, no task selected: an error
+    message that asks which, with the clean-photo warning when the photo looks clean). Returns (before, after),
+    the stage-1 output (or None), a line of facts (device, precision, time, tiles, PSNR/SSIM when known) and the
     result as a PNG file the way the input was (alpha re-attached, grey, 16 bits)."""
     def tick(i, n):
         progress(i / n, desc=f"tile {i}/{n}")
@@ -93,9 +94,10 @@ def restore(image, task, reference=None, synthesize=False, sigma=25, rain="light
 @gpu
 @user_errors
 def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25, rain="light",
-            blur_size=21, seed=0):
-    """Re-run at threshold t and return (before, after), the chosen block's maps and the all-blocks overview."""
-    r = D.inspect(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
+            blur_size=21, seed=0, statistics="matched"):
+    """Re-run at threshold t and return (before, after), the chosen block's maps and the all-blocks overview.
+    statistics: "matched" (DFR statistics over windows of the training patch) or "whole" (the paper's)."""
+    r = D.inspect(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed, statistics)
     return ((D.display_png(r.before, "before"), D.display_png(r.after, "after")), D.display_png(r.block, "block"),
             D.display_png(r.overview, "overview"), r.facts)
 
@@ -111,10 +113,10 @@ def quantile_t(image, task, stage=1, level=0, t=0.75, q=0.9, reference=None, syn
 @gpu
 @user_errors
 def inspect_figure(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25,
-                   rain="light", blur_size=21, seed=0):
+                   rain="light", blur_size=21, seed=0, statistics="matched"):
     """The chosen block's figure as a high-resolution PNG and a PDF, for slides."""
     return [str(p) for p in D.inspect_figure(image, task, stage, level, t, reference, synthesize, sigma, rain,
-                                             blur_size, seed)]
+                                             blur_size, seed, statistics)]
 
 
 @gpu
@@ -189,9 +191,10 @@ def example_values(evt: gr.SelectData):
 
 @user_errors
 def on_upload(image):
-    """On arrival of a photo: the reader's message or the diagnosis, and the task it suggests (selected)."""
+    """On arrival of a photo: the reader's message or the diagnosis, and the task it suggests (selected); a photo
+    that looks clean empties the selection (Restore then asks which task to run); an unreadable one leaves it."""
     report = D.check_input(image)
-    return report.message, gr.update(value=report.task) if report.task else gr.update()
+    return report.message, gr.update(value=report.task) if report.select else gr.update()
 
 
 @user_errors
@@ -258,6 +261,7 @@ def build() -> gr.Blocks:
                     upload_msg = gr.Markdown(elem_id="upload-message")
                     reference_msg = gr.Markdown(elem_id="reference-message")
             with gr.Column(scale=2):
+                # empty (None) after a photo that looks clean: every tab then asks which task to run
                 task = gr.Radio(list(D.TASKS), value="denoise", label="Task")
                 synthesize = gr.Checkbox(False, label="Degrade a clean photo first (the input is the clean photo)")
                 with gr.Accordion("Synthetic degradation settings", open=False):
@@ -299,6 +303,10 @@ def build() -> gr.Blocks:
                     level = gr.Slider(0, 3, value=0, step=1, label="Level")
                     # fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
                     t = gr.Slider(0.0, 1.0, value=0.75, step=0.0001, label="Mask threshold t", elem_id="t-slider")
+                    # the engine's default takes the DFR statistics over training-patch windows; "whole" is the
+                    # paper's (and breaks smooth regions of large photos: docs/design.md)
+                    statistics = gr.Radio([("matched to training", "matched"), ("whole image (paper)", "whole")],
+                                          value="matched", label="DFR statistics", elem_id="statistics")
                 with gr.Row():
                     inspect_btn = gr.Button("Inspect", variant="primary")
                     sweep_btn = gr.Button("Sweep t (9 runs)")
@@ -317,12 +325,13 @@ def build() -> gr.Blocks:
                                         show_label=False, elem_id="inspect-overview")
                 sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot",
                                      show_label=False, visible=False)     # shown once a sweep has run
-                ins_in = [image, task, stage, level, t, *prep]
+                ins_in = [image, task, stage, level, t, *prep, statistics]
                 ins_out = [ins_slider, block_img, overview_img, ins_facts]
                 inspect_btn.click(inspect, ins_in, ins_out, api_name="inspect")
                 t.release(inspect, ins_in, ins_out, api_name=False)
                 stage.input(inspect, ins_in, ins_out, api_name=False)
                 level.release(inspect, ins_in, ins_out, api_name=False)
+                statistics.input(inspect, ins_in, ins_out, api_name=False)
                 sweep_btn.click(t_sweep, [image, task, stage, level, *prep], sweep_img, api_name="t_sweep").success(
                     lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
                 q_btn.click(quantile_t, [image, task, stage, level, t, q, *prep], t, api_name="quantile_t").success(

@@ -26,7 +26,8 @@ CANDIDATES = ROOT / "runs" / "candidates"
 # input: the app's showcase camera-shake photo, where the round-two deblur model printed a row of dots.
 REAL_PHOTOS = {"deblur": ["assets/clock_motion.png"]}
 CARD_MAX_SIDE = 256        # the evaluation crops of every shipped card: candidates are compared at the same size
-SPLIT_FILES = {"val": "val", "test": "test", "test, with BM3D": "test-BM3D"}
+SPLIT_FILES = {"val": "val", "test": "test", "test, with BM3D": "test-BM3D", "test, 512 px": "test-512"}
+APP_SIDE = 512             # the app runs images up to this side whole: the cards report this size too
 
 
 class GridArtifactError(SystemExit):
@@ -89,9 +90,22 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
         log(f"evaluating {weights} on {label} ...")
         results[label] = _jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
                                             baselines=baselines, max_side=max_side))
+    if "test" in sets:       # what the app does: photos up to 512 px, restored as the app restores them
+        log(f"evaluating {weights} on test, {APP_SIDE} px ...")
+        results["test, 512 px"] = _jsonable(evaluate(task, lambda image: restorer.restore(image, tile=APP_SIDE),
+                                                     split_images("test"), baselines=[], max_side=APP_SIDE))
+        log(f"safety gate of {weights} (clean and lightly degraded test photos, 256 and {APP_SIDE} px) ...")
+        results["safety"] = _jsonable(safety_gate(task, restorer, split_images("test")))
     results["real_photos"] = real_photo_ratios(task, lambda image: restorer.restore(image, tile=0))
     results["latency_512_s"] = latency_512(weights)
     return results
+
+
+def safety_gate(task: str, restorer, photos: dict) -> dict:
+    """drcnet.safety.gate on these photos at 256 and 512 px and on the examples; the rendered table kept."""
+    from . import safety
+
+    return safety.gate(task, restorer, photos, sizes=safety.SIZES)
 
 
 def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> dict:
@@ -121,6 +135,7 @@ def mean_psnr(results: dict) -> float:
 def decide(candidate: dict, shipped: dict) -> dict:
     """Ship only if the gate passes and the candidate is ahead on both the validation and the test mean."""
     failures = gate_failures(candidate["test"], candidate.get("real_photos"))
+    failures += [f"safety: {f}" for f in candidate.get("safety", {}).get("failures", [])]
     before = {split: mean_psnr(shipped[split]) for split in ("val", "test")}
     after = {split: mean_psnr(candidate[split]) for split in ("val", "test")}
     reasons = [f"gate: {f}" for f in failures]
@@ -272,6 +287,8 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     if results.get("real_photos"):
         lines += ["Local grid ratio on real photos, against the input (gate " + f"{LOCAL_GRID_BOUND}): " +
                   ", ".join(f"`{k}` {v:.2f}" for k, v in results["real_photos"].items()), ""]
+    if results.get("safety"):
+        lines += safety_section(results["safety"])
     lines += ["## Evaluation", ""]
     for label, res in results.items():
         if label in SPLIT_FILES:
@@ -281,6 +298,22 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     legs = checkpoints / f"{task}.legs.json"
     if legs.is_file():
         write_legs_section(card, json.loads(legs.read_text()))
+
+
+def safety_section(gate: dict) -> list[str]:
+    """The card's "Safety on clean photos": drcnet.safety's table on the test photos and what it found."""
+    from . import safety
+
+    verdict = "passed" if not gate["failures"] else "FAILED: " + "; ".join(gate["failures"])
+    return ["## Safety on clean photos", "",
+            f"Clean and lightly degraded test photos (centre crops of at most 256 and 512 px), restored as the app "
+            f"does ({gate['statistics']}). Each cell: mean PSNR against the clean photo (worst photo); the "
+            f"largest move of a {safety.BLOCK} px block's channel mean, in grey levels. Gate: clean photos "
+            f">= {safety.CLEAN_MEAN_DB[gate['task']]:g} dB on average, blocks <= {safety.BLOCK_MOVE:g} grey levels "
+            f"(drcnet/safety.py): {verdict}.", "",
+            gate["table"], "",
+            "Examples of assets/ (largest block move against the input): " +
+            ", ".join(f"`{k}` {v:.1f}" for k, v in gate["examples"].items()), ""]
 
 
 def previous_table(new: dict, old: dict) -> str:

@@ -190,8 +190,18 @@ def test_an_upload_is_checked_on_arrival_with_the_handlers_message(app, files, k
     message, task = app["on_upload"](str(files / f"{kind}.png"))
     assert message == f"⚠️ {user_message(app, 'restore', str(files / f'{kind}.png'), 'denoise')}"
     assert message.startswith(f"⚠️ {MESSAGES[kind]}")
-    assert task.get("value") is None                        # the task stays as it was
+    assert "value" not in task                              # the task stays as it was
     assert app["on_reference_upload"](str(files / f"{kind}.png")).startswith(f"⚠️ {MESSAGES[kind]}")
+
+
+def test_a_clean_upload_empties_the_task_and_restore_asks_which(app):
+    """app.py's wiring: a photo that looks clean sets the task radio to None; Restore (through user_errors, as
+    the page calls it) answers with the question and the warning, as a gr.Error."""
+    photo = str(D.ASSETS / "coffee_clean.png")
+    message, task = app["on_upload"](photo)
+    assert "looks clean" in message and task["__type__"] == "update" and task["value"] is None
+    answer = user_message(app, "restore", photo, None)
+    assert answer.startswith("No task selected") and "looks clean" in answer and "Unexpected" not in answer
 
 
 def test_a_good_upload_gets_its_diagnosis_and_task(app):

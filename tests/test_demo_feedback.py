@@ -36,10 +36,64 @@ def test_upload_of_a_noisy_photo_names_the_noise_and_selects_denoise():
     assert report.diagnosis["task"] == "denoise" and report.diagnosis["scores"]["sigma"] > 2
 
 
-def test_upload_of_a_clean_photo_warns_and_leaves_the_task():
+def test_upload_of_a_clean_photo_warns_and_selects_no_task():
+    """A photo diagnosed clean empties the task selection (one click on Restore must not soften it)."""
     report = D.check_input(str(ASSETS / "coffee_clean.png"))
-    assert report.task is None and "looks clean" in report.message and "Degrade a clean photo first" in \
-        report.message
+    assert report.select and report.task is None              # select "no task", not "leave it as it is"
+    assert "looks clean" in report.message and "Degrade a clean photo first" in report.message
+    assert "No task is selected" in report.message
+    noisy = D.check_input(str(ASSETS / "hubble_noise.png"))
+    assert noisy.select and noisy.task == "denoise"
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch):
+    """Fail the test if a model is loaded or an input prepared past the task check."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model or an input was loaded with no task selected")
+    monkeypatch.setattr(D, "model_for", refuse)
+    monkeypatch.setattr(D, "get_restorer", refuse)
+    monkeypatch.setattr(D, "load", refuse)
+
+
+@pytest.mark.parametrize("task", [None, ""])
+def test_restore_with_no_task_asks_which_and_repeats_the_warning(nothing_runs, task):
+    photo = str(ASSETS / "coffee_clean.png")
+    with pytest.raises(D.DemoError) as e:
+        D.restore(photo, task)
+    message = D.user_message(e.value)
+    assert message.startswith("No task selected: choose which task to run"), message
+    assert "denoise, derain or deblur" in message
+    assert "looks clean" in message and "Restoring a clean photo can only soften it" in message
+    assert "*" not in message                                 # an error toast, not markdown
+    assert not D._models
+
+
+def test_every_tab_with_no_task_asks_which(nothing_runs):
+    """Inspect, the t sweep, the quantile control, the figure, Intra-CR and Compare answer the same way."""
+    photo = str(ASSETS / "coffee_clean.png")
+    calls = [lambda: D.inspect(photo, None), lambda: D.t_sweep(photo, None), lambda: D.quantile_t(photo, None),
+             lambda: D.inspect_figure(photo, None), lambda: D.intra_cr(photo, None, synthesize=False),
+             lambda: list(D.compare_steps(photo, None))]
+    for call in calls:
+        with pytest.raises(D.DemoError, match="No task selected") as e:
+            call()
+        assert "looks clean" in str(e.value)
+
+
+def test_no_task_on_a_photo_to_degrade_or_a_degraded_one():
+    """Degrading a clean photo first: only the question (the warning is moot). A degraded photo: the question
+    and the diagnosis's suggestion."""
+    clean = str(ASSETS / "coffee_clean.png")
+    assert D.no_task_message(clean, synthesize=True) == D.NO_TASK
+    with pytest.raises(D.DemoError) as e:
+        D.restore(clean, None, synthesize=True)
+    assert str(e.value) == D.NO_TASK
+    noisy = D.no_task_message(str(ASSETS / "hubble_noise.png"))
+    assert noisy.startswith(D.NO_TASK) and "suggests denoise" in noisy
+    assert D.no_task_message(None) == D.NO_TASK
+    with pytest.raises(D.DemoError, match="No task selected"):
+        D.checkpoint_path(None)
 
 
 def test_upload_of_a_bad_file_gives_the_handlers_message(tmp_path):

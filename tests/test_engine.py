@@ -140,13 +140,15 @@ def test_overlap_larger_than_half_the_tile_is_refused(tiny_restorer):
 # ---------------------------------------------------------------- the shipped checkpoints
 
 def shipped(task: str, device, precision=None) -> Restorer:
-    """checkpoints/<task>.safetensors through the public API (whatever its storage dtype, it loads as float32)."""
+    """checkpoints/<task>.safetensors through the public API (whatever its storage dtype, it loads as float32).
+    With the paper's whole-image statistics, so that tile=0 and the requested tiles run as asked: these tests
+    check the tiling and precision machinery (the default "matched" tiles are tests/test_statistics.py's)."""
     path = CHECKPOINTS / f"{task}.safetensors"
     if not path.is_file():
         pytest.skip(f"{path.name} is not shipped in this checkout")
     model, meta = load_checkpoint(path)
     assert meta["task"] == task and next(model.parameters()).dtype == torch.float32
-    return Restorer(model, device=device, precision=precision, meta=meta)
+    return Restorer(model, device=device, precision=precision, meta=meta, statistics="whole")
 
 
 def degraded_photo(task: str, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,10 @@ def checkpoint_path(task: str) -> Path:
     return checkpoints_dir() / f"{task}.safetensors"
 
 
-def check_task(task: str) -> str:
+def check_task(task: str | None) -> str:
+    if task in (None, ""):                  # the task selection is empty after a photo that looks clean
+        from .upload import NO_TASK
+        raise DemoError(NO_TASK)
     if task not in TASKS:
         raise DemoError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return task
@@ -273,7 +276,12 @@ def prepare(image, task: str, reference=None, synthesize: bool = False, sigma: f
     degradations (fixed seed: the same settings give the same picture), optionally shrink to max_side.
 
     synthesize=True: `image` is the clean photo; the degraded input is made from it, the clean one is the
-    reference. Otherwise `image` is already degraded and `reference` (optional) its clean version."""
+    reference. Otherwise `image` is already degraded and `reference` (optional) its clean version.
+    task None or "" (no task selected, as after a photo that looks clean): a DemoError that asks which task to
+    run, repeating the clean-photo warning; nothing is loaded or run."""
+    if task in (None, ""):
+        from .upload import no_task_message
+        raise DemoError(no_task_message(image, synthesize))
     check_task(task)
     key = (str(image), _mtime(image), str(reference), _mtime(reference), task, bool(synthesize), float(sigma),
            rain, int(blur_size), int(seed), max_side)
@@ -364,7 +372,8 @@ def restore(image, task: str, reference=None, synthesize: bool = False, sigma: f
                    "drcnet": quality(out2, prepared.clean, task)}
     h, w = stats["size"]
     facts = (f"{task} | {w}x{h} | device {stats['device']} | precision {stats['precision']} | "
-             f"{stats['seconds']:.2f} s | {stats['tiles']} tile{'s' if stats['tiles'] != 1 else ''}")
+             f"{stats['seconds']:.2f} s | {stats['tiles']} tile{'s' if stats['tiles'] != 1 else ''} | "
+             f"{restorer.describe_statistics()}")
     if metrics:
         m, i = metrics["drcnet"], metrics["input"]
         facts += (f" | PSNR {i['psnr']:.2f} -> {m['psnr']:.2f} dB, SSIM {i['ssim']:.3f} -> {m['ssim']:.3f}"
@@ -511,7 +520,8 @@ from .figures import fig_to_image  # noqa: E402,F401
 from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
                           overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
 from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
-from .upload import UploadReport, check_input, check_reference, diagnose_file  # noqa: E402,F401
+from .upload import (NO_TASK, UploadReport, check_input, check_reference, diagnose_file,  # noqa: E402,F401
+                     no_task_message)
 from .compare_tab import (INPUT, CompareResult, baseline_info, compare, compare_figure,  # noqa: E402,F401
                           compare_pair, compare_steps, crop_box, short_name, table_order, zoom_crops, zoom_point,
                           zoom_source)

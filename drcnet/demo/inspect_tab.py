@@ -167,18 +167,27 @@ class InspectResult:
     metrics: dict | None
 
 
-def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int = 0):
-    """One forward at threshold t with the feature probe attached; the caller holds the task lock."""
-    restorer.set_threshold(float(t))
-    try:
+STATISTICS = {"matched": "matched to training", "whole": "whole image (paper)"}
+
+
+def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int = 0,
+              statistics: str = "matched"):
+    """(restored image, maps) at threshold t; the caller holds the task lock. The maps always come from one
+    probed pass over the whole image (a block's map is one picture); the restored image comes from the chosen
+    statistics: "matched" (tiles of the training patch, what Restore runs) or "whole" (that same whole pass)."""
+    if statistics not in STATISTICS:
+        raise DemoError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
+    with restorer.using(t=float(t), statistics="whole"):
         with FeatureProbe(restorer.model, channel=channel, pca=False) as probe:
             out = restorer.restore(degraded, tile=0)
-        return out, probe.maps
-    finally:
-        restorer.reset_threshold()
+    if statistics == "matched" and restorer.matched_patch:
+        with restorer.using(t=float(t), statistics="matched"):
+            out = restorer.restore(degraded, tile=0)
+    return out, probe.maps
 
 
-def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed):
+def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed,
+           statistics="matched"):
     """Validate, prepare (at most INSPECT_MAX_SIDE px) and run one probed forward at t: what inspect, the
     quantile control and the figure download share."""
     stage, level = int(stage), int(level)
@@ -191,17 +200,21 @@ def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blu
         raise DemoError(f"level must lie in 0..{depth - 1}, got {level}")
     start = time.perf_counter()
     with task_lock(task):
-        out, maps = probe_run(restorer, prepared.degraded, t)
-    return prepared, out, maps, time.perf_counter() - start
+        out, maps = probe_run(restorer, prepared.degraded, t, statistics=statistics)
+        with restorer.using(statistics=statistics):
+            ran = restorer.describe_statistics()
+    return prepared, out, maps, time.perf_counter() - start, ran
 
 
 def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, reference=None,
             synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
-            seed: int = 0) -> InspectResult:
-    """Re-run the model at threshold t (input at most INSPECT_MAX_SIDE px) and draw the maps of one block."""
+            seed: int = 0, statistics: str = "matched") -> InspectResult:
+    """Re-run the model at threshold t (input at most INSPECT_MAX_SIDE px) and draw the maps of one block.
+    statistics: "matched" (the engine's default: tiles of the training patch, as Restore runs) or "whole"
+    (over the whole image, as the paper): the facts line says which ran."""
     stage, level, t = int(stage), int(level), float(t)
-    prepared, out, maps, seconds = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain,
-                                          blur_size, seed)
+    prepared, out, maps, seconds, ran = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain,
+                                               blur_size, seed, statistics)
     block = block_figure(maps[(stage, level)], prepared.degraded, stage, level, t)
     overview = overview_figure(maps, prepared.degraded, t)
     metrics = quality(out, prepared.clean, task)
@@ -209,6 +222,7 @@ def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, r
     facts = f"t = {t:.2f}{f' ({t:.4f})' if round(t, 2) != round(t, 4) else ''} | {w}x{h} | forward {seconds:.2f} s"
     if metrics:
         facts += f" | PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
+    facts += f" | {ran}"
     facts += "\n\n" + f"**S{stage} L{level}**: " + explain_mask(maps[(stage, level)], t)
     coverage = {k: m.coverage for k, m in maps.items() if m.coverage is not None}
     return InspectResult(to_pil(prepared.degraded), to_pil(out), block, overview, facts, coverage, metrics)
@@ -284,7 +298,7 @@ def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75
     """The t that puts the top (1 - q) of the chosen block's M_sr in the mask. The map is read at the current t:
     the first block's M_sr does not depend on t, later blocks' maps shift a little once t changes (their input
     passed through earlier masks), so their coverage at the new t is close to, not exactly, 1 - q."""
-    _, _, maps, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
+    _, _, maps, _, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
     m = maps[(int(stage), int(level))]
     if m.response is None:
         raise DemoError(f"stage {stage} level {level} has no spatial filter: no response map to take t from")
@@ -293,11 +307,11 @@ def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75
 
 def inspect_figure(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, reference=None,
                    synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
-                   seed: int = 0, dpi: int = 200) -> list:
+                   seed: int = 0, statistics: str = "matched", dpi: int = 200) -> list:
     """The inspector's block figure for slides: one high-resolution PNG and a PDF (vector), titles and colour
     bars included. Re-runs the forward (one pass) rather than keeping every session's maps in memory."""
     stage, level, t = int(stage), int(level), float(t)
-    prepared, _, maps, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size,
-                                  seed)
+    prepared, _, maps, _, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size,
+                                     seed, statistics)
     fig = _block_fig(maps[(stage, level)], prepared.degraded, stage, level, t, dpi=dpi)
     return save_figure(fig, f"dfr_{task}_S{stage}L{level}_t{t:.3f}")

@@ -1,5 +1,7 @@
 """What the page says the moment a photo arrives, on every tab: the reader's verdict (the same message every
-handler would give later) and, for the input, which task fits it (drcnet.diagnose), with that task selected."""
+handler would give later) and, for the input, which task fits it (drcnet.diagnose), with that task selected; a
+photo that looks clean gets a warning and no task at all, so that Restore asks which one to run (no_task_message)
+rather than softening a clean photo on one click."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,11 +12,15 @@ CLEAN_HINT = ("Restoring a clean photo can only soften it. To see a task at work
               "first*.")
 
 
+NO_TASK = "No task selected: choose which task to run on this photo (denoise, derain or deblur)."
+
+
 @dataclass
 class UploadReport:
     message: str                    # markdown for the page; "" when there is nothing to say
-    task: str | None = None         # the task to select (None: leave the choice as it is)
+    task: str | None = None         # the task to select when `select` (None: no task, the photo looks clean)
     diagnosis: dict | None = None   # drcnet.diagnose's task, finding and scores (the /diagnose answer)
+    select: bool = False            # change the task selection to `task` (False: leave the choice as it is)
 
 
 def read_checked(path, what: str):
@@ -31,9 +37,14 @@ def diagnose_file(path) -> dict:
     return {"task": d.task, "finding": d.finding, "scores": {k: round(v, 4) for k, v in d.scores.items()}}
 
 
+def clean_warning(diagnosis: dict) -> str:
+    """The warning for a photo that looks clean (markdown, without the leading sign)."""
+    return f"This photo {diagnosis['finding']}. {CLEAN_HINT}"
+
+
 def check_input(path) -> UploadReport:
-    """The input's report: the error message of an unreadable file, or the diagnosis and the task it suggests
-    (a clean-looking photo gets a warning and no task change)."""
+    """The input's report: the error message of an unreadable file (the task left as it is), or the diagnosis
+    and the task it selects: a clean-looking photo gets a warning and no task."""
     if path in (None, ""):
         return UploadReport("")
     try:
@@ -44,9 +55,24 @@ def check_input(path) -> UploadReport:
             raise
         return UploadReport(f"⚠️ {message}")
     if diagnosis["task"] is None:
-        return UploadReport(f"⚠️ This photo {diagnosis['finding']}. {CLEAN_HINT}", None, diagnosis)
+        return UploadReport(f"⚠️ {clean_warning(diagnosis)} No task is selected: pick one to restore it anyway.",
+                            None, diagnosis, select=True)
     return UploadReport(f"Diagnosis: **{diagnosis['finding']}** (task selected; pick another if you know "
-                        "better).", diagnosis["task"], diagnosis)
+                        "better).", diagnosis["task"], diagnosis, select=True)
+
+
+def no_task_message(image=None, synthesize: bool = False) -> str:
+    """What a handler answers when no task is selected: which task to run, and for a photo that looks clean
+    (not one the app is asked to degrade first), the upload's warning again. Plain text (an error message)."""
+    if synthesize or image in (None, ""):
+        return NO_TASK
+    try:
+        diagnosis = diagnose_file(image)
+    except Exception:               # an unreadable file: the handler's reader says so once a task is chosen
+        return NO_TASK
+    if diagnosis["task"] is not None:
+        return f"{NO_TASK} The diagnosis suggests {diagnosis['task']}: {diagnosis['finding']}."
+    return f"{NO_TASK} {clean_warning(diagnosis)}".replace("*", "")
 
 
 def check_reference(path) -> str:

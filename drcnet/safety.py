@@ -1,0 +1,226 @@
+"""The safety gate: what visitors bring must not break.
+
+A visitor's photo is usually clean or lightly degraded, full size (the app runs images up to 512 px whole), and
+the first thing a talk audience sees. So, for every task, a shipped checkpoint must:
+
+- give a clean photo back nearly unchanged: PSNR against itself at least CLEAN_MEAN_DB on average (deblur
+  sharpens, so it gets less) and, for denoise and derain, CLEAN_EACH_DB on every photo;
+- move no BLOCK x BLOCK px block of a clean or lightly degraded photo by more than BLOCK_MOVE grey levels
+  (the mean of a colour channel over the block: a colour blotch or a rainbow band moves it, detail does not);
+- give a lightly degraded photo (LIGHT: noise sigma 2, 5 and each task's lightest setting) back at
+  LIGHT_EACH_DB or better against the clean photo, or at least no more than LIGHT_LOSS_DB below the input itself
+  (a 7 px motion blur starts below LIGHT_EACH_DB: it must not get worse);
+- agree with itself: whole and tiled, eager and compiled outputs within AGREE_DB of each other.
+
+Measured at 256 px and at the app's 512 px (centre crops), on the test photos when shipping (drcnet.release) and
+on the clean photos and examples of assets/ in the test suite (tests/test_safety.py). The numbers of the shipped
+checkpoints are in their cards ("Safety on clean photos"); `python scripts/safety.py` prints them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .degrade import degrade
+
+SIZES = (256, 512)
+CLEAN_MEAN_DB = {"denoise": 34.0, "derain": 34.0, "deblur": 30.0}
+CLEAN_EACH_DB = {"denoise": 30.0, "derain": 30.0}
+LIGHT_EACH_DB = 28.0
+LIGHT_LOSS_DB = 1.0
+BLOCK, BLOCK_MOVE = 32, 40.0
+AGREE_DB = 40.0
+# The lightly degraded inputs: noise of sigma 2 and 5 for every task (a phone photo), and each task's lightest
+# own setting. sigma 0 is the clean photo itself.
+LIGHT = {
+    "denoise": [{"name": "sigma2", "sigma": 2}, {"name": "sigma5", "sigma": 5}, {"name": "sigma15", "sigma": 15}],
+    "derain": [{"name": "sigma2", "noise": 2}, {"name": "sigma5", "noise": 5}, {"name": "light", "setting": "light"}],
+    "deblur": [{"name": "sigma2", "noise": 2}, {"name": "sigma5", "noise": 5}, {"name": "kernel7", "size": 7}],
+}
+
+
+def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two images in [0, 1] after rounding both to 8 bits, as a saved photo would be."""
+    a8, b8 = np.round(np.clip(a, 0, 1) * 255), np.round(np.clip(b, 0, 1) * 255)
+    mse = float(np.mean((a8 - b8) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def block_move(out: np.ndarray, ref: np.ndarray, block: int = BLOCK) -> float:
+    """The largest change, in grey levels (0-255), of one colour channel's mean over a block x block tile."""
+    h, w = (out.shape[0] // block) * block, (out.shape[1] // block) * block
+    if h == 0 or w == 0:
+        return float(np.abs(out.mean((0, 1)) - ref.mean((0, 1))).max() * 255)
+    diff = (out[:h, :w] - ref[:h, :w]).reshape(h // block, block, w // block, block, -1).mean((1, 3))
+    return float(np.abs(diff).max() * 255)
+
+
+def pixels_off(out: np.ndarray, ref: np.ndarray, levels: float = 40) -> int:
+    """How many pixels differ by more than `levels` grey levels in some channel."""
+    return int((np.abs(np.round(out * 255) - np.round(ref * 255)).max(-1) > levels).sum())
+
+
+def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[y:y + side, x:x + side]
+
+
+def lightly_degraded(clean: np.ndarray, task: str, setting: dict, seed: int = 0) -> np.ndarray:
+    """One LIGHT input: plain Gaussian noise (noise = sigma in grey levels) or the task's own degradation."""
+    rng = np.random.default_rng(seed)
+    setting = {k: v for k, v in setting.items() if k != "name"}
+    if "noise" in setting:
+        noisy = clean + rng.normal(0.0, setting["noise"] / 255.0, clean.shape)
+        return (np.round(np.clip(noisy, 0, 1) * 255) / 255).astype(np.float32)
+    return degrade(clean, task, rng, **setting)[0]
+
+
+@dataclass
+class Report:
+    """Every score of one checkpoint on a set of clean photos, and the failures against the bounds."""
+    task: str
+    rows: list[dict] = field(default_factory=list)      # photo, size, setting, psnr, block_move, pixels_off
+
+    def clean_psnr(self, size: int) -> list[float]:
+        return [r["psnr"] for r in self.rows if r["size"] == size and r["setting"] == "clean"]
+
+    def summary(self) -> dict:
+        """{size: {setting: {"mean": dB, "worst": dB, "block_move": grey levels}}}."""
+        out: dict = {}
+        for r in self.rows:
+            out.setdefault(r["size"], {}).setdefault(r["setting"], []).append(r)
+        return {size: {s: {"mean": float(np.mean([r["psnr"] for r in rows])),
+                           "worst": float(min(r["psnr"] for r in rows)),
+                           "block_move": float(max(r["block_move"] for r in rows))}
+                       for s, rows in by_setting.items()}
+                for size, by_setting in out.items()}
+
+    def failures(self) -> list[str]:
+        failures = []
+        for size in sorted({r["size"] for r in self.rows}):
+            clean = self.clean_psnr(size)
+            if clean and np.mean(clean) < CLEAN_MEAN_DB[self.task]:
+                failures.append(f"{size} px: clean photos come back at {np.mean(clean):.2f} dB on average "
+                                f"(bound {CLEAN_MEAN_DB[self.task]} dB)")
+        for r in self.rows:
+            where = f"{r['photo']} at {r['size']} px, {r['setting']}"
+            each = CLEAN_EACH_DB.get(self.task) if r["setting"] == "clean" else \
+                min(LIGHT_EACH_DB, r.get("input_psnr", float("inf")) - LIGHT_LOSS_DB)
+            if each is not None and r["psnr"] < each:
+                failures.append(f"{where}: {r['psnr']:.2f} dB (bound {each:.2f} dB)")
+            if r["block_move"] > BLOCK_MOVE:
+                failures.append(f"{where}: a {BLOCK} px block moved by {r['block_move']:.0f} grey levels "
+                                f"(bound {BLOCK_MOVE:g})")
+        return failures
+
+
+def clean_photo_report(task: str, restore, photos: dict, sizes=SIZES, light: bool = True) -> Report:
+    """Restore each clean photo (name -> HxWx3 float32 in [0, 1]) and its LIGHT variants at each size (centre
+    crops of at most size x size px: a smaller photo is used whole and counted at that size, as the app would
+    run it); restore: HxWx3 float32 -> same."""
+    report = Report(task)
+    for name, photo in photos.items():
+        for size in sizes:
+            clean = np.ascontiguousarray(centre_crop(photo, size), np.float32)
+            inputs = [("clean", clean)]
+            if light:
+                inputs += [(s["name"], lightly_degraded(clean, task, s)) for s in LIGHT[task]]
+            for setting, degraded in inputs:
+                out = np.clip(np.asarray(restore(degraded), np.float32), 0, 1)
+                report.rows.append({"photo": name, "size": size, "setting": setting,
+                                    "psnr": psnr_u8(out, clean), "input_psnr": psnr_u8(degraded, clean),
+                                    "block_move": block_move(out, degraded),
+                                    "pixels_off": pixels_off(out, degraded)})
+    return report
+
+
+def agreement(outputs: dict) -> dict:
+    """PSNR of every output against the first one ({"whole": ..., "tiled": ..., "compiled": ...})."""
+    names = list(outputs)
+    first = outputs[names[0]]
+    return {f"{names[0]} vs {n}": psnr_u8(outputs[n], first) for n in names[1:]}
+
+
+def markdown(report: Report) -> str:
+    """The card's table: mean (worst) PSNR against the clean photo, and the largest block move, per setting."""
+    summary = report.summary()
+    settings = ["clean"] + [s["name"] for s in LIGHT[report.task]]
+    lines = ["| size | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
+    for size, row in sorted(summary.items()):
+        cells = [f"{row[s]['mean']:.2f} ({row[s]['worst']:.2f}); {row[s]['block_move']:.0f}" if s in row else "-"
+                 for s in settings]
+        lines.append(f"| {size} px | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the photos the gate runs on
+
+def asset_photos(assets=None) -> dict:
+    """The clean photos of assets/ (*_clean.png), float32 RGB in [0, 1]: the gate's photos in the test suite."""
+    from .imageio import load_image
+    from .paths import ASSETS
+
+    folder = ASSETS if assets is None else assets
+    return {p.name: np.ascontiguousarray(load_image(p).rgb, np.float32) for p in sorted(folder.glob("*_clean.png"))}
+
+
+def example_moves(task: str, restore, assets=None) -> dict:
+    """{example: largest block move against its input} for every example of assets/examples.json of this task,
+    restored whole (as the app does): a colour blotch on a real photo shows here."""
+    import json
+
+    from .imageio import load_image
+    from .paths import ASSETS
+
+    folder = ASSETS if assets is None else assets
+    moves = {}
+    for example in json.loads((folder / "examples.json").read_text()):
+        if example["task"] == task:
+            photo = np.ascontiguousarray(load_image(folder / example["input"]).rgb, np.float32)
+            moves[example["input"]] = block_move(np.clip(restore(photo), 0, 1), photo)
+    return moves
+
+
+def gate(task: str, restorer, photos: dict, sizes=SIZES, assets=None) -> dict:
+    """The whole gate for one restorer: the clean-photo report, the examples, and the failures (empty: pass)."""
+    restore = lambda image: restorer.restore(image, tile=0)      # noqa: E731 - whole, as the app runs <= 512 px
+    report = clean_photo_report(task, restore, photos, sizes)
+    moves = example_moves(task, restore, assets)
+    failures = report.failures() + [f"example {name}: a {BLOCK} px block moved by {m:.0f} grey levels "
+                                    f"(bound {BLOCK_MOVE:g})" for name, m in moves.items() if m > BLOCK_MOVE]
+    return {"task": task, "summary": report.summary(), "examples": moves, "failures": failures,
+            "table": markdown(report), "statistics": restorer.describe_statistics()}
+
+
+# ---------------------------------------------------------------- before / after, for the cards
+
+def before_after(task: str, checkpoint, photos: dict, sizes=SIZES, log=print) -> str:
+    """Markdown: the test set (mean PSNR per setting) and the clean-photo gate at each size, with the paper's
+    whole-image statistics ("whole", the behaviour before) and the engine's default ("matched")."""
+    from .engine import Restorer
+    from .evaluate import evaluate
+
+    restorer = Restorer.from_checkpoint(checkpoint)
+    lines = ["| statistics | size | " + " | ".join(_settings(task)) + " | clean photos: mean (worst) | "
+             "largest block move |", "|---" * (len(_settings(task)) + 4) + "|"]
+    for statistics in ("whole", "matched"):
+        restorer.set_statistics(statistics)
+        for size in sizes:
+            log(f"{task}: {statistics} statistics, {size} px ...")
+            res = evaluate(task, lambda image: restorer.restore(image, tile=size), photos, baselines=[],
+                           max_side=size)
+            report = clean_photo_report(task, lambda image: restorer.restore(image, tile=size), photos, (size,))
+            clean = report.summary()[size]["clean"] if size in report.summary() else None
+            worst_move = max(r["block_move"] for r in report.rows)
+            cells = [f"{res['mean'][s]['drcnet']['psnr']:.2f}" for s in res["settings"]]
+            lines.append(f"| {statistics} | {size} px | " + " | ".join(cells) +
+                         f" | {clean['mean']:.2f} ({clean['worst']:.2f}) | {worst_move:.0f} |")
+    return "\n".join(lines)
+
+
+def _settings(task: str) -> list[str]:
+    from .degrade import eval_settings
+
+    return [s["name"] for s in eval_settings(task)]
