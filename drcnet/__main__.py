@@ -1,6 +1,6 @@
 """`python -m drcnet ...`: see drcnet/cli.py."""
 import sys
 
-from .cli import main
+from drcnet.cli import main
 
 sys.exit(main())

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .model import create_model
+from drcnet.model import create_model
 
 LAYOUTS = [("fp32 NCHW", torch.float32, torch.contiguous_format),
            ("fp32 channels_last", torch.float32, torch.channels_last),
@@ -243,7 +243,7 @@ def large_image_child(preset: str, height: int, width: int, device: str | None) 
     """Runs in its own process, so the peak RSS it reports is the tiled restoration's alone (model, input
     image, accumulators and one tile's activations). Every 10 tiles it logs progress and the peak so far
     to stderr, so a run cut short still tells its memory and its pace."""
-    from .engine import Restorer
+    from drcnet.engine import Restorer
 
     torch.manual_seed(0)
     restorer = Restorer(create_model(preset), device=device)

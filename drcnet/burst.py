@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from .datapack import MissingPackError, check_pack
-from .jobs import ROOT, TIMED_OUT, log, machine, read_jsonl, run_logged
-from .recipe import TASKS, load_recipe
+from drcnet.datapack import MissingPackError, check_pack
+from drcnet.jobs import ROOT, TIMED_OUT, log, machine, read_jsonl, run_logged
+from drcnet.recipe import TASKS, load_recipe
 
 # Shares of the training time: deblur is furthest from its target and learns slowest, so it gets the most.
 SHARES = {"denoise": 0.3, "derain": 0.25, "deblur": 0.45}
@@ -87,7 +87,7 @@ def trainer_command(task: str, seconds: float, args, run: Path) -> list[str]:
 
 
 def _preset_of(checkpoint: Path) -> str:
-    from .checkpoint import read_metadata
+    from drcnet.checkpoint import read_metadata
 
     try:
         return read_metadata(checkpoint).get("preset", "")
@@ -98,7 +98,7 @@ def _preset_of(checkpoint: Path) -> str:
 def copy_weights(run: Path, task: str, out: Path) -> dict:
     """The run's best weights (else its last) as float16 <task>.safetensors in out: done first, so that nothing
     read afterwards (a log cut short by a kill) can lose them."""
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from drcnet.checkpoint import load_checkpoint, save_checkpoint
 
     for name in ("best.safetensors", "last.safetensors"):
         source = run / name
@@ -169,8 +169,8 @@ def data_cost(args, device) -> dict:
     """Milliseconds to make one training batch on the device (the part of a step that is data), per task."""
     import torch
 
-    from .data import list_images
-    from .device_batches import DeviceBatchStream
+    from drcnet.data import list_images
+    from drcnet.device_batches import DeviceBatchStream
 
     images = list_images(Path(args.data) / "train")
     costs = {}
@@ -192,9 +192,9 @@ def data_cost(args, device) -> dict:
 def benchmark(device, presets, sizes, repeats: int = 5) -> list[dict]:
     import torch
 
-    from .bench import median_seconds
-    from .engine import Restorer
-    from .model import create_model
+    from drcnet.bench import median_seconds
+    from drcnet.engine import Restorer
+    from drcnet.model import create_model
 
     rows = []
     for preset in presets:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .config import DRCNetConfig
-from .model import DRCNet
+from drcnet.config import DRCNetConfig
+from drcnet.model import DRCNet
 
 FORMAT = "drcnet/1"
 
@@ -103,7 +103,7 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
 
     path = Path(path)
     if path.suffix in (".pth", ".pt"):
-        from .official import load_official
+        from drcnet.official import load_official
 
         try:
             model = load_official(path, **config_overrides)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .degrade import degrade, eval_settings
-from .paths import data_dir
+from drcnet.degrade import degrade, eval_settings
+from drcnet.paths import data_dir
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")

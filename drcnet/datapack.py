@@ -23,7 +23,7 @@ def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> di
     """Write out/<split>/<name>.png for every photo of source/<split>; returns the manifest."""
     from PIL import Image
 
-    from .data import list_images, read_photo
+    from drcnet.data import list_images, read_photo
 
     manifest = {"side": side, "source": str(source.name), "files": {}}
     total = 0
@@ -50,7 +50,7 @@ def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> di
 def check_pack(folder: Path) -> dict:
     """{split: photo count} of a pack, or MissingPackError saying how to make one. A pack with a MANIFEST.json
     must hold every file it lists (a carry cut short shows here, not as a crash inside a training child)."""
-    from .data import list_images
+    from drcnet.data import list_images
 
     folder = Path(folder)
     hint = "build it with `python scripts/pack_data.py` and carry it (docs/gpu.md)"

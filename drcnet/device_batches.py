@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import CONTEXT, named_images, read_photo
-from .degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
+from drcnet.data import CONTEXT, named_images, read_photo
+from drcnet.degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
                       line_kernel, motion_kernel)
 
 BLUR_SIDE = KERNEL_LIMITS[1]                     # every blur kernel is zero-padded to 31 x 31 (centred)

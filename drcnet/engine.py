@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .compiled import BUCKET, COMPILE_MAX_SIDE, GraphSet
-from .model import DRCNet, pad_to_multiple
+from drcnet.compiled import BUCKET, COMPILE_MAX_SIDE, GraphSet
+from drcnet.model import DRCNet, pad_to_multiple
 
 Progress = Callable[[int, int], None]
 
@@ -193,7 +193,7 @@ class Restorer:
 
     @classmethod
     def from_checkpoint(cls, path, device=None, precision: str | None = None, **kw) -> "Restorer":
-        from .checkpoint import load_checkpoint
+        from drcnet.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(path)
         return cls(model, device=device, precision=precision, meta=meta, **kw)

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .baselines import BASELINES
-from .data import FixedEvalSet, split_images
-from .degrade import TASKS, eval_settings
-from .metrics import error_reductions, psnr, ssim
+from drcnet.baselines import BASELINES
+from drcnet.data import FixedEvalSet, split_images
+from drcnet.degrade import TASKS, eval_settings
+from drcnet.metrics import error_reductions, psnr, ssim
 
 INPUT, DRCNET = "input", "drcnet"
 DEFAULT_MAX_SIDE = 512
@@ -219,7 +219,7 @@ def load_restorer(checkpoint, tile: int | None = None):
     """restore(HxWx3 float32) -> same, from drcnet.engine.Restorer (tiled, device and precision aware); falls
     back to running the model directly if the engine is unavailable."""
     try:
-        from .engine import Restorer
+        from drcnet.engine import Restorer
     except ImportError:
         return _direct_restorer(checkpoint)
     restorer = Restorer.from_checkpoint(checkpoint)
@@ -229,7 +229,7 @@ def load_restorer(checkpoint, tile: int | None = None):
 def _direct_restorer(checkpoint):
     import torch
 
-    from .checkpoint import load_checkpoint
+    from drcnet.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
 
@@ -241,7 +241,7 @@ def _direct_restorer(checkpoint):
 
 
 def checkpoint_task(checkpoint) -> str:
-    from .checkpoint import read_metadata
+    from drcnet.checkpoint import read_metadata
 
     try:
         return read_metadata(checkpoint).get("task", "")

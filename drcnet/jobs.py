@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .paths import REPO as ROOT  # noqa: E402  (jobs run in the repository: its scripts, its runs/)
+from drcnet.paths import REPO as ROOT  # noqa: E402  (jobs run in the repository: its scripts, its runs/)
 TIMED_OUT = -9          # the exit code reported for a child stopped at its timeout
 
 

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import DRCNetConfig, make_config
-from .dfr import DFRBlock, ThresholdMask
+from drcnet.config import DRCNetConfig, make_config
+from drcnet.dfr import DFRBlock, ThresholdMask
 
 
 class EncoderLevel(nn.Module):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .config import DRCNetConfig
-from .model import DRCNet
+from drcnet.config import DRCNetConfig
+from drcnet.model import DRCNet
 
 OFFICIAL_DEFAULTS = dict(region_stats="official", t=0.8, delta=1e-4)
 

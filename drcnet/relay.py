@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import release
-from .jobs import ROOT, log, machine, read_jsonl, run_logged
-from .recipe import furthest_task
+from drcnet import release
+from drcnet.jobs import ROOT, log, machine, read_jsonl, run_logged
+from drcnet.recipe import furthest_task
 
 START_MARGIN_S = 120.0     # the trainer's start-up (imports, photos) and its final validation and save
 EVAL_SAFETY = 1.5          # an estimated evaluation time is multiplied by this
@@ -100,7 +100,7 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
     """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
     the leg's training time (None: the wall time the weights' metadata records). guard: a context in which
     the files of checkpoints/ are written (the relay's Stop defers signals there)."""
-    from .checkpoint import read_metadata
+    from drcnet.checkpoint import read_metadata
 
     start = time.monotonic()
     weights = run / "best.safetensors"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio
-from .jobs import ROOT, cpu_name, read_jsonl
-from .paths import SHIPPED as CHECKPOINTS
+from drcnet.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio
+from drcnet.jobs import ROOT, cpu_name, read_jsonl
+from drcnet.paths import SHIPPED as CHECKPOINTS
 CANDIDATES = ROOT / "runs" / "candidates"
 # Real degraded photos (no clean reference) that a task's outputs must pass the local gate on, relative to the
 # input: the app's showcase camera-shake photo, where the round-two deblur model printed a row of dots.
@@ -62,7 +62,7 @@ def check_grid(results: dict, source, real_photos: dict | None = None) -> float:
 
 def real_photo_ratios(task: str, restore) -> dict:
     """local_grid_ratio of each of the task's real photos, restored, against the photo itself."""
-    from .imageio import load_image
+    from drcnet.imageio import load_image
 
     ratios = {}
     for name in REAL_PHOTOS.get(task, []):
@@ -76,9 +76,9 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
                      bm3d_settings=("sigma25",), log=print) -> dict:
     """{label: evaluation} for each set (cheap baselines beside DRCNet; denoise also BM3D at bm3d_settings on
     the test set), plus "real_photos" (the local grid ratios of REAL_PHOTOS) and "latency_512_s"."""
-    from .baselines import BASELINES
-    from .data import split_images
-    from .engine import Restorer
+    from drcnet.baselines import BASELINES
+    from drcnet.data import split_images
+    from drcnet.engine import Restorer
 
     restorer = Restorer.from_checkpoint(weights)
     cheap = [name for name in BASELINES[task] if name != "bm3d"]
@@ -103,7 +103,7 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
 
 def safety_gate(task: str, restorer, photos: dict) -> dict:
     """drcnet.safety.gate on these photos at 256 and 512 px and on the examples; the rendered table kept."""
-    from . import safety
+    from drcnet import safety
 
     return safety.gate(task, restorer, photos, sizes=safety.SIZES)
 
@@ -111,8 +111,8 @@ def safety_gate(task: str, restorer, photos: dict) -> dict:
 def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> dict:
     """The shipped weights' val and test evaluations: the JSON files beside them when they were made with the
     same crop size, else measured now (DRCNet and the input only)."""
-    from .data import split_images
-    from .engine import Restorer
+    from drcnet.data import split_images
+    from drcnet.engine import Restorer
 
     results = {}
     for split in ("val", "test"):
@@ -164,7 +164,7 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = C
                    log=print) -> dict:
     """Write the candidate (float16 weights, evaluations, card, decision.json) into folder; return the decision.
     evaluations: already measured {val, test, real_photos} (the relay's tests pass fake ones)."""
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from drcnet.checkpoint import load_checkpoint, save_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob(f"{task}.*"), folder / "decision.json"]:   # a previous candidate's files
@@ -206,8 +206,8 @@ def promote(task: str, folder: Path, checkpoints: Path = CHECKPOINTS, force: boo
 
 def latency_512(weights: Path, repeats: int = 5) -> dict:
     """Median seconds to restore one 512x512 image on this machine, whole and in 256 px tiles."""
-    from .bench import median_seconds
-    from .engine import Restorer
+    from drcnet.bench import median_seconds
+    from drcnet.engine import Restorer
 
     restorer = Restorer.from_checkpoint(weights)
     image = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)
@@ -244,9 +244,9 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     """<task>.md in folder: how the weights were made, their target, the hand-written assessment
     (checkpoints/<task>.notes.md), the comparison with the weights they would replace, every evaluation table,
     and the relay legs recorded so far (checkpoints/<task>.legs.json)."""
-    from .evaluate import markdown_table
-    from .model import count_parameters
-    from .recipe import load_recipe
+    from drcnet.evaluate import markdown_table
+    from drcnet.model import count_parameters
+    from drcnet.recipe import load_recipe
 
     tr = meta.get("training", {})
     flag = "--weights" if str(source).endswith(".safetensors") else "--run"
@@ -302,7 +302,7 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
 
 def safety_section(gate: dict) -> list[str]:
     """The card's "Safety on clean photos": drcnet.safety's table on the test photos and what it found."""
-    from . import safety
+    from drcnet import safety
 
     verdict = "passed" if not gate["failures"] else "FAILED: " + "; ".join(gate["failures"])
     return ["## Safety on clean photos", "",

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .bench import conv_flops, device_name, floor_conv, interleaved_medians, synthetic_image
-from .engine import Restorer, cpu_has_fast_bf16
-from .model import create_model
-from .nafnet_timing import WIDTH32_GOPRO, NAFNet
+from drcnet.bench import conv_flops, device_name, floor_conv, interleaved_medians, synthetic_image
+from drcnet.engine import Restorer, cpu_has_fast_bf16
+from drcnet.model import create_model
+from drcnet.nafnet_timing import WIDTH32_GOPRO, NAFNet
 
 
 def engine_pair(preset: str, size: int) -> tuple[Restorer, Restorer, float]:
@@ -74,7 +74,7 @@ def floor_row(size: int, repeats: int) -> dict:
 
 def train_step(preset: str, loss_name: str, batch: int, patch: int, compile: bool):
     """One training step as the trainer takes it (out1 and out2 each under the loss, Adam): (step(), model)."""
-    from .losses import make_loss
+    from drcnet.losses import make_loss
 
     torch.manual_seed(0)
     memory_format = torch.channels_last

@@ -56,13 +56,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import atomic_write, save_checkpoint
-from .config import PRESETS
-from .degrade import TRAIN_KERNELS, KernelSizes
-from .engine import pick_precision
-from .maskstats import MaskStats
-from .model import create_model
-from .recipe import TASKS
+from drcnet.checkpoint import atomic_write, save_checkpoint
+from drcnet.config import PRESETS
+from drcnet.degrade import TRAIN_KERNELS, KernelSizes
+from drcnet.engine import pick_precision
+from drcnet.maskstats import MaskStats
+from drcnet.model import create_model
+from drcnet.recipe import TASKS
 
 LOSSES = ("intra-cr", "extra-cr", "aecr", "l1")
 VAL_SEED = 20220101          # the validation crops and their degradations never change between runs
@@ -277,7 +277,7 @@ class IterationBatches(torch.utils.data.Sampler):
 def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 1, workers: int = 0):
     """(dataset, description) for the configured source. Both datasets are deterministic in (seed, index).
     device: make the synthetic pairs on this device (a DeviceBatchStream) instead of a numpy dataset."""
-    from .data import PairedFolder, SyntheticPairs, list_images, split_images
+    from drcnet.data import PairedFolder, SyntheticPairs, list_images, split_images
 
     if cfg.paired:
         ds = PairedFolder(cfg.paired, cfg.layout, patch=cfg.patch, augment=cfg.augment, seed=cfg.seed,
@@ -300,7 +300,7 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
         kernels = {"sizes": KernelSizes.parse(cfg.blur_kernels)}
         desc += f", kernel sizes {kernels['sizes']}"
     if device is not None:
-        from .device_batches import DeviceBatchStream
+        from drcnet.device_batches import DeviceBatchStream
 
         stream = DeviceBatchStream(images, cfg.task, cfg.patch, cfg.batch, device, seed=cfg.seed,
                                    augment=cfg.augment, max_side=cfg.max_side, rank=rank, world=world,
@@ -314,7 +314,7 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
 def load_init_weights(model: nn.Module, path) -> None:
     """--init: copy a checkpoint's weights into the freshly built model (a warm start: the optimizer and the
     schedule start afresh). The architecture must match; knobs that own no weights (t, delta) may differ."""
-    from .checkpoint import check_state_dict, load_checkpoint
+    from drcnet.checkpoint import check_state_dict, load_checkpoint
 
     weights = load_checkpoint(path)[0].state_dict()
     check_state_dict(model, weights, path)
@@ -324,7 +324,7 @@ def load_init_weights(model: nn.Module, path) -> None:
 def val_settings(task: str) -> list[dict]:
     """The degradations of the validation crops: sigma 25 for denoise, every evaluation setting otherwise
     (crop i uses setting i mod n)."""
-    from .degrade import eval_settings
+    from drcnet.degrade import eval_settings
 
     settings = eval_settings(task)
     if task == "denoise":
@@ -335,8 +335,8 @@ def val_settings(task: str) -> list[dict]:
 def synthetic_val_pairs(paths, task: str, count: int, size: int, max_side=None):
     """count fixed (degraded, clean) crops: photo i mod N, its centre crop first, then crops at fixed random
     places; the degradation of crop i comes from default_rng([VAL_SEED, i]). The same on every run."""
-    from .data import CONTEXT, read_photo, random_crop
-    from .degrade import degrade
+    from drcnet.data import CONTEXT, read_photo, random_crop
+    from drcnet.degrade import degrade
 
     photos = [read_photo(p, max_side) for p in list(paths)[:count]]
     settings, margin = val_settings(task), CONTEXT.get(task, 0)
@@ -359,7 +359,7 @@ def synthetic_val_pairs(paths, task: str, count: int, size: int, max_side=None):
 def build_val_set(cfg: TrainConfig):
     """Fixed validation pairs as two stacked tensors (degraded, clean), and a description; (None, "none") if
     there is nothing to validate on."""
-    from .data import PairedFolder, list_images, split_images
+    from drcnet.data import PairedFolder, list_images, split_images
 
     if cfg.paired:
         folder = cfg.val_data or cfg.paired
@@ -582,7 +582,7 @@ class TrainingRun:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.iters,
                                                                     eta_min=cfg.lr_min)
-        from .losses import make_loss
+        from drcnet.losses import make_loss
 
         self.criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights).to(self.device)
 
@@ -1022,7 +1022,7 @@ def _parser() -> argparse.ArgumentParser:
 def recipe_defaults(task: str) -> dict:
     """--recipe TASK: the recipe's task and its [train] table as TrainConfig defaults. A key that is not a
     TrainConfig field is an error (a typo would otherwise be dropped silently)."""
-    from .recipe import RECIPES, load_recipe
+    from drcnet.recipe import RECIPES, load_recipe
 
     recipe = load_recipe(task)
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .paths import SHIPPED as CHECKPOINTS  # noqa: E402  (the committed VGG19 slice)
+from drcnet.paths import SHIPPED as CHECKPOINTS  # noqa: E402  (the committed VGG19 slice)
 DEFAULT_WEIGHTS = {"relu3_1": CHECKPOINTS / "vgg19_relu3_1.safetensors",
                    "relu5_1": CHECKPOINTS / "vgg19_relu5_1.safetensors"}
 

@@ -27,16 +27,16 @@ matplotlib.use("Agg")                      # no display; figures are rendered to
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..checkpoint import CheckpointError, read_metadata  # noqa: E402
-from ..compiled import COMPILE_MAX_SIDE, compile_setting  # noqa: E402
-from ..engine import Restorer  # noqa: E402
-from ..imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
-from ..metrics import psnr, ssim  # noqa: E402
+from drcnet.checkpoint import CheckpointError, read_metadata  # noqa: E402
+from drcnet.compiled import COMPILE_MAX_SIDE, compile_setting  # noqa: E402
+from drcnet.engine import Restorer  # noqa: E402
+from drcnet.imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
+from drcnet.metrics import psnr, ssim  # noqa: E402
 
 # drcnet.degrade (scipy.signal) and matplotlib.pyplot are imported on first use, which keeps the app's
 # start-up (first page served) short; the task list comes from drcnet.recipe, which imports neither.
-from ..recipe import TASKS  # noqa: E402
-from ..paths import ASSETS, REPO, checkpoints_dir  # noqa: E402
+from drcnet.recipe import TASKS  # noqa: E402
+from drcnet.paths import ASSETS, REPO, checkpoints_dir  # noqa: E402
 MAX_PIXELS = 40_000_000                    # decompression-bomb guard for uploads (40 MP)
 INSPECT_MAX_SIDE = 512                     # the inspector, Intra-CR explorer and Compare work at most this size
 TILE = int(os.environ.get("DRCNET_TILE", "512"))   # Restore tab: images up to this size run whole, larger are tiled
@@ -59,7 +59,7 @@ def checkpoint_path(task: str) -> Path:
 
 def check_task(task: str | None) -> str:
     if task in (None, ""):                  # the task selection is empty after a photo that looks clean
-        from .upload import NO_TASK
+        from drcnet.demo.upload import NO_TASK
         raise DemoError(NO_TASK)
     if task not in TASKS:
         raise DemoError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -107,7 +107,7 @@ def test_gain(task: str) -> str:
         return ""
     text = ", ".join(f"{g:+.1f} dB ({setting_label(task, s)})" for s, g in gains) + " on the test set"
     try:
-        from ..recipe import load_recipe
+        from drcnet.recipe import load_recipe
         gap = load_recipe(task).worst_gap(results)
     except (OSError, ValueError, KeyError):
         return text
@@ -257,11 +257,11 @@ def synthetic_settings(task: str, sigma: float = 25, rain: str = "light", blur_s
             raise DemoError(f"noise sigma must lie in 0..100 (0-255 units), got {sigma}")
         return {"sigma": float(sigma)}
     if task == "derain":
-        from ..degrade import RAIN_PRESETS
+        from drcnet.degrade import RAIN_PRESETS
         if rain not in RAIN_PRESETS:
             raise DemoError(f"rain must be one of {sorted(RAIN_PRESETS)}, got {rain!r}")
         return {"setting": rain}
-    from ..degrade import KERNEL_SIZES
+    from drcnet.degrade import KERNEL_SIZES
     size = int(blur_size) | 1
     size = min(max(size, KERNEL_SIZES[0]), KERNEL_SIZES[1])
     return {"size": size}
@@ -280,7 +280,7 @@ def prepare(image, task: str, reference=None, synthesize: bool = False, sigma: f
     task None or "" (no task selected, as after a photo that looks clean): a DemoError that asks which task to
     run, repeating the clean-photo warning; nothing is loaded or run."""
     if task in (None, ""):
-        from .upload import no_task_message
+        from drcnet.demo.upload import no_task_message
         raise DemoError(no_task_message(image, synthesize))
     check_task(task)
     key = (str(image), _mtime(image), str(reference), _mtime(reference), task, bool(synthesize), float(sigma),
@@ -300,7 +300,7 @@ def prepare(image, task: str, reference=None, synthesize: bool = False, sigma: f
     clean, info = None, {}
     if synthesize:
         clean = rgb
-        from ..degrade import degrade
+        from drcnet.degrade import degrade
         rng = np.random.default_rng(int(seed))
         degraded, info = degrade(clean, task, rng, **synthetic_settings(task, sigma, rain, blur_size))
         degraded = np.clip(degraded, 0, 1).astype(np.float32)
@@ -494,7 +494,7 @@ def known_degradation(path, task: str) -> dict | None:
         if task == "denoise":
             return {"task": task, "sigma": float(made["sigma"]), "poisson": None}
         if task == "deblur":     # scripts/make_assets.py: degrade(clean, "deblur", default_rng(seed), size=...)
-            from ..degrade import BLUR_NOISE, motion_kernel
+            from drcnet.degrade import BLUR_NOISE, motion_kernel
             kernel = motion_kernel(np.random.default_rng(int(e["seed"])), int(made["size"]))
             return {"task": task, "kernel": kernel, "noise": BLUR_NOISE, "seed": int(e["seed"])}
         return {"task": task, "setting": made["setting"], "haze": False}
@@ -516,12 +516,12 @@ def example_gallery(task: str | None = None) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- the tabs (one module each), re-exported so that
 # `from drcnet import demo as D; D.inspect(...)` keeps working. They read the settings above through the package
 # (base.INSPECT_MAX_SIDE ...) at call time, so a test's monkeypatch of D.<setting> reaches them.
-from .figures import fig_to_image  # noqa: E402,F401
-from .inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
+from drcnet.demo.figures import fig_to_image  # noqa: E402,F401
+from drcnet.demo.inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: E402,F401
                           overview_figure, probe_run, quantile_t, t_at_quantile, t_sweep)
-from .intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
-from .upload import (NO_TASK, UploadReport, check_input, check_reference, diagnose_file,  # noqa: E402,F401
+from drcnet.demo.intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example, vgg_features  # noqa: E402,F401
+from drcnet.demo.upload import (NO_TASK, UploadReport, check_input, check_reference, diagnose_file,  # noqa: E402,F401
                      no_task_message)
-from .compare_tab import (INPUT, CompareResult, baseline_info, compare, compare_figure,  # noqa: E402,F401
+from drcnet.demo.compare_tab import (INPUT, CompareResult, baseline_info, compare, compare_figure,  # noqa: E402,F401
                           compare_pair, compare_steps, crop_box, short_name, table_order, zoom_crops, zoom_point,
                           zoom_source)

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 import drcnet.demo as base
-from . import DemoError, Prepared, ablation_paths, checkpoint_path, prepare, quality, task_lock, to_pil
-from .figures import _plt, label_lines, labelled, save_figure
+from drcnet.demo import DemoError, Prepared, ablation_paths, checkpoint_path, prepare, quality, task_lock, to_pil
+from drcnet.demo.figures import _plt, label_lines, labelled, save_figure
 
 INPUT, CLEAN = "input (degraded)", "clean reference"
 SLOW = {"bm3d"}                      # baselines run after every other method (tens of seconds)
@@ -49,7 +49,7 @@ def baseline_info(prepared: Prepared, task: str) -> tuple[dict, list[str]]:
 
 def _methods(prepared: Prepared, task: str, info: dict, notes: list[str]):
     """(name, run) pairs; a DRCNet run returns {name: image} so that stage 1 comes from the same forward."""
-    from ..baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
+    from drcnet.baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
     x = prepared.degraded
     methods: list[tuple[str, Callable[[], dict]]] = []
     main = checkpoint_path(task)

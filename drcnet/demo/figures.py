@@ -32,7 +32,7 @@ def save_figure(fig, stem: str) -> list:
     """Write a figure as PNG (at the figure's dpi) and PDF into the app's private output folder, close it, and
     return both paths: the download for slides."""
     import time
-    from . import output_folder
+    from drcnet.demo import output_folder
     folder = output_folder()
     stem = f"{stem}_{time.time_ns() % 10**9}"          # two sessions' downloads never overwrite each other
     paths = [folder / f"{stem}.{ext}" for ext in ("png", "pdf")]

@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image
 
 import drcnet.demo as base
-from . import DemoError, prepare, quality, task_lock, to_pil
-from .figures import _heat, _plt, contrast_colour, fig_to_image, percent, save_figure
-from ..engine import Restorer
-from ..probes import FeatureProbe
+from drcnet.demo import DemoError, prepare, quality, task_lock, to_pil
+from drcnet.demo.figures import _heat, _plt, contrast_colour, fig_to_image, percent, save_figure
+from drcnet.engine import Restorer
+from drcnet.probes import FeatureProbe
 
 LEVEL_NAMES = base.LEVEL_NAMES
 

@@ -7,13 +7,13 @@ import numpy as np
 from PIL import Image
 
 import drcnet.demo as base
-from . import DemoError, prepare, task_lock, to_pil
-from .figures import _plt, fig_to_image, labelled
+from drcnet.demo import DemoError, prepare, task_lock, to_pil
+from drcnet.demo.figures import _plt, fig_to_image, labelled
 import torch
 
-from ..imageio import load_image
-from ..losses import INTRA_LAYERS, PAPER_LAMBDAS, mixup_negatives
-from . import ASSETS, resize_max, synthetic_settings
+from drcnet.imageio import load_image
+from drcnet.losses import INTRA_LAYERS, PAPER_LAMBDAS, mixup_negatives
+from drcnet.demo import ASSETS, resize_max, synthetic_settings
 
 
 _vgg = {}
@@ -22,7 +22,7 @@ _vgg = {}
 def vgg_features():
     """The frozen VGG19 up to relu3_1 (the committed slice), loaded once."""
     if "v" not in _vgg:
-        from ..vgg import VGG19Features
+        from drcnet.vgg import VGG19Features
         _vgg["v"] = VGG19Features(INTRA_LAYERS)
     return _vgg["v"]
 
@@ -75,7 +75,7 @@ def other_example(task: str, shape, seed: int = 1) -> np.ndarray:
         from skimage import data as skdata
         rgb = skdata.coffee().astype(np.float32) / 255.0
     img = Image.fromarray(np.round(rgb * 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.LANCZOS)
-    from ..degrade import degrade
+    from drcnet.degrade import degrade
     rng = np.random.default_rng(seed)
     degraded, _ = degrade(np.asarray(img, np.float32) / 255.0, task, rng,
                           **synthetic_settings(task, 25, "light", 21))
@@ -114,7 +114,7 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
               for name, x in subjects.items()}
     paper_negs = mixup_negatives(It, Jt, PAPER_LAMBDAS)
     table, headers = [], ["output", "loss", *INTRA_LAYERS, "weighted sum"]
-    from ..losses import INTRA_WEIGHTS
+    from drcnet.losses import INTRA_WEIGHTS
     w = np.array(INTRA_WEIGHTS)
     for name, x in subjects.items():
         intra = cr_ratios(x, Jt, paper_negs, c=PAPER_LAMBDAS, feats_cache=cache)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import check_usable, load, user_message
+from drcnet.demo import check_usable, load, user_message
 
 CLEAN_HINT = ("Restoring a clean photo can only soften it. To see a task at work, tick *Degrade a clean photo "
               "first*.")
@@ -32,7 +32,7 @@ def read_checked(path, what: str):
 
 def diagnose_file(path) -> dict:
     """{"task", "finding", "scores"} for a photo: the /diagnose endpoint. Errors as the other handlers raise."""
-    from ..diagnose import diagnose
+    from drcnet.diagnose import diagnose
     d = diagnose(read_checked(path, "input image").rgb)
     return {"task": d.task, "finding": d.finding, "scores": {k: round(v, 4) for k, v in d.scores.items()}}
 
