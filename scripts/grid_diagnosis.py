@@ -5,7 +5,7 @@ of a training run's checkpoints over its iterations.
     python scripts/grid_diagnosis.py --checkpoint checkpoints/deblur.safetensors [--runs runs/a runs/b]
 
 1. For blurred test crops, the gradient with respect to the output of the L1 term and of alpha x Intra-CR
-   (both halves of the paper's loss), scored by drcnet.evaluate.grid_phase_ratio at 4, 8 and 16 px: a term
+   (both halves of the paper's loss), scored by drcnet.eval.evaluate.grid_phase_ratio at 4, 8 and 16 px: a term
    whose gradient stands out on one phase of a grid is a term that pays the network to write that grid.
    Also the cosine between each term's descent direction (-gradient) and the output's own 3x3 high-pass at
    the strongest phase of its 8 px grid: > 0 means the term makes the dots stronger, < 0 that it removes them.
@@ -15,20 +15,16 @@ of a training run's checkpoints over its iterations.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from drcnet.checkpoint import load_checkpoint  # noqa: E402
-from drcnet.data import FixedEvalSet, split_images  # noqa: E402
-from drcnet.evaluate import (GRID_PERIODS, grid_artifact_ratio, grid_phase_ratio, high_pass,  # noqa: E402
+from drcnet.model.checkpoint import load_checkpoint
+from drcnet.data.datasets import FixedEvalSet, split_images
+from drcnet.eval.evaluate import (GRID_PERIODS, grid_artifact_ratio, grid_phase_ratio, high_pass,
                              phase_energy)
-from drcnet.losses import IntraCR  # noqa: E402
+from drcnet.train.losses import IntraCR
+from drcnet.core.paths import checkpoint_file, SHIPPED
 
 
 def crops(task: str, count: int, side: int):
@@ -79,7 +75,7 @@ def worst_grid(path, items) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "deblur.safetensors"))
+    ap.add_argument("--checkpoint", default=str(checkpoint_file(SHIPPED, "deblur")))
     ap.add_argument("--task", default="deblur")
     ap.add_argument("--count", type=int, default=6)
     ap.add_argument("--side", type=int, default=192)
@@ -94,8 +90,8 @@ def main(argv=None):
         print(f"| {name} | " + " | ".join(f"{row[p]:.2f}" for p in GRID_PERIODS) + f" | {row['dots']:+.2f} |")
     print(f"\nworst grid_artifact_ratio: {args.checkpoint}: {worst_grid(args.checkpoint, items):.2f}")
     for run in args.runs:
-        for name in ("best.safetensors", "last.safetensors"):
-            path = Path(run) / name
+        for name in ("best", "last"):
+            path = checkpoint_file(run, name)
             if path.is_file():
                 it = load_checkpoint(path)[1]["training"].get("iterations")
                 print(f"worst grid_artifact_ratio: {path} (iteration {it}): {worst_grid(path, items):.2f}")

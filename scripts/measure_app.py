@@ -29,12 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from drcnet.paths import checkpoints_dir  # noqa: E402
-
-
+from drcnet.core.paths import REPO as ROOT
+from drcnet.core.paths import checkpoint_file, checkpoints_dir
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,7 +40,7 @@ def free_port() -> int:
 def fill_inductor_cache(checkpoint: Path) -> float:
     """Compile the 512x512 graph in this process, so that the app's own background compile finds its kernels in
     .cache/inductor. Returns the seconds it took (cold, unless the cache already held them)."""
-    from drcnet.engine import Restorer
+    from drcnet.serve.engine import Restorer
 
     restorer = Restorer.from_checkpoint(checkpoint, compile=True)
     start = time.perf_counter()
@@ -83,25 +79,25 @@ def main() -> None:
     from PIL import Image
 
     ck = Path(args.checkpoints)
-    note = f"shipped checkpoint {ck / 'denoise.safetensors'}"
-    if not (ck / "denoise.safetensors").is_file():
+    note = f"shipped checkpoint {checkpoint_file(ck, 'denoise')}"
+    if not (checkpoint_file(ck, "denoise")).is_file():
         import torch
 
         import drcnet
-        from drcnet.checkpoint import save_checkpoint
+        from drcnet.model.checkpoint import save_checkpoint
         ck = Path(tempfile.mkdtemp(prefix="drcnet-measure-"))
         torch.manual_seed(0)
-        save_checkpoint(ck / "denoise.safetensors", drcnet.create_model("lite"), task="denoise", preset="lite")
+        save_checkpoint(checkpoint_file(ck, "denoise"), drcnet.create_model("lite"), task="denoise", preset="lite")
         note = "random-init lite checkpoint (no shipped denoise checkpoint yet)"
-    from drcnet.checkpoint import read_metadata
-    preset = read_metadata(ck / "denoise.safetensors").get("preset", "?")
+    from drcnet.model.checkpoint import read_metadata
+    preset = read_metadata(checkpoint_file(ck, "denoise")).get("preset", "?")
 
     tmp = Path(tempfile.mkdtemp(prefix="drcnet-measure-img-"))
     from skimage import data
     img = tmp / "astronaut512.png"
     Image.fromarray(data.astronaut()).save(img)          # 512 x 512
 
-    cold_compile = None if args.eager else fill_inductor_cache(ck / "denoise.safetensors")
+    cold_compile = None if args.eager else fill_inductor_cache(checkpoint_file(ck, "denoise"))
     port = free_port()
     env = dict(os.environ, DRCNET_CHECKPOINTS=str(ck), GRADIO_SERVER_NAME="127.0.0.1",
                GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
@@ -147,8 +143,8 @@ def main() -> None:
     # one would take; CPU seconds / threads is the idle estimate (perfect parallelism assumed).
     import torch
 
-    from drcnet.engine import Restorer
-    restorer = Restorer.from_checkpoint(ck / "denoise.safetensors")
+    from drcnet.serve.engine import Restorer
+    restorer = Restorer.from_checkpoint(checkpoint_file(ck, "denoise"))
     x = np.asarray(Image.open(img).convert("RGB"), np.float32) / 255.0
     restorer.restore(x, tile=0)
     walls, cpus = [], []

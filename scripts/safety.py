@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The safety gate of a checkpoint, and its before/after table (the logic is drcnet/safety.py).
+"""The safety gate of a checkpoint, and its before/after table (the logic is drcnet/eval/safety.py).
 
     python scripts/safety.py --task denoise                      # the gate on the test photos (data/), 256 + 512 px
     python scripts/safety.py --task denoise --before-after       # test set + clean photos, whole vs matched statistics
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from drcnet import safety
-from drcnet.data import split_images
-from drcnet.engine import Restorer
-from drcnet.paths import checkpoints_dir
+from drcnet.eval import safety
+from drcnet.data.datasets import split_images
+from drcnet.serve.engine import Restorer
+from drcnet.core.paths import checkpoint_file, checkpoints_dir
 
 
 def main(argv=None):
@@ -23,7 +23,7 @@ def main(argv=None):
     ap.add_argument("--statistics", default="matched", choices=["matched", "whole"])
     ap.add_argument("--before-after", action="store_true")
     args = ap.parse_args(argv)
-    checkpoint = args.checkpoint or checkpoints_dir() / f"{args.task}.safetensors"
+    checkpoint = args.checkpoint or checkpoint_file(checkpoints_dir(), args.task)
     photos = safety.asset_photos() if args.photos == "assets" else split_images(args.photos)
     if args.before_after:
         print(safety.before_after(args.task, checkpoint, photos))

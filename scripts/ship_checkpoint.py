@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Make a trained run a release candidate, compare it with the shipped checkpoint, and promote it if it is better
-(the logic is drcnet/release.py).
+(the logic is drcnet/ops/release.py).
 
     python scripts/ship_checkpoint.py --task deblur --run runs/deblur-x --max-side 256       # candidate + decision
     python scripts/ship_checkpoint.py --task deblur --weights OUT/deblur.safetensors --burst OUT/burst.json
@@ -13,13 +13,10 @@ in checkpoints/ changes until --promote (or --auto-promote), which refuses a can
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from drcnet import release  # noqa: E402
+from drcnet.ops import release
+from drcnet.core.paths import checkpoint_file, SHIPPED
 
 
 def main(argv=None):
@@ -31,14 +28,14 @@ def main(argv=None):
     ap.add_argument("--max-side", type=int, default=release.CARD_MAX_SIDE,
                     help="centre crops of the evaluation (default %(default)s: the shipped cards' protocol)")
     ap.add_argument("--candidates", type=Path, default=release.CANDIDATES)
-    ap.add_argument("--checkpoints", type=Path, default=release.CHECKPOINTS)
+    ap.add_argument("--checkpoints", type=Path, default=SHIPPED)
     ap.add_argument("--promote", action="store_true", help="replace checkpoints/<task>.* by the candidate")
     ap.add_argument("--auto-promote", action="store_true", help="evaluate, then promote if the decision ships")
     args = ap.parse_args(argv)
 
     folder = args.candidates / args.task
     if not args.promote:
-        weights = args.weights or (args.run / "best.safetensors" if args.run else None)
+        weights = args.weights or (checkpoint_file(args.run, "best") if args.run else None)
         if weights is None:
             ap.error("give --run or --weights (or --promote)")
         curve_source = args.burst or args.run

@@ -30,7 +30,7 @@ def tiny_checkpoints(folder, tasks=("denoise", "derain", "deblur"), ablation: bo
     """Randomly initialised tiny-preset task checkpoints in `folder` (seed 0), for the app's tests: the app
     serves whatever it finds there (DRCNET_CHECKPOINTS). ablation: also a `denoise-l1` for the Compare tab."""
     import drcnet
-    from drcnet.checkpoint import save_checkpoint
+    from drcnet.model.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     for task in tasks:

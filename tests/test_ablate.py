@@ -1,8 +1,8 @@
-"""scripts/ablate.py: the run list and its names, the repeats of the closest contrasts, one tiny end-to-end study
+"""scripts/ablate.py (drcnet/ops/ablation.py, ablation_report.py): the run list and its names, the repeats of the
+closest contrasts, one tiny end-to-end study
 of two variants on the CPU (same seed, iterations and schedule; table, plot and JSON written; resumable), and an
 ablation checkpoint shipped with --ship that the app's Compare tab lists and runs."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +11,13 @@ import torch
 from PIL import Image
 
 import drcnet
-from drcnet.checkpoint import read_metadata, save_checkpoint
-from drcnet.config import VARIANTS
+from drcnet.model.checkpoint import read_metadata, save_checkpoint
+from drcnet.model.config import VARIANTS
 from drcnet.train import LOSSES
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-
-import ablate  # noqa: E402
-from test_gpu_burst import write_photos  # noqa: E402
+from drcnet.ops import ablation as ablate
+from drcnet.ops import ablation_report
+from test_gpu_burst import write_photos
 
 TABLE4 = ["base", "base+SF", "base+EA", "base+SF+identity", "base+SF+EA", "DFR"]
 
@@ -67,7 +65,7 @@ def test_repeat_seed_adds_exactly_the_default_pair_before_any_result():
                                                             ("DFR", "extra-cr", 1)]
     # one measurable contrast is not enough to choose two: still the documented pair
     one = {n: fake(30.0) for n in ("base", "base+SF")}
-    assert ablate.closest_contrasts(one) == ablate.DEFAULT_CLOSEST
+    assert ablate.closest_contrasts(one) == ablation_report.DEFAULT_CLOSEST
 
 
 def fake(psnr: float) -> dict:
@@ -84,9 +82,9 @@ def test_repeat_seed_adds_exactly_the_two_measured_closest_contrasts():
     # the verdicts: the seed difference is the noise a gain must exceed
     records = {n: {"test": r} for n, r in results.items()}
     records["DFR-seed7"] = {"test": fake(31.05)}
-    noise = ablate.noise_estimate(records, 7)
+    noise = ablation_report.noise_estimate(records, 7)
     assert noise == pytest.approx(0.05)
-    verdict = {(v["worse"], v["better"]): v["verdict"] for v in ablate.verdicts(records, noise)}
+    verdict = {(v["worse"], v["better"]): v["verdict"] for v in ablation_report.verdicts(records, noise)}
     assert verdict[("DFR-l1", "DFR")] == "within noise" and verdict[("base", "base+SF")] == "replicates"
     assert verdict[("base+SF", "base+SF+EA")] == "replicates"
 
@@ -125,7 +123,7 @@ def test_two_variants_train_alike_and_the_report_is_written(study):
         assert [it for it, _ in r["curve"]] == [2, 4]
     assert report["runs"]["base"]["test"] == saved["runs"]["base"]["test"]
     table = (out / "results.md").read_text()
-    assert ablate.PAPER_COLUMN in table and "| base | base | intra-cr | 0 | 4 |" in table and "| DFR-l1 |" in table
+    assert ablation_report.PAPER_COLUMN in table and "| base | base | intra-cr | 0 | 4 |" in table and "| DFR-l1 |" in table
     assert "not measured" in table
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     # resumable: a second call trains nothing (the weights are untouched) and reports the same numbers

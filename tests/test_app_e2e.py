@@ -35,7 +35,7 @@ TASKS = ("denoise", "derain", "deblur")
 
 def expected_device() -> str:
     """The device the app's engine picks here (DRCNET_DEVICE, else CUDA, MPS or the CPU), as the facts show it."""
-    from drcnet.engine import pick_device
+    from drcnet.core.device import pick_device
     return str(pick_device(os.environ.get("DRCNET_DEVICE")))
 
 

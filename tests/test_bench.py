@@ -1,11 +1,11 @@
-"""drcnet.bench.conv_flops against counts worked out by hand: 2 x multiply-accumulates, where each output sample
+"""drcnet.eval.bench.conv_flops against counts worked out by hand: 2 x multiply-accumulates, where each output sample
 of a Conv2d gathers (in_channels / groups) x kh x kw inputs and each input sample of a ConvTranspose2d scatters
 into (out_channels / groups) x kh x kw outputs."""
 import pytest
 import torch
 import torch.nn as nn
 
-from drcnet.bench import conv_flops
+from drcnet.eval.timing import conv_flops
 
 
 def flops(module: nn.Module, *shape: int) -> float:
@@ -45,10 +45,10 @@ def test_nested_layers_are_summed_and_hooks_removed():
 # ---------------------------------------------------------------- the interleaved timer, NAFNet, the profile
 
 def test_interleaved_medians_take_turns_and_time_each_method_alone(monkeypatch):
-    import drcnet.bench as bench
+    import drcnet.eval.timing as timing
 
     clock, calls = [0.0], []
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
 
     def method(name, seconds):
         def run():
@@ -56,7 +56,7 @@ def test_interleaved_medians_take_turns_and_time_each_method_alone(monkeypatch):
             clock[0] += seconds
         return run
 
-    medians = bench.interleaved_medians({"a": method("a", 2.0), "b": method("b", 0.5)}, repeats=3, warmup=1)
+    medians = timing.interleaved_medians({"a": method("a", 2.0), "b": method("b", 0.5)}, repeats=3, warmup=1)
     assert calls == ["a", "b"] * 4                     # one warm-up turn, then three timed turns, a and b alternating
     assert medians == {"a": 2.0, "b": 0.5}
 
@@ -64,7 +64,7 @@ def test_interleaved_medians_take_turns_and_time_each_method_alone(monkeypatch):
 def test_nafnet_w32_has_the_published_size():
     """The timing rebuild of NAFNet-w32 (GoPro options) against the paper's numbers: 17.11 M parameters and
     16 GMACs at 256 x 256; the output keeps the input's size (padding to 16 and cropping back)."""
-    from drcnet.nafnet_timing import WIDTH32_GOPRO, NAFNet
+    from drcnet.eval.nafnet import WIDTH32_GOPRO, NAFNet
 
     model = NAFNet(**WIDTH32_GOPRO).eval()
     assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 17.11) < 0.01
@@ -74,7 +74,7 @@ def test_nafnet_w32_has_the_published_size():
 
 
 def test_profile_shares_cover_the_forward_and_name_the_convolutions():
-    from drcnet.profile import profile_preset, shares
+    from drcnet.eval.profile import profile_preset, shares
 
     by_size = profile_preset("tiny", [32, 64], compiled=False)
     assert sorted(by_size) == [32, 64]
@@ -85,7 +85,7 @@ def test_profile_shares_cover_the_forward_and_name_the_convolutions():
 
 
 def test_a_training_step_of_the_speed_table_updates_every_stage():
-    from drcnet.speed import train_step
+    from drcnet.eval.speed import train_step
 
     step, model = train_step("tiny", "l1", batch=2, patch=32, compile=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -96,7 +96,7 @@ def test_a_training_step_of_the_speed_table_updates_every_stage():
 
 
 def test_compiled_kernel_names_are_compared_across_graphs_and_sizes():
-    from drcnet.profile import canonical
+    from drcnet.eval.profile import canonical
 
     assert canonical("graph_3_cpp_fused_add_mul_sigmoid_31") == canonical("graph_0_cpp_fused_add_mul_sigmoid_7")
     assert canonical("## Call CompiledFxGraph f2yag662e5oj ##") == canonical("## Call CompiledFxGraph fdws5x ##")

@@ -1,4 +1,4 @@
-"""drcnet.checkpoint: round trips (on the `device` fixture), every kind of bad file, and the shipped files."""
+"""drcnet.model.checkpoint: round trips (on the `device` fixture), every kind of bad file, and the shipped files."""
 import json
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from drcnet import create_model
-from drcnet.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from drcnet.model.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 
 
 @pytest.fixture
@@ -110,9 +110,9 @@ def test_shipped_checkpoint_loads_and_restores_its_task(task, device):
     import numpy as np
     from skimage import data
 
-    from drcnet.degrade import degrade
-    from drcnet.engine import Restorer
-    from drcnet.metrics import psnr
+    from drcnet.data.degrade import degrade
+    from drcnet.serve.engine import Restorer
+    from drcnet.core.metrics import psnr
 
     path = Path(__file__).resolve().parent.parent / "checkpoints" / f"{task}.safetensors"
     if not path.is_file():

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from drcnet import create_model, save_checkpoint
-from drcnet.cli import main
-from drcnet.imageio import write_png16
+from drcnet.serve.cli import main
+from drcnet.serve.imageio import write_png16
 
 REPO = Path(__file__).resolve().parent.parent
 

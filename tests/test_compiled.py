@@ -1,4 +1,4 @@
-"""drcnet.compiled through the Restorer: size buckets (pad and crop), when the eager model must run, fallbacks.
+"""drcnet.serve.compiled through the Restorer: size buckets (pad and crop), when the eager model must run, fallbacks.
 
 Most tests replace torch.compile by the identity (`no_inductor`): the "compiled" graph is then the engine's
 private copy of the model run eagerly, so the bucket padding and cropping are checked exactly and in
@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import drcnet.compiled
+import drcnet.serve.compiled
 from drcnet import create_model
-from drcnet.compiled import bucket_shape
-from drcnet.engine import Restorer
-from drcnet.metrics import psnr
-from drcnet.probes import FeatureProbe
+from drcnet.serve.compiled import bucket_shape
+from drcnet.serve.engine import Restorer
+from drcnet.core.metrics import psnr
+from drcnet.model.probes import FeatureProbe
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -104,10 +104,10 @@ def test_a_compile_failure_falls_back_to_eager_with_one_log_line(monkeypatch, ca
         raise RuntimeError("inductor exploded\nwith a long traceback")
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(drcnet.compiled, "_warned", set())      # once per process: forget earlier tests' lines
+    drcnet.serve.compiled.reset_warnings()      # once per process: forget earlier tests' lines
     compiled, eager = restorers()
     x = image(128, 128)
-    with caplog.at_level(logging.INFO, logger="drcnet.compiled"):
+    with caplog.at_level(logging.INFO, logger="drcnet.serve.compiled"):
         compiled.warm_up([(128, 128), (256, 256)], wait=True)
         for _ in range(2):
             np.testing.assert_array_equal(compiled.restore(x), eager.restore(x))
@@ -120,9 +120,9 @@ def test_auto_without_a_cpp_compiler_stays_eager_with_one_log_line(monkeypatch, 
     monkeypatch.setenv("PATH", str(tmp_path))                # an empty folder: no g++
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(torch, "compile", lambda *a, **kw: pytest.fail("auto must not try to compile"))
-    monkeypatch.setattr(drcnet.compiled, "_warned", set())
+    drcnet.serve.compiled.reset_warnings()
     torch.manual_seed(0)
-    with caplog.at_level(logging.INFO, logger="drcnet.compiled"):
+    with caplog.at_level(logging.INFO, logger="drcnet.serve.compiled"):
         restorer = Restorer(create_model("tiny"), device="cpu", precision="fp32", compile="auto")
         restorer.warm_up([(128, 128)], wait=True)
         restorer.restore(image(128, 128))
@@ -178,8 +178,8 @@ def test_the_app_start_up_hook_queues_the_graph_of_the_training_tile(no_inductor
     demo.clear_cache()
     try:
         demo.warm_up_compiled(tasks=("denoise",)).join()       # one task keeps it quick; the app passes all
-        drcnet.compiled._jobs.join()
+        drcnet.serve.compiled.wait_for_compiles()
         graphs = demo.model_for("denoise").graphs
-        assert graphs is not None and graphs._ready[(128, 128)].is_set()     # "matched": 128 px tiles
+        assert graphs is not None and graphs.ready((128, 128))     # "matched": 128 px tiles
     finally:
         demo.clear_cache()

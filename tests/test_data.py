@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from drcnet.data import (CONTEXT, FixedEvalSet, PairedFolder, SyntheticPairs, find_pairs, list_images, read_photo,
+from drcnet.data.datasets import (CONTEXT, FixedEvalSet, PairedFolder, SyntheticPairs, find_pairs, list_images, read_photo,
                          split_images)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from drcnet.degrade import (BLUR_NOISE, EVAL_KERNELS, KERNEL_SIZES, RAIN_PRESETS, KernelSizes, add_noise, add_rain,
+from drcnet.data.degrade import (BLUR_NOISE, EVAL_KERNELS, KERNEL_SIZES, RAIN_PRESETS, KernelSizes, add_noise, add_rain,
                             degrade, eval_settings, motion_blur, motion_kernel)
 
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from drcnet import demo as D
-from drcnet.losses import PAPER_LAMBDAS, IntraCR
+from drcnet.train.losses import PAPER_LAMBDAS, IntraCR
 
 from conftest import tiny_checkpoints
 
@@ -37,7 +37,7 @@ def photo(tmp_path_factory):
 
 
 def test_task_list_matches_degrade():
-    from drcnet.degrade import TASKS
+    from drcnet.core.tasks import TASKS
     assert D.TASKS == TASKS
 
 
@@ -55,7 +55,7 @@ def test_missing_checkpoint_is_a_clear_error_not_a_random_model(photo):
 
 def test_restore_plain_and_synthetic_with_metrics(photo):
     r = D.restore(photo, "denoise")
-    from drcnet.engine import pick_device
+    from drcnet.core.device import pick_device
     assert r.after.size == (64, 48) and r.metrics is None and "1 tile" in r.facts
     assert f"device {pick_device(os.environ.get('DRCNET_DEVICE'))} |" in r.facts
     r = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1, stage1=True)
@@ -160,7 +160,7 @@ def test_t_sweep_rows(photo):
 def test_cr_ratios_match_the_project_loss():
     g = torch.Generator().manual_seed(0)
     x, j, i = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
-    from drcnet.losses import mixup_negatives
+    from drcnet.train.losses import mixup_negatives
     ours = D.cr_ratios(x, j, mixup_negatives(i, j, PAPER_LAMBDAS), c=PAPER_LAMBDAS)
     ref = IntraCR(vgg=D.vgg_features()).layer_ratios(x, j, i).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
@@ -204,7 +204,7 @@ def test_compare_table_sorted_with_the_winner_marked(photo, compared, monkeypatc
     # the gallery follows the table's order after input and clean reference
     assert [g[1].split(" (")[0] for g in r.gallery[2:]] == [row[0] for row in r.table if row[0] != "input (degraded)"]
     # without a reference: no ranking, nothing marked (BM3D, ~2 s a call, stands aside: ranking is not its job)
-    from drcnet import baselines
+    from drcnet.eval import baselines
     monkeypatch.delitem(baselines.BASELINES["denoise"], "bm3d", raising=False)
     table = D.compare(photo, "denoise").table
     assert len(table) > 2 and all(row[-1] == "" for row in table)
@@ -212,7 +212,7 @@ def test_compare_table_sorted_with_the_winner_marked(photo, compared, monkeypatc
 
 def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch):
     """BM3D (tens of seconds) must not hold back DRCNet and the quick baselines: a first step without it."""
-    from drcnet import baselines
+    from drcnet.eval import baselines
     from drcnet.demo import compare_tab
     calls = []
 
@@ -372,12 +372,10 @@ def test_example_gallery_captions_match_the_rows():
 
 def test_make_assets_reproduces_every_example_row_and_picture(tmp_path):
     """Regenerating the assets keeps the hand-curated parts: the Hubble low-light photo and the captions."""
-    import importlib.util
     import json
-    spec = importlib.util.spec_from_file_location("make_assets", D.REPO / "scripts" / "make_assets.py")
-    make_assets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_assets)
-    make_assets.main(tmp_path)
+
+    from drcnet.demo.assets import make_assets
+    make_assets(tmp_path)
     made = json.loads((tmp_path / "examples.json").read_text())
     assert made == json.loads((D.ASSETS / "examples.json").read_text())
     assert {e["input"]: e.get("caption") for e in made if e.get("caption")} == {

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from drcnet import demo as D
-from drcnet.degrade import degrade
-from drcnet.imageio import load_image
+from drcnet.data.degrade import degrade
+from drcnet.serve.imageio import load_image
 
 from conftest import tiny_checkpoints
 

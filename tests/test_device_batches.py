@@ -1,4 +1,4 @@
-"""drcnet.device_batches: the GPU data path makes the degradations of drcnet.degrade, deterministically.
+"""drcnet.data.device_batches: the GPU data path makes the degradations of drcnet.data.degrade, deterministically.
 
 Runs on the CPU (the same torch code runs on CUDA); the pixel operations are compared with the numpy ones."""
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 from scipy import signal
 
-from drcnet import degrade as D
-from drcnet.data import dihedral
-from drcnet.device_batches import (BLUR_SIDE, BatchRecipes, DeviceBatchStream, DevicePhotos, _centred,
+from drcnet.data import degrade as D
+from drcnet.data.datasets import dihedral
+from drcnet.data.device_batches import (BLUR_SIDE, BatchRecipes, DeviceBatchStream, DevicePhotos, centred,
                                    blur_batch, streaks_batch)
 
 
@@ -26,7 +26,7 @@ def test_blur_matches_numpy_blur():
     kernels = [D.motion_kernel(rng, 13), D.motion_kernel(rng, 31)]
     want = np.stack([D.blur(im, k) for im, k in zip(images, kernels)])
     got = blur_batch(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()),
-                     torch.from_numpy(np.stack([_centred(k, BLUR_SIDE) for k in kernels])))
+                     torch.from_numpy(np.stack([centred(k, BLUR_SIDE) for k in kernels])))
     np.testing.assert_allclose(got.numpy().transpose(0, 2, 3, 1), want, atol=2e-5)
 
 
@@ -36,7 +36,7 @@ def test_streaks_match_numpy_rain_layer_convolution():
     ks = [D.line_kernel(12.0, 15.0, 0.7), D.line_kernel(39.5, -25.0, 1.2)]
     want = np.stack([signal.fftconvolve(s, k, mode="same") / k.max() for s, k in zip(seeds, ks)])
     got = streaks_batch(torch.from_numpy(seeds[:, None].astype(np.float32)),
-                        torch.from_numpy(np.stack([_centred(k / k.max(), 41) for k in ks])))
+                        torch.from_numpy(np.stack([centred(k / k.max(), 41) for k in ks])))
     np.testing.assert_allclose(got[:, 0].numpy(), want, atol=2e-5)
 
 

@@ -1,13 +1,13 @@
-"""drcnet.diagnose: which task fits a photo, measured on the test split's photos and the real examples."""
+"""drcnet.serve.diagnose: which task fits a photo, measured on the test split's photos and the real examples."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from drcnet.degrade import blur, degrade, quantise
-from drcnet.diagnose import (BLUR_LENGTHS, CLEAN, box_kernel, confusion_matrix, diagnose, linear_kernel,
+from drcnet.data.degrade import blur, degrade, quantise
+from drcnet.serve.diagnose import (BLUR_LENGTHS, CLEAN, box_kernel, confusion_matrix, diagnose, linear_kernel,
                              matrix_markdown, measure, skimage_test_photos)
-from drcnet.imageio import load_image
+from drcnet.serve.imageio import load_image
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

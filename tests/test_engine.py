@@ -1,4 +1,4 @@
-"""drcnet.engine: tiling, blending, dtypes, precision; with random tiny models and with the shipped checkpoints.
+"""drcnet.serve.engine: tiling, blending, dtypes, precision; with random tiny models and with the shipped checkpoints.
 
 Every Restorer runs on the `device` fixture (tests/conftest.py): the CPU, and CUDA when present."""
 from pathlib import Path
@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 
 from drcnet import create_model
-from drcnet.checkpoint import load_checkpoint
-from drcnet.engine import Restorer, blend_ramp, pick_precision, tile_starts, tiles_for
-from drcnet.metrics import psnr
+from drcnet.model.checkpoint import load_checkpoint
+from drcnet.core.device import pick_precision
+from drcnet.serve.engine import Restorer, blend_ramp, tile_starts, tiles_for
+from drcnet.core.metrics import psnr
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -156,7 +157,7 @@ def degraded_photo(task: str, h: int, w: int, seed: int = 0) -> tuple[np.ndarray
     with the project's own synthetic degradation (denoise: sigma 25)."""
     from skimage import data
 
-    from drcnet.degrade import degrade
+    from drcnet.data.degrade import degrade
 
     coffee = data.coffee().astype(np.float32) / 255.0
     reps = -(-w // 600)
@@ -190,7 +191,7 @@ def app_tiling():
 
 
 def cli_tiling():
-    from drcnet.cli import build_parser
+    from drcnet.serve.cli import build_parser
     args = build_parser().parse_args(["restore", "in.png", "--task", "denoise", "--out", "out"])
     return args.tile, args.overlap
 

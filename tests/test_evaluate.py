@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from drcnet import evaluate as ev
-from drcnet.baselines import BASELINES
-from drcnet.data import FixedEvalSet
-from drcnet.metrics import psnr
+from drcnet.eval import evaluate as ev
+from drcnet.eval.baselines import BASELINES
+from drcnet.data.datasets import FixedEvalSet
+from drcnet.core.metrics import psnr
 
 
 def tiny_images():

@@ -1,7 +1,8 @@
-"""The GPU burst (drcnet/burst.py, scripts/gpu_burst.py) runs end to end on the CPU with a tiny budget, so the GPU
+"""The GPU burst (drcnet/ops/burst.py, scripts/gpu_burst.py) runs end to end on the CPU with a tiny budget, so the GPU
 command cannot rot between the sessions that have a GPU; its failure paths (no data pack, a rerun, a hung
 child, a log cut short) are tested with a stub trainer; the data pack packs within its limit; the tree travels."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -15,11 +16,12 @@ import torch
 from PIL import Image
 
 import drcnet
-from drcnet import burst
-from drcnet.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from drcnet.datapack import MissingPackError, check_pack, pack
+from drcnet.ops import burst
+from drcnet.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from drcnet.data.datapack import MissingPackError, check_pack, pack
 
 REPO = Path(__file__).resolve().parent.parent
+WITH_PACKAGE = {**os.environ, "PYTHONPATH": str(REPO)}      # scripts/ import drcnet (installed, or from here)
 
 
 def write_photos(folder: Path, n: int, size=(72, 96), seed=0) -> None:
@@ -137,7 +139,7 @@ def test_the_deadline_clock_starts_before_torch_is_imported(tmp_path, stub):
     _, _, data = stub
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_burst.py"), "--out", str(tmp_path / "o"),
                            "--tasks", "", "--data", str(data), "--no-bench", "--no-tests"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=WITH_PACKAGE)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "o" / "burst.json").read_text())
     # importing torch takes well over 0.2 s; a clock started after it would show a few milliseconds here
@@ -157,7 +159,7 @@ def test_burst_trains_warm_started_saves_fp16_and_benchmarks(tmp_path):
            "--train-seconds", "12", "--child-slack", "30", "--preset", "tiny", "--patch", "32", "--batch", "2",
            "--val-count", "2", "--val-size", "32", "--data", str(data), "--runs", str(tmp_path / "runs"), "--init-dir", str(init),
            "--bench-presets", "tiny", "--bench-sizes", "48x40", "--no-tests", "--extra", "--threads 1"]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240, env=WITH_PACKAGE)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / "burst.json").read_text())
     (task,) = report["train"]
@@ -225,10 +227,14 @@ def test_shipped_checkpoints_are_float16_and_fp16_storage_keeps_outputs_within_5
 
 
 def test_nothing_imports_from_scripts():
-    """scripts/ are thin entry points: the package and the scripts import their logic from drcnet/ only."""
+    """scripts/ are thin entry points: the package, the scripts and the tests import their logic from drcnet/
+    only, and none of them edits sys.path (the scripts import the installed package: pip install -e .)."""
     names = {p.stem for p in (REPO / "scripts").glob("*.py")}
-    for path in [*(REPO / "drcnet").rglob("*.py"), *(REPO / "scripts").glob("*.py")]:
+    paths = [*(REPO / "drcnet").rglob("*.py"), *(REPO / "scripts").glob("*.py"), *(REPO / "tests").glob("*.py")]
+    for path in paths:
         text = path.read_text()
-        assert '/ "scripts"' not in text, path
+        if path.parent.name != "tests":
+            assert '/ "scripts"' not in text, path
+        assert "sys.path" + ".insert" not in text and "spec_from" + "_file_location" not in text, path
         for name in names:
-            assert f"from {name} import" not in text and f"import {name}\n" not in text, (path, name)
+            assert not re.search(rf"^\s*(from {name} import|import {name}\b)", text, re.M), (path, name)

@@ -1,4 +1,4 @@
-"""The grid-artifact measures (drcnet.evaluate) and the shipping gate (drcnet.release), run on every shipped
+"""The grid-artifact measures (drcnet.eval.evaluate) and the shipping gate (drcnet.ops.release), run on every shipped
 checkpoint with the repository's own clean photos (assets/*_clean.png) and on the real camera-shake photo
 (assets/clock_motion.png), where the round-two deblur model printed a row of dots along the clock's rim."""
 from pathlib import Path
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from drcnet.checkpoint import load_checkpoint
-from drcnet.degrade import degrade, eval_settings
-from drcnet.baselines import unsharp
-from drcnet.engine import Restorer
-from drcnet.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, grid_artifact_ratio, grid_phase_ratio, local_grid_ratio
-from drcnet.imageio import load_image
-from drcnet.release import GridArtifactError, check_grid, real_photo_ratios
+from drcnet.model.checkpoint import load_checkpoint
+from drcnet.data.degrade import degrade, eval_settings
+from drcnet.eval.baselines import unsharp
+from drcnet.serve.engine import Restorer
+from drcnet.eval.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, grid_artifact_ratio, grid_phase_ratio, local_grid_ratio
+from drcnet.serve.imageio import load_image
+from drcnet.ops.release import GridArtifactError, check_grid, real_photo_ratios
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def test_the_round_two_dots_on_the_real_camera_shake_photo_fail_the_gate_and_cla
 
 def test_the_shipped_deblur_model_on_the_real_camera_shake_photo():
     """The round-two model, while it is the shipped one, fails the gate on the whole photo; any deblur model
-    shipped after it must pass (drcnet.release refuses one that does not)."""
+    shipped after it must pass (drcnet.ops.release refuses one that does not)."""
     import hashlib
 
     path = REPO / "checkpoints" / "deblur.safetensors"

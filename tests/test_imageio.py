@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drcnet.imageio import ImageError, load_image, save_image, to_output, write_png16
+from drcnet.serve.imageio import ImageError, load_image, save_image, to_output, write_png16
 
 
 def ramp_rgb(h=24, w=32, top=255, dtype=np.uint8):

@@ -8,8 +8,8 @@ import torch
 from skimage import data, transform
 
 from drcnet import create_model
-from drcnet.losses import (AECRContrast, ExtraCR, IntraCR, IntraCRLoss, make_loss, mixup_negatives)
-from drcnet.vgg import DEFAULT_WEIGHTS, VGG19Features
+from drcnet.train.losses import (AECRContrast, ExtraCR, IntraCR, IntraCRLoss, make_loss, mixup_negatives)
+from drcnet.train.vgg import DEFAULT_WEIGHTS, VGG19Features
 
 REFERENCE = Path(__file__).parent / "data" / "vgg19_chelsea_reference.json"
 

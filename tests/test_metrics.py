@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from drcnet.metrics import dssim, error_reductions, psnr, rgb_to_y, rmse_from_psnr, ssim
+from drcnet.core.metrics import dssim, error_reductions, psnr, rgb_to_y, rmse_from_psnr, ssim
 
 
 def test_psnr_of_a_constant_offset():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from drcnet import VARIANTS, count_parameters, create_model
-from drcnet.dfr import RegionNorm, SimAMWeights, SpatialFilter
+from drcnet.model.dfr import RegionNorm, SimAMWeights, SpatialFilter
 
 # README ("Presets") and spec section 3: the exact parameter counts of the presets and of Table 4 as reconciled
 # (the paper's 18.9M; base 12.28M, +SF 15.45M, +EA 15.45M, +SF+identity 15.80M, +SF+EA 18.62M). Typed out here

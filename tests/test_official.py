@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from drcnet import count_parameters, create_model
-from drcnet.official import load_official
+from drcnet.model.official import load_official
 from official_reference import OfficialDRCNet
 
 

@@ -1,4 +1,4 @@
-"""drcnet.probes.FeatureProbe on the `device` fixture (tests/conftest.py): the CPU, and CUDA when present."""
+"""drcnet.model.probes.FeatureProbe on the `device` fixture (tests/conftest.py): the CPU, and CUDA when present."""
 import gc
 import weakref
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from drcnet import create_model
-from drcnet.probes import FeatureProbe, Summary
+from drcnet.model.probes import FeatureProbe, Summary
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The relay's and the release's decisions (drcnet/relay.py, drcnet/release.py), with fake evaluations: a candidate
+"""The relay's and the release's decisions (drcnet/ops/relay.py, drcnet/ops/release.py), with fake evaluations: a candidate
 ships only when it beats the shipped weights on validation and test and passes the grid gate, and every leg is
 appended to legs.json and to the card. No training, no real evaluation."""
 import json
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import drcnet
-from drcnet import relay, release
-from drcnet.checkpoint import read_metadata, save_checkpoint
+from drcnet.ops import relay, release
+from drcnet.model.checkpoint import read_metadata, save_checkpoint
 
 SETTINGS = ["kernel13_seed101", "kernel19_seed102"]
 
@@ -134,7 +134,7 @@ def test_sigterm_stops_the_relay_after_the_trainer_saved(shipped, tmp_path):
                     "signal.signal(signal.SIGINT, save)\n"
                     "print('training', flush=True)\n"
                     "time.sleep(60)\n")
-    cmd = [sys.executable, "-c", "import sys; from drcnet.relay import main; main(sys.argv[1:])",
+    cmd = [sys.executable, "-c", "import sys; from drcnet.ops.relay import main; main(sys.argv[1:])",
            "--minutes", "30", "--task", "deblur", "--checkpoints", str(ckpts), "--runs", str(tmp_path / "relay"),
            "--trainer", f"{sys.executable} {stub}"]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,

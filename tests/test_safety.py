@@ -1,12 +1,12 @@
-"""The safety gate (drcnet/safety.py) on the shipped checkpoints: clean and lightly degraded photos come back
+"""The safety gate (drcnet/eval/safety.py) on the shipped checkpoints: clean and lightly degraded photos come back
 nearly unchanged at the app's sizes, and the examples grow no colour blotch. The same gate runs when a checkpoint
-is shipped (drcnet.release), on the test photos."""
+is shipped (drcnet.ops.release), on the test photos."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from drcnet import safety
-from drcnet.engine import Restorer
+from drcnet.eval import safety
+from drcnet.serve.engine import Restorer
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Statistics matched to training (drcnet/engine.py, STATISTICS; issue "Safe on every photo"): by default the
+"""Statistics matched to training (drcnet/serve/engine.py, STATISTICS; issue "Safe on every photo"): by default the
 engine restores in tiles of the checkpoint's training patch, so every DFR block normalises over the field it was
 trained on; "whole" keeps the paper's one pass over the whole image."""
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import drcnet
-from drcnet.engine import MATCHED_OVERLAP, Restorer
+from drcnet.serve.engine import MATCHED_OVERLAP, Restorer
 
 
 def _restorer(patch=128, statistics="matched"):
@@ -66,7 +66,7 @@ def test_the_shipped_checkpoints_record_their_training_patch():
 
 def test_the_inspector_switch_runs_either_and_says_which(tmp_path, monkeypatch):
     from drcnet import demo as D
-    from drcnet.checkpoint import save_checkpoint
+    from drcnet.model.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",

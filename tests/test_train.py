@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from drcnet.checkpoint import load_checkpoint, read_metadata
-from drcnet.train import IterationBatches, TrainConfig, _parser, main, train
+from drcnet.model.checkpoint import load_checkpoint, read_metadata
+from drcnet.train import IterationBatches, TrainConfig, build_parser, main, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def test_batches_are_a_pure_function_of_the_iteration():
 
 
 def test_cli_parses_into_config():
-    args = _parser().parse_args(["--task", "derain", "--preset", "lite", "--iters", "7", "--lr-min", "1e-6",
+    args = build_parser().parse_args(["--task", "derain", "--preset", "lite", "--iters", "7", "--lr-min", "1e-6",
                                  "--no-augment", "--max-side", "512", "--loss", "aecr"])
     cfg = TrainConfig(**vars(args))
     assert (cfg.task, cfg.preset, cfg.iters, cfg.lr_min, cfg.augment, cfg.max_side, cfg.loss) == \
@@ -174,7 +174,7 @@ def test_ema_off_saves_the_raw_weights(photos, tmp_path):
 
 
 def test_every_validation_logs_the_dfr_mask_statistics(ema_run):
-    from drcnet.maskstats import logit
+    from drcnet.train.maskstats import logit
 
     out, _, log = ema_run
     masks = [r for r in log if r.get("event") == "mask"]
@@ -197,8 +197,8 @@ def test_every_validation_logs_the_dfr_mask_statistics(ema_run):
 
 def test_mask_stats_agree_with_the_feature_probe():
     import drcnet
-    from drcnet.maskstats import MaskStats
-    from drcnet.probes import FeatureProbe
+    from drcnet.train.maskstats import MaskStats
+    from drcnet.model.probes import FeatureProbe
 
     torch.manual_seed(0)
     model = drcnet.create_model("tiny", t=0.5).eval()

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import drcnet
-from drcnet.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from drcnet.model.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from drcnet.train import TrainConfig, train
 
 
@@ -157,7 +157,7 @@ def test_time_run_resumes_on_its_clock(photos, tmp_path, monkeypatch):
     were given is measured once, on a machine whose load may change); and no periodic save falls between
     steps (a save slower than two steps passes the deadline before the floor step: the run then stops at the
     deadline, its last lr a little above the floor)."""
-    from drcnet import train as T
+    from drcnet.train import trainer as T
 
     out = tmp_path / "run"
     kw = dict(schedule="time", minutes=TIME_MIN, lr=1e-3, lr_min=1e-6, log_every=1, val_every=10 ** 6,
@@ -202,7 +202,7 @@ def test_time_run_resumes_on_its_clock(photos, tmp_path, monkeypatch):
 def test_a_paused_step_does_not_end_a_time_run(photos, tmp_path, monkeypatch):
     """One step that spans a SIGSTOP pause (here: 3 s of a 9 s budget) is not the step rate: the run goes on
     training until its deadline instead of stopping right after the pause."""
-    from drcnet import train as T
+    from drcnet.train import trainer as T
 
     real_step = T.TrainingRun.step
 
@@ -224,7 +224,7 @@ def test_a_paused_step_does_not_end_a_time_run(photos, tmp_path, monkeypatch):
 # --compile
 
 def test_compile_auto_pays_only_for_long_runs_with_a_compiler(monkeypatch):
-    from drcnet import train as T
+    from drcnet.train import trainer as T
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(T.shutil, "which", lambda name: "/usr/bin/" + name)

@@ -41,7 +41,7 @@ def test_a_recipe_as_flags_is_the_recipe(task):
     """Recipe.train_args() (how the relay and the burst pass a recipe on) parses to the --recipe config."""
     from dataclasses import asdict
 
-    from drcnet.recipe import load_recipe
+    from drcnet.train.recipe import load_recipe
 
     by_flags = asdict(parse_config(load_recipe(task).train_args()))
     by_recipe = asdict(parse_config(["--recipe", task]))
@@ -50,10 +50,10 @@ def test_a_recipe_as_flags_is_the_recipe(task):
 
 
 def test_a_recipe_with_an_unknown_key_is_refused(tmp_path, monkeypatch):
-    import drcnet.recipe
+    import drcnet.train.recipe
 
     (tmp_path / "denoise.toml").write_text('task = "denoise"\n[train]\nlr = 1e-4\nlearning_rate = 1e-4\n')
-    monkeypatch.setattr(drcnet.recipe, "RECIPES", tmp_path)
+    monkeypatch.setattr(drcnet.train.recipe, "RECIPES", tmp_path)
     with pytest.raises(ValueError, match=r"unknown \[train\] keys \['learning_rate'\]"):
         parse_config(["--recipe", "denoise"])
     with pytest.raises(ValueError, match="no recipe"):

@@ -28,11 +28,24 @@ def _prepare(a, b, y_channel: bool):
     return (rgb_to_y(a), rgb_to_y(b)) if y_channel else (a, b)
 
 
+def db_from_mse(mse, data_range: float = 1.0):
+    """PSNR in dB of a mean squared error (a number, an array or a tensor): 10 log10(range^2 / mse)."""
+    if np.isscalar(mse) or isinstance(mse, np.ndarray):
+        return 10.0 * np.log10(data_range ** 2 / mse)
+    return 20.0 * np.log10(data_range) - 10.0 * mse.log10()        # a torch tensor
+
+
 def psnr(a, b, data_range: float = 1.0, y_channel: bool = False) -> float:
     """Peak signal-to-noise ratio in dB; inf for identical images."""
     a, b = _prepare(a, b, y_channel)
     mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range ** 2 / mse))
+    return float("inf") if mse == 0 else float(db_from_mse(mse, data_range))
+
+
+def batch_psnr(x, y):
+    """Per-image PSNR in dB of torch batches in [0, 1] (x is clamped first; the trainer's validation and log)."""
+    mse = (x.float().clamp(0, 1) - y.float()).pow(2).flatten(1).mean(1)
+    return db_from_mse(mse.clamp_min(1e-10))
 
 
 def ssim(a, b, y_channel: bool = False) -> float:

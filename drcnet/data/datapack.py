@@ -5,12 +5,20 @@ The device machine receives the working tree plus named ignored folders, at most
 download anything; the fetched photos (data/, 31 MB of JPEG at up to 4K) do not fit beside the repository.
 The pack holds each photo downscaled (Lanczos) to `side` on its longer side, as lossless PNG: no second JPEG
 generation, whose 8 px blocks a restoration network would learn to reproduce.
+
+    python -m drcnet.data.datapack            # data/{train,val} -> datapack/{train,val}, longer side 720 px
+    python -m drcnet.data.datapack --check    # is datapack/ complete? (before a GPU lease; exit 2 if not)
+
+(scripts/pack_data.py is the same command.)
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from pathlib import Path
+
+from drcnet.core.paths import REPO
 
 SPLITS = ("train", "val")
 
@@ -23,7 +31,7 @@ def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> di
     """Write out/<split>/<name>.png for every photo of source/<split>; returns the manifest."""
     from PIL import Image
 
-    from drcnet.data import list_images, read_photo
+    from drcnet.data.datasets import list_images, read_photo
 
     manifest = {"side": side, "source": str(source.name), "files": {}}
     total = 0
@@ -50,7 +58,7 @@ def pack(source: Path, out: Path, side: int = 720, limit_mb: float = 20.0) -> di
 def check_pack(folder: Path) -> dict:
     """{split: photo count} of a pack, or MissingPackError saying how to make one. A pack with a MANIFEST.json
     must hold every file it lists (a carry cut short shows here, not as a crash inside a training child)."""
-    from drcnet.data import list_images
+    from drcnet.data.datasets import list_images
 
     folder = Path(folder)
     hint = "build it with `python scripts/pack_data.py` and carry it (docs/gpu.md)"
@@ -65,3 +73,25 @@ def check_pack(folder: Path) -> dict:
             raise MissingPackError(f"the data pack in {folder} lacks {len(missing)} of its files "
                                    f"(first: {missing[0]}): {hint}")
     return counts
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Pack the training and validation photos for a GPU machine.")
+    ap.add_argument("--source", type=Path, default=None, help="fetched data root (default: $DRCNET_DATA or data/)")
+    ap.add_argument("--out", type=Path, default=REPO / "datapack")
+    ap.add_argument("--side", type=int, default=720)
+    ap.add_argument("--limit-mb", type=float, default=20.0)
+    ap.add_argument("--check", action="store_true", help="only check that --out holds a complete pack")
+    args = ap.parse_args(argv)
+    if args.check:
+        counts = check_pack(args.out)
+        print(f"data pack {args.out}: " + ", ".join(f"{k} {v} photos" for k, v in counts.items()))
+        return
+    from drcnet.data.datasets import data_root
+
+    manifest = pack(data_root(args.source), args.out, args.side, args.limit_mb)
+    print(f"{len(manifest['files'])} photos, {manifest['bytes'] / 2 ** 20:.1f} MiB -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

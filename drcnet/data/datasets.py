@@ -2,7 +2,7 @@
 
 - list_images / read_photo / data_root: files on disk (data/ is filled by scripts/fetch_data.py).
 - training_images(), split_images("train" | "val" | "test" | <folder>).
-- SyntheticPairs: random patches of clean photos, degraded on the fly (drcnet.degrade); deterministic in
+- SyntheticPairs: random patches of clean photos, degraded on the fly (drcnet.data.degrade); deterministic in
   (seed, index), so a resumed run sees the same stream.
 - PairedFolder: real degraded/clean pairs in the published layouts of SIDD, GoPro and Rain13K.
 - FixedEvalSet: the same degraded versions of a list of clean images on every run.
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from drcnet.degrade import degrade, eval_settings
-from drcnet.paths import data_dir
+from drcnet.data.degrade import degrade, eval_settings
+from drcnet.core.paths import data_dir
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
@@ -32,7 +32,7 @@ CONTEXT = {"deblur": 16}
 # ------------------------------------------------------------------------------------------- files
 
 def data_root(root=None) -> Path:
-    """root, else $DRCNET_DATA, else <repo>/data (drcnet.paths)."""
+    """root, else $DRCNET_DATA, else <repo>/data (drcnet.core.paths)."""
     return data_dir(root)
 
 
@@ -47,7 +47,7 @@ def list_images(folder) -> list[Path]:
 def read_photo(path, max_side: int | None = None) -> np.ndarray:
     """A training or evaluation photo as float32 H x W x 3 in [0, 1]: EXIF rotation applied, grey and RGBA made
     RGB. max_side: downscale (Lanczos) so the longer side is at most this. (Users' files go through
-    drcnet.imageio.load_image instead, which keeps alpha, grey and bit depth aside to restore them.)"""
+    drcnet.serve.imageio.load_image instead, which keeps alpha, grey and bit depth aside to restore them.)"""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im).convert("RGB")
         if max_side and max(im.size) > max_side:
@@ -73,7 +73,7 @@ def training_images(root=None) -> list[Path]:
 def split_images(split: str, root=None, max_side: int | None = None):
     """"train" / "val": list of paths (big photos, decoded lazily by the datasets).
     "test", or the path of any folder of clean photos: {name: float32 array}, loaded now (max_side as in
-    read_photo), ready for FixedEvalSet or drcnet.evaluate.evaluate."""
+    read_photo), ready for FixedEvalSet or drcnet.eval.evaluate.evaluate."""
     if split in ("train", "val"):
         return list_images(data_root(root) / split)
     folder = data_root(root) / "test" if split == "test" else Path(split)
@@ -168,7 +168,7 @@ class SyntheticPairs(SeededItems):
     images: a folder, a list of paths and/or arrays, or a dict of them. Item i is a pure function of
     (seed, i): which image, where the crop is, which flip/rotation and every random number of the
     degradation all come from numpy.random.default_rng([seed, i]). degrade_settings fix degradation
-    parameters (e.g. sigma=25); unspecified ones are drawn (drcnet.degrade.degrade). max_side downsizes
+    parameters (e.g. sigma=25); unspecified ones are drawn (drcnet.data.degrade.degrade). max_side downsizes
     photos on load (faster, but changes their scale); cache_size images stay decoded (per worker). By default
     all of them when max_side bounds their size (decoding a 20 MP JPEG per patch would dominate a CPU step),
     else 8."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, signal
 
-from drcnet.recipe import TASKS  # noqa: F401  (re-exported: degrade.TASKS names the tasks it can degrade for)
+from drcnet.core.tasks import TASKS
 
 TRAIN_SIGMA_MAX = 55.0          # training noise level: sigma ~ U[0, 55] in 0-255 units
 EVAL_SIGMAS = (15, 25, 50)

@@ -1,18 +1,18 @@
 """Training batches made on the training device: small random recipes on the CPU, pixels on the GPU.
 
-On a GPU the numpy data path (drcnet.data.SyntheticPairs) is the bottleneck: a 256 px deblur patch costs a
+On a GPU the numpy data path (drcnet.data.datasets.SyntheticPairs) is the bottleneck: a 256 px deblur patch costs a
 CPU core about 30-40 ms (a random-walk kernel, an FFT convolution), so even 15 loader workers feed an H100
 only a few hundred patches a second. Here the work is split by its size:
 
 - a *recipe* per batch (which photo, where to crop, which flip, the noise level, the blur kernel, the rain
   streak kernels and densities) is drawn by loader workers on the CPU from numpy.random.default_rng([seed,
-  k, rank]), with the very functions of drcnet.degrade (motion_kernel, line_kernel): a few kilobytes;
+  k, rank]), with the very functions of drcnet.data.degrade (motion_kernel, line_kernel): a few kilobytes;
 - the *pixels* (crops of photos decoded once into device memory, flips and rotations, Gaussian noise, the
   blur as a grouped convolution, rain seeds smeared by their streak kernels, screen blending, 8-bit rounding)
   are made on the device from the recipe and a torch generator seeded by it.
 
 So batch k is a pure function of (seed, k, rank) on a given device, as the trainer's exact resume needs, and
-the degradations are those of drcnet.degrade with the same distributions (the pixel operations are checked
+the degradations are those of drcnet.data.degrade with the same distributions (the pixel operations are checked
 against the numpy ones in tests/test_device_batches.py). Only the random pixel fields (noise, rain seeds)
 come from torch's generator instead of numpy's, so the streams differ from the loader path's bit for bit.
 """
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from drcnet.data import CONTEXT, named_images, read_photo
-from drcnet.degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
+from drcnet.data.datasets import CONTEXT, named_images, read_photo
+from drcnet.data.degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
                       line_kernel, motion_kernel)
 
 BLUR_SIDE = KERNEL_LIMITS[1]                     # every blur kernel is zero-padded to 31 x 31 (centred)
@@ -31,7 +31,7 @@ MAX_LAYERS = max(p["layers"][1] for p in RAIN_PRESETS.values())
 STREAK_SIDE = int(np.ceil(max(p["length"][1] for p in RAIN_PRESETS.values()))) | 1   # 41 x 41
 
 
-def _centred(kernel: np.ndarray, side: int) -> np.ndarray:
+def centred(kernel: np.ndarray, side: int) -> np.ndarray:
     """Zero-pad an odd square kernel to side x side around its centre (the convolution is unchanged)."""
     out = np.zeros((side, side), np.float32)
     o = (side - kernel.shape[0]) // 2
@@ -68,7 +68,7 @@ class BatchRecipes(torch.utils.data.Dataset):
         if self.task == "denoise":
             recipe["sigma"] = rng.uniform(0, TRAIN_SIGMA_MAX, size=b) / 255.0
         elif self.task == "deblur":
-            recipe["kernel"] = np.stack([_centred(motion_kernel(rng, sizes=self.blur_kernels), BLUR_SIDE)
+            recipe["kernel"] = np.stack([centred(motion_kernel(rng, sizes=self.blur_kernels), BLUR_SIDE)
                                          for _ in range(b)])
         else:
             recipe.update(self._rain(rng, b))
@@ -77,7 +77,7 @@ class BatchRecipes(torch.utils.data.Dataset):
     @staticmethod
     def _rain(rng: np.random.Generator, b: int) -> dict:
         """Per image: up to MAX_LAYERS streak layers, each a density, a brightness and a streak kernel, drawn
-        as drcnet.degrade.add_rain draws them; unused layers have density 0."""
+        as drcnet.data.degrade.add_rain draws them; unused layers have density 0."""
         density = np.zeros((b, MAX_LAYERS), np.float32)
         brightness = np.zeros((b, MAX_LAYERS), np.float32)
         kernels = np.zeros((b, MAX_LAYERS, STREAK_SIDE, STREAK_SIDE), np.float32)
@@ -88,7 +88,7 @@ class BatchRecipes(torch.utils.data.Dataset):
                 density[i, j] = rng.uniform(*p["density"])
                 k = line_kernel(rng.uniform(*p["length"]),
                                 angle + rng.uniform(-p["angle_jitter"], p["angle_jitter"]), rng.uniform(*p["width"]))
-                kernels[i, j] = _centred(k / (k.max() + 1e-8), STREAK_SIDE)    # a streak's core reaches 1
+                kernels[i, j] = centred(k / (k.max() + 1e-8), STREAK_SIDE)    # a streak's core reaches 1
                 brightness[i, j] = rng.uniform(*p["brightness"])
         return {"density": density, "brightness": brightness, "streak": kernels}
 
@@ -105,13 +105,13 @@ def per_sample_conv(images: torch.Tensor, kernels: torch.Tensor, padding: int) -
 
 
 def blur_batch(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """drcnet.degrade.blur for a batch: reflect padding, then a 'valid' convolution."""
+    """drcnet.data.degrade.blur for a batch: reflect padding, then a 'valid' convolution."""
     r = kernels.shape[-1] // 2
     return per_sample_conv(F.pad(images, (r, r, r, r), mode="reflect"), kernels, padding=0)
 
 
 def streaks_batch(seeds: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """The streaks of drcnet.degrade.rain_layer for a batch of seed maps (B x 1 x H x W), zero boundaries as
+    """The streaks of drcnet.data.degrade.rain_layer for a batch of seed maps (B x 1 x H x W), zero boundaries as
     fftconvolve(mode='same'); kernels are already scaled so that a streak's core reaches 1."""
     return per_sample_conv(seeds, kernels, padding=kernels.shape[-1] // 2)
 
@@ -150,7 +150,7 @@ class DevicePhotos:
         crops = []
         for n, top, left, d in zip(*(recipe[k].tolist() for k in ("photo", "top", "left", "dihedral"))):
             crop = self.photos[n][:, top:top + side, left:left + side]
-            crop = torch.rot90(crop, d % 4, dims=(1, 2))       # = drcnet.data.dihedral on H x W x C
+            crop = torch.rot90(crop, d % 4, dims=(1, 2))       # = drcnet.data.datasets.dihedral on H x W x C
             crops.append(crop.flip(2) if d >= 4 else crop)
         clean = torch.stack(crops).float().div_(255.0)
         gen = torch.Generator(device=dev)

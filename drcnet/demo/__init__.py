@@ -27,16 +27,16 @@ matplotlib.use("Agg")                      # no display; figures are rendered to
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from drcnet.checkpoint import CheckpointError, read_metadata  # noqa: E402
-from drcnet.compiled import COMPILE_MAX_SIDE, compile_setting  # noqa: E402
-from drcnet.engine import Restorer  # noqa: E402
-from drcnet.imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
-from drcnet.metrics import psnr, ssim  # noqa: E402
+from drcnet.model.checkpoint import CheckpointError, read_metadata  # noqa: E402
+from drcnet.serve.compiled import COMPILE_MAX_SIDE, compile_setting  # noqa: E402
+from drcnet.serve.engine import Restorer  # noqa: E402
+from drcnet.serve.imageio import ImageError, LoadedImage, load_image, save_image  # noqa: E402
+from drcnet.core.metrics import psnr, ssim  # noqa: E402
 
-# drcnet.degrade (scipy.signal) and matplotlib.pyplot are imported on first use, which keeps the app's
-# start-up (first page served) short; the task list comes from drcnet.recipe, which imports neither.
-from drcnet.recipe import TASKS  # noqa: E402
-from drcnet.paths import ASSETS, REPO, checkpoints_dir  # noqa: E402
+# drcnet.data.degrade (scipy.signal) and matplotlib.pyplot are imported on first use, which keeps the app's
+# start-up (first page served) short; the task list comes from drcnet.core.tasks, which imports neither.
+from drcnet.core.tasks import TASKS  # noqa: E402
+from drcnet.core.paths import ASSETS, checkpoint_file, checkpoints_dir, REPO  # noqa: E402
 MAX_PIXELS = 40_000_000                    # decompression-bomb guard for uploads (40 MP)
 INSPECT_MAX_SIDE = 512                     # the inspector, Intra-CR explorer and Compare work at most this size
 TILE = int(os.environ.get("DRCNET_TILE", "512"))   # Restore tab: images up to this size run whole, larger are tiled
@@ -54,7 +54,7 @@ class DemoError(ValueError):
 
 def checkpoint_path(task: str) -> Path:
     check_task(task)
-    return checkpoints_dir() / f"{task}.safetensors"
+    return checkpoint_file(checkpoints_dir(), task)
 
 
 def check_task(task: str | None) -> str:
@@ -69,7 +69,7 @@ def check_task(task: str | None) -> str:
 def ablation_paths(task: str) -> list[Path]:
     """checkpoints/<task>-*.safetensors: ablation models (e.g. denoise-l1.safetensors) for Compare."""
     check_task(task)
-    return sorted(checkpoints_dir().glob(f"{task}-*.safetensors"))
+    return sorted(checkpoints_dir().glob(checkpoint_file(".", f"{task}-*").name))
 
 
 def checkpoint_status() -> dict[str, dict]:
@@ -97,7 +97,7 @@ def test_gain(task: str) -> str:
     (written by scripts/ship_checkpoint.py, so a shipped checkpoint updates the page): mean PSNR of `drcnet`
     minus `input` per evaluation setting, and whether it meets its recipe's targets. "" when there is no file."""
     import json
-    path = checkpoints_dir() / f"{task}.test.json"
+    path = checkpoint_file(checkpoints_dir(), task, "test")
     try:
         results = json.loads(path.read_text())
         gains = [(setting, row["drcnet"]["psnr"] - row["input"]["psnr"]) for setting, row in results["mean"].items()]
@@ -107,7 +107,7 @@ def test_gain(task: str) -> str:
         return ""
     text = ", ".join(f"{g:+.1f} dB ({setting_label(task, s)})" for s, g in gains) + " on the test set"
     try:
-        from drcnet.recipe import load_recipe
+        from drcnet.train.recipe import load_recipe
         gap = load_recipe(task).worst_gap(results)
     except (OSError, ValueError, KeyError):
         return text
@@ -257,11 +257,11 @@ def synthetic_settings(task: str, sigma: float = 25, rain: str = "light", blur_s
             raise DemoError(f"noise sigma must lie in 0..100 (0-255 units), got {sigma}")
         return {"sigma": float(sigma)}
     if task == "derain":
-        from drcnet.degrade import RAIN_PRESETS
+        from drcnet.data.degrade import RAIN_PRESETS
         if rain not in RAIN_PRESETS:
             raise DemoError(f"rain must be one of {sorted(RAIN_PRESETS)}, got {rain!r}")
         return {"setting": rain}
-    from drcnet.degrade import KERNEL_SIZES
+    from drcnet.data.degrade import KERNEL_SIZES
     size = int(blur_size) | 1
     size = min(max(size, KERNEL_SIZES[0]), KERNEL_SIZES[1])
     return {"size": size}
@@ -300,7 +300,7 @@ def prepare(image, task: str, reference=None, synthesize: bool = False, sigma: f
     clean, info = None, {}
     if synthesize:
         clean = rgb
-        from drcnet.degrade import degrade
+        from drcnet.data.degrade import degrade
         rng = np.random.default_rng(int(seed))
         degraded, info = degrade(clean, task, rng, **synthetic_settings(task, sigma, rain, blur_size))
         degraded = np.clip(degraded, 0, 1).astype(np.float32)
@@ -494,7 +494,7 @@ def known_degradation(path, task: str) -> dict | None:
         if task == "denoise":
             return {"task": task, "sigma": float(made["sigma"]), "poisson": None}
         if task == "deblur":     # scripts/make_assets.py: degrade(clean, "deblur", default_rng(seed), size=...)
-            from drcnet.degrade import BLUR_NOISE, motion_kernel
+            from drcnet.data.degrade import BLUR_NOISE, motion_kernel
             kernel = motion_kernel(np.random.default_rng(int(e["seed"])), int(made["size"]))
             return {"task": task, "kernel": kernel, "noise": BLUR_NOISE, "seed": int(e["seed"])}
         return {"task": task, "setting": made["setting"], "haze": False}

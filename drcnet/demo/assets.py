@@ -1,8 +1,8 @@
 """Make the app's example images in assets/ from scikit-image's bundled photos (no download).
 
-    python scripts/make_assets.py [OUT_DIR]        # default: assets/
+    python scripts/make_assets.py [OUT_DIR]        # default: assets/  (the logic: make_assets(out) here)
 
-Synthetic examples are degraded with drcnet.degrade and fixed seeds, so this script reproduces the committed
+Synthetic examples are degraded with drcnet.data.degrade and fixed seeds, so this script reproduces the committed
 files bit for bit (given the same numpy/scipy/Pillow). Noisy and rainy inputs are PNG (JPEG would alter the
 degradation); every file stays under 300 KB. Writes examples.json, which drcnet.demo.examples reads, with every
 row: the synthetic ones, the real degraded photos (Hubble deep field noise, the camera-shake clock) and their
@@ -13,19 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from drcnet.core.paths import ASSETS
+from drcnet.data.degrade import degrade
 
-from drcnet.degrade import degrade  # noqa: E402
-
-ASSETS = ROOT / "assets"
-OUT = ASSETS                         # where main() writes (a test writes to a temporary folder)
 LIMIT = 300_000
 
 
@@ -48,8 +43,8 @@ def crop_resize(img: np.ndarray, side: int, box=None) -> np.ndarray:
     return np.asarray(pil.convert("RGB"), np.float32) / 255.0
 
 
-def save(rgb: np.ndarray, name: str) -> str:
-    path = OUT / name
+def save(out: Path, rgb: np.ndarray, name: str) -> str:
+    path = out / name
     Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(path, optimize=True)
     size = path.stat().st_size
     if size > LIMIT:
@@ -57,68 +52,65 @@ def save(rgb: np.ndarray, name: str) -> str:
     return name
 
 
-def pair(task: str, photo: str, stem: str, side: int, seed: int, box=None, **settings) -> dict:
+def pair(out: Path, task: str, photo: str, stem: str, side: int, seed: int, box=None, **settings) -> dict:
     clean = crop_resize(skimage_photo(photo), side, box)
     degraded, _ = degrade(clean, task, np.random.default_rng(seed), **settings)
-    return {"task": task, "input": save(degraded, f"{stem}_{task}.png"), "reference": save(clean, f"{stem}_clean.png"),
+    return {"task": task, "input": save(out, degraded, f"{stem}_{task}.png"),
+            "reference": save(out, clean, f"{stem}_clean.png"),
             "synthesize": False, "source": f"skimage.data.{photo}", "seed": seed,
             "settings": {k: v for k, v in settings.items()}}
 
 
-def clean_only(task: str, photo: str, stem: str, side: int, box=None, **ui) -> dict:
+def clean_only(out: Path, task: str, photo: str, stem: str, side: int, box=None, **ui) -> dict:
     """A clean photo the app degrades itself ("degrade a clean photo first")."""
     name = f"{stem}_clean.png"
-    if not (OUT / name).exists():
-        save(crop_resize(skimage_photo(photo), side, box), name)
+    if not (out / name).exists():
+        save(out, crop_resize(skimage_photo(photo), side, box), name)
     return {"task": task, "input": name, "reference": None, "synthesize": True, "source": f"skimage.data.{photo}",
             **ui}
 
 
-def real_photos() -> tuple[dict, dict]:
+def real_photos(out: Path) -> tuple[dict, dict]:
     """The real degraded photos (no clean reference exists), each with the caption the gallery shows."""
     from skimage import data
     # Real low-light noise: a 256 px crop (x 350-606, y 300-556) of the Hubble eXtreme Deep Field, whose dark
     # sky carries real sensor and photon noise; copied pixel for pixel (no resampling).
     hubble = data.hubble_deep_field()[300:556, 350:606]
-    save(hubble.astype(np.float32) / 255.0, "hubble_noise.png")
+    save(out, hubble.astype(np.float32) / 255.0, "hubble_noise.png")
     noise = {"task": "denoise", "input": "hubble_noise.png", "reference": None, "synthesize": False,
              "source": "skimage.data.hubble_deep_field (real low-light sensor noise)",
              "caption": "denoise, real noise (Hubble)", "settings": {}}
     # A real camera-shake blur: skimage's clock_motion.png (grey; shipped with scikit-image), copied unchanged.
     real = Path(os.path.dirname(data.__file__)) / "clock_motion.png"
-    shutil.copyfile(real, OUT / "clock_motion.png")
+    shutil.copyfile(real, out / "clock_motion.png")
     shake = {"task": "deblur", "input": "clock_motion.png", "reference": None, "synthesize": False,
              "source": "skimage.data clock_motion.png (real motion blur)", "settings": {},
              "caption": "deblur, real camera shake"}
     return noise, shake
 
 
-def main(out: Path = ASSETS) -> list[dict]:
-    global OUT
-    OUT = Path(out)
-    OUT.mkdir(parents=True, exist_ok=True)
-    noise, shake = real_photos()
+def make_assets(out: Path = ASSETS) -> list[dict]:
+    """Write every example picture and examples.json into out; returns the rows."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    noise, shake = real_photos(out)
     rows = [
-        pair("denoise", "astronaut", "astronaut", 256, seed=11, sigma=25),
-        pair("denoise", "chelsea", "chelsea", 256, seed=12, sigma=50),
-        clean_only("denoise", "coffee", "coffee", 320, sigma=15, seed=0),
+        pair(out, "denoise", "astronaut", "astronaut", 256, seed=11, sigma=25),
+        pair(out, "denoise", "chelsea", "chelsea", 256, seed=12, sigma=50),
+        clean_only(out, "denoise", "coffee", "coffee", 320, sigma=15, seed=0),
         noise,
-        pair("derain", "rocket", "rocket", 320, seed=21, setting="light"),
-        pair("derain", "astronaut", "astronaut", 256, seed=22, setting="heavy"),
-        clean_only("derain", "chelsea", "chelsea", 256, rain="heavy", seed=3),
+        pair(out, "derain", "rocket", "rocket", 320, seed=21, setting="light"),
+        pair(out, "derain", "astronaut", "astronaut", 256, seed=22, setting="heavy"),
+        clean_only(out, "derain", "chelsea", "chelsea", 256, rain="heavy", seed=3),
     ]
-    deblur = pair("deblur", "chelsea", "chelsea", 256, seed=31, size=21)
+    deblur = pair(out, "deblur", "chelsea", "chelsea", 256, seed=31, size=21)
     deblur["settings"] = {"size": 21}
-    rows += [deblur, clean_only("deblur", "coffee", "coffee", 320, blur_size=25, seed=5), shake]
+    rows += [deblur, clean_only(out, "deblur", "coffee", "coffee", 320, blur_size=25, seed=5), shake]
     # The Extra-CR explorer's "other image" (a different picture, degraded on the fly).
-    save(crop_resize(skimage_photo("coffee"), 256), "extra_cr_negative.png")
+    save(out, crop_resize(skimage_photo("coffee"), 256), "extra_cr_negative.png")
     for r in rows:
         r["settings"] = {k: (v if not isinstance(v, np.ndarray) else None) for k, v in r.get("settings", {}).items()}
-    (OUT / "examples.json").write_text(json.dumps(rows, indent=1) + "\n")
-    for p in sorted(OUT.glob("*.png")):
+    (out / "examples.json").write_text(json.dumps(rows, indent=1) + "\n")
+    for p in sorted(out.glob("*.png")):
         print(f"{p.name:32s} {p.stat().st_size:>8,d} bytes")
     return rows
-
-
-if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ASSETS)

@@ -16,7 +16,7 @@ from PIL import Image
 
 import drcnet.demo as base
 from drcnet.demo import DemoError, Prepared, ablation_paths, checkpoint_path, prepare, quality, task_lock, to_pil
-from drcnet.demo.figures import _plt, label_lines, labelled, save_figure
+from drcnet.demo.figures import plt, label_lines, labelled, save_figure
 
 INPUT, CLEAN = "input (degraded)", "clean reference"
 SLOW = {"bm3d"}                      # baselines run after every other method (tens of seconds)
@@ -49,7 +49,7 @@ def baseline_info(prepared: Prepared, task: str) -> tuple[dict, list[str]]:
 
 def _methods(prepared: Prepared, task: str, info: dict, notes: list[str]):
     """(name, run) pairs; a DRCNet run returns {name: image} so that stage 1 comes from the same forward."""
-    from drcnet.baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
+    from drcnet.eval.baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
     x = prepared.degraded
     methods: list[tuple[str, Callable[[], dict]]] = []
     main = checkpoint_path(task)
@@ -241,7 +241,7 @@ def compare_figure(images: dict | None, table: list[list] | None = None, point=N
     h, w = images[INPUT].shape[:2]
     box = crop_box(images[INPUT].shape, *(point or (w // 2, h // 2)), size)
     rows = 3 if clean is not None else 2
-    fig, axes = _plt().subplots(rows, len(names), figsize=(2.6 * len(names), 2.9 * rows), dpi=dpi,
+    fig, axes = plt().subplots(rows, len(names), figsize=(2.6 * len(names), 2.9 * rows), dpi=dpi,
                                 squeeze=False)
     fig.suptitle("Comparison" + (" (PSNR against the clean reference)" if clean is not None else ""), fontsize=12)
     err_im = None
@@ -249,7 +249,7 @@ def compare_figure(images: dict | None, table: list[list] | None = None, point=N
         img = images[name]
         a = axes[0][k]
         a.imshow(img)
-        a.add_patch(_plt().Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
+        a.add_patch(plt().Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
                                      color="yellow", lw=1))
         title = short_name(name) + (f"\n{psnr_of[name]:.2f} dB" if psnr_of.get(name) is not None else "")
         a.set_title(title, fontsize=8)

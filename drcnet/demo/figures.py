@@ -5,7 +5,7 @@ import io
 
 from PIL import Image
 
-def _plt():
+def plt():
     import matplotlib.pyplot as plt
     return plt
 
@@ -16,12 +16,12 @@ def fig_to_image(fig) -> Image.Image:
     try:
         fig.savefig(buf, format="png", dpi=fig.dpi)
     finally:
-        _plt().close(fig)
+        plt().close(fig)
     buf.seek(0)
     return Image.open(buf).convert("RGB")
 
 
-def _heat(ax, fig, data, title, cmap="viridis", vmin=None, vmax=None):
+def heat(ax, fig, data, title, cmap="viridis", vmin=None, vmax=None):
     im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xticks([]), ax.set_yticks([])
@@ -40,7 +40,7 @@ def save_figure(fig, stem: str) -> list:
         for path in paths:
             fig.savefig(path, dpi=fig.dpi, bbox_inches="tight")
     finally:
-        _plt().close(fig)
+        plt().close(fig)
     return paths
 
 

@@ -10,9 +10,10 @@ from PIL import Image
 
 import drcnet.demo as base
 from drcnet.demo import DemoError, prepare, quality, task_lock, to_pil
-from drcnet.demo.figures import _heat, _plt, contrast_colour, fig_to_image, percent, save_figure
-from drcnet.engine import Restorer
-from drcnet.probes import FeatureProbe
+from drcnet.demo.figures import contrast_colour, heat, plt, fig_to_image, percent, save_figure
+from drcnet.serve.engine import Restorer
+from drcnet.model.config import T_DEFAULT
+from drcnet.model.probes import FeatureProbe
 
 LEVEL_NAMES = base.LEVEL_NAMES
 
@@ -44,7 +45,7 @@ def t_at_quantile(response: np.ndarray, q: float) -> float:
 
 
 def explain_mask(maps, t: float) -> str:
-    """One sentence on what the mask does in this block at t, in the terms of drcnet/dfr.py's RegionNorm."""
+    """One sentence on what the mask does in this block at t, in the terms of drcnet/model/dfr.py's RegionNorm."""
     if maps.response is None:
         return "This level has no spatial filter, so t has no effect here."
     lo, hi = (float(maps.response.min()), float(maps.response.max()))
@@ -94,17 +95,17 @@ def _block_fig(maps, image: np.ndarray, stage: int, level: int, t: float, dpi: i
     """The maps of one DFR block, each a heatmap with a colour bar fitted to its range, the histogram of M_sr
     with t, and the caption of explain_mask: the figure behind both the page's picture and the slide download."""
     import textwrap
-    fig, axes = _plt().subplots(2, 4, figsize=(16, 7.6), dpi=dpi)
+    fig, axes = plt().subplots(2, 4, figsize=(16, 7.6), dpi=dpi)
     fig.suptitle(f"DFR block, {LEVEL_NAMES[stage]} level {level} ({maps.width}x{maps.height}, "
                  f"{maps.channels} channels), t = {t:.3f}", fontsize=12)
     ax = axes.ravel()
     if maps.response is not None:
         r = maps.response
         lo, hi = fitted_range(r)
-        _heat(ax[0], fig, r, f"spatial response M_sr (scale {lo:.3f}-{hi:.3f})", "magma", lo, hi)
+        heat(ax[0], fig, r, f"spatial response M_sr (scale {lo:.3f}-{hi:.3f})", "magma", lo, hi)
         mask_overlay(ax[1], image, _upsample(maps.mask, image.shape) > 0.5, maps.coverage)
         _histogram(ax[2], r, t, maps.coverage)
-        _heat(ax[3], fig, maps.spatial.mean, "spatial-filter output (channel mean)", "coolwarm")
+        heat(ax[3], fig, maps.spatial.mean, "spatial-filter output (channel mean)", "coolwarm")
     else:
         for a in ax[:4]:
             a.axis("off")
@@ -116,7 +117,7 @@ def _block_fig(maps, image: np.ndarray, stage: int, level: int, t: float, dpi: i
             a.axis("off")
             a.text(0.5, 0.5, "branch absent in this variant", ha="center", va="center", fontsize=9)
         else:
-            _heat(a, fig, summary.mean, title, "viridis" if "energy" in title else "coolwarm")
+            heat(a, fig, summary.mean, title, "viridis" if "energy" in title else "coolwarm")
     ax[7].axis("off")
     ax[7].text(0, 1, textwrap.fill(explain_mask(maps, t), 44), va="top", fontsize=9, transform=ax[7].transAxes)
     fig.tight_layout()
@@ -132,7 +133,7 @@ def overview_figure(probe_maps, image: np.ndarray, t: float) -> Image.Image:
     histogram of M_sr with t and the coverage it implies."""
     keys = sorted(probe_maps)
     levels = max(k[1] for k in keys) + 1
-    fig, axes = _plt().subplots(4, levels, figsize=(3.3 * levels, 10.5), dpi=72, squeeze=False,
+    fig, axes = plt().subplots(4, levels, figsize=(3.3 * levels, 10.5), dpi=72, squeeze=False,
                                 gridspec_kw={"height_ratios": [3, 1.3, 3, 1.3]})
     fig.suptitle(f"Spatial response maps of all DFR blocks (each on its own colour scale; mask M_sr >= {t:.3f} "
                  "outlined) and their histograms with t", fontsize=11)
@@ -206,7 +207,7 @@ def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blu
     return prepared, out, maps, time.perf_counter() - start, ran
 
 
-def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, reference=None,
+def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = T_DEFAULT, reference=None,
             synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
             seed: int = 0, statistics: str = "matched") -> InspectResult:
     """Re-run the model at threshold t (input at most INSPECT_MAX_SIDE px) and draw the maps of one block.
@@ -267,7 +268,7 @@ def t_sweep(image, task: str, stage: int = 1, level: int = 0, reference=None, sy
 
 def sweep_figure(rows: list[dict], stage: int, level: int, default_t: float) -> Image.Image:
     """Coverage (and PSNR) against t, the legend under the axes so that it never covers a curve."""
-    fig, ax = _plt().subplots(figsize=(7.5, 4.2), dpi=80)
+    fig, ax = plt().subplots(figsize=(7.5, 4.2), dpi=80)
     tt = [r["t"] for r in rows]
     handles = []
     if rows[0]["coverage"] is not None:
@@ -292,7 +293,7 @@ def sweep_figure(rows: list[dict], stage: int, level: int, default_t: float) -> 
     return fig_to_image(fig)
 
 
-def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, q: float = 0.9, reference=None,
+def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = T_DEFAULT, q: float = 0.9, reference=None,
                synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
                seed: int = 0) -> float:
     """The t that puts the top (1 - q) of the chosen block's M_sr in the mask. The map is read at the current t:
@@ -305,7 +306,7 @@ def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75
     return t_at_quantile(m.response, q)
 
 
-def inspect_figure(image, task: str, stage: int = 1, level: int = 0, t: float = 0.75, reference=None,
+def inspect_figure(image, task: str, stage: int = 1, level: int = 0, t: float = T_DEFAULT, reference=None,
                    synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
                    seed: int = 0, statistics: str = "matched", dpi: int = 200) -> list:
     """The inspector's block figure for slides: one high-resolution PNG and a PDF (vector), titles and colour

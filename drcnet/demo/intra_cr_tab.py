@@ -8,11 +8,11 @@ from PIL import Image
 
 import drcnet.demo as base
 from drcnet.demo import DemoError, prepare, task_lock, to_pil
-from drcnet.demo.figures import _plt, fig_to_image, labelled
+from drcnet.demo.figures import plt, fig_to_image, labelled
 import torch
 
-from drcnet.imageio import load_image
-from drcnet.losses import INTRA_LAYERS, PAPER_LAMBDAS, mixup_negatives
+from drcnet.serve.imageio import load_image
+from drcnet.train.losses import INTRA_LAYERS, PAPER_LAMBDAS, mixup_negatives
 from drcnet.demo import ASSETS, resize_max, synthetic_settings
 
 
@@ -22,7 +22,7 @@ _vgg = {}
 def vgg_features():
     """The frozen VGG19 up to relu3_1 (the committed slice), loaded once."""
     if "v" not in _vgg:
-        from drcnet.vgg import VGG19Features
+        from drcnet.train.vgg import VGG19Features
         _vgg["v"] = VGG19Features(INTRA_LAYERS)
     return _vgg["v"]
 
@@ -34,7 +34,7 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
 @torch.inference_mode()
 def cr_ratios(x: torch.Tensor, clean: torch.Tensor, negatives: list[torch.Tensor], c=None,
               feats_cache: dict | None = None) -> np.ndarray:
-    """Per VGG layer: d_l(X, J) / (sum_k c_k d_l(X, N_k) + eps), the quantity of drcnet.losses (tested equal to
+    """Per VGG layer: d_l(X, J) / (sum_k c_k d_l(X, N_k) + eps), the quantity of drcnet.train.losses (tested equal to
     IntraCR.layer_ratios), with VGG features of repeated tensors computed once."""
     vgg = vgg_features()
     cache = feats_cache if feats_cache is not None else {}
@@ -75,7 +75,7 @@ def other_example(task: str, shape, seed: int = 1) -> np.ndarray:
         from skimage import data as skdata
         rgb = skdata.coffee().astype(np.float32) / 255.0
     img = Image.fromarray(np.round(rgb * 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.LANCZOS)
-    from drcnet.degrade import degrade
+    from drcnet.data.degrade import degrade
     rng = np.random.default_rng(seed)
     degraded, _ = degrade(np.asarray(img, np.float32) / 255.0, task, rng,
                           **synthetic_settings(task, 25, "light", 21))
@@ -114,14 +114,14 @@ def intra_cr(image, task: str, lam: float = 0.95, reference=None, synthesize: bo
               for name, x in subjects.items()}
     paper_negs = mixup_negatives(It, Jt, PAPER_LAMBDAS)
     table, headers = [], ["output", "loss", *INTRA_LAYERS, "weighted sum"]
-    from drcnet.losses import INTRA_WEIGHTS
+    from drcnet.train.losses import INTRA_WEIGHTS
     w = np.array(INTRA_WEIGHTS)
     for name, x in subjects.items():
         intra = cr_ratios(x, Jt, paper_negs, c=PAPER_LAMBDAS, feats_cache=cache)
         extra = cr_ratios(x, Jt, [other], feats_cache=cache)
         table.append([name, "Intra-CR (1, 0.95, 0.9)", *np.round(intra, 4), round(float(w @ intra), 4)])
         table.append([name, "Extra-CR (other image)", *np.round(extra, 4), round(float(w @ extra), 4)])
-    fig, axes = _plt().subplots(1, len(INTRA_LAYERS) + 1, figsize=(15, 3.6), dpi=80,
+    fig, axes = plt().subplots(1, len(INTRA_LAYERS) + 1, figsize=(15, 3.6), dpi=80,
                              gridspec_kw={"width_ratios": [1] * len(INTRA_LAYERS) + [1.1]})
     styles = {"restored X": "o-", "degraded I": "s--", "clean J": "^:"}
     for l, layer in enumerate(INTRA_LAYERS):

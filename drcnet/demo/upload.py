@@ -1,5 +1,5 @@
 """What the page says the moment a photo arrives, on every tab: the reader's verdict (the same message every
-handler would give later) and, for the input, which task fits it (drcnet.diagnose), with that task selected; a
+handler would give later) and, for the input, which task fits it (drcnet.serve.diagnose), with that task selected; a
 photo that looks clean gets a warning and no task at all, so that Restore asks which one to run (no_task_message)
 rather than softening a clean photo on one click."""
 from __future__ import annotations
@@ -19,12 +19,12 @@ NO_TASK = "No task selected: choose which task to run on this photo (denoise, de
 class UploadReport:
     message: str                    # markdown for the page; "" when there is nothing to say
     task: str | None = None         # the task to select when `select` (None: no task, the photo looks clean)
-    diagnosis: dict | None = None   # drcnet.diagnose's task, finding and scores (the /diagnose answer)
+    diagnosis: dict | None = None   # drcnet.serve.diagnose's task, finding and scores (the /diagnose answer)
     select: bool = False            # change the task selection to `task` (False: leave the choice as it is)
 
 
 def read_checked(path, what: str):
-    """Load an upload as every handler would (drcnet.imageio, the size guards); errors as the handlers raise."""
+    """Load an upload as every handler would (drcnet.serve.imageio, the size guards); errors as the handlers raise."""
     loaded = load(path, what)
     check_usable(loaded)
     return loaded
@@ -32,7 +32,7 @@ def read_checked(path, what: str):
 
 def diagnose_file(path) -> dict:
     """{"task", "finding", "scores"} for a photo: the /diagnose endpoint. Errors as the other handlers raise."""
-    from drcnet.diagnose import diagnose
+    from drcnet.serve.diagnose import diagnose
     d = diagnose(read_checked(path, "input image").rgb)
     return {"task": d.task, "finding": d.finding, "scores": {k: round(v, 4) for k, v in d.scores.items()}}
 

@@ -1,7 +1,7 @@
 """Classical restoration methods to compare DRCNet against.
 
 BASELINES[task][name](degraded, info) -> restored, all float32 H x W x 3 in [0, 1]; info is the dict that
-drcnet.degrade.degrade returned, so the denoisers know the true sigma and the deblurring methods the true
+drcnet.data.degrade.degrade returned, so the denoisers know the true sigma and the deblurring methods the true
 kernel. Deblurring baselines with "nonblind" in their name are given the true kernel: an advantage DRCNet
 (a blind method) does not have, so they are an upper reference for classical methods, not a fair rival.
 Optional packages: BM3D is listed only when `bm3d` is importable, the wavelet denoiser only when PyWavelets

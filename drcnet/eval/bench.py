@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 
-import numpy as np
 import torch
-import torch.nn as nn
 
-from drcnet.model import create_model
+from drcnet.core.device import describe_device
+from drcnet.core.metrics import psnr
+from drcnet.eval.timing import (conv_flops, median_seconds, peak_conv_flops, proc_status_kib, reset_peak_rss,
+                                synthetic_image)
+from drcnet.model.network import create_model
 
 LAYOUTS = [("fp32 NCHW", torch.float32, torch.contiguous_format),
            ("fp32 channels_last", torch.float32, torch.channels_last),
@@ -36,92 +35,12 @@ LAYOUTS = [("fp32 NCHW", torch.float32, torch.contiguous_format),
 
 # ---------------------------------------------------------------- measurements
 
-def conv_flops(model: nn.Module, x: torch.Tensor) -> float:
-    """2 x multiply-accumulates of all Conv2d / ConvTranspose2d layers for one forward of x.
-
-    With groups, each output channel sees only in_channels / groups inputs (ConvTranspose2d: each input channel
-    feeds only out_channels / groups outputs), so a depthwise conv does kh x kw MACs per output sample. The
-    division is on the channel count, never on the kernel area: kh * kw // groups made depthwise work zero."""
-    macs = []
-
-    def count(module, inputs, output):
-        k = module.kernel_size[0] * module.kernel_size[1]
-        if isinstance(module, nn.ConvTranspose2d):      # each input sample scatters into out_ch / groups x k outputs
-            macs.append(inputs[0].numel() * (module.out_channels // module.groups) * k)
-        else:                                           # each output sample gathers in_ch / groups x k inputs
-            macs.append(output.numel() * (module.in_channels // module.groups) * k)
-
-    handles = [m.register_forward_hook(count) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return 2.0 * sum(macs)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_seconds(fn, repeats: int, device) -> float:
-    fn()                    # warm-up: oneDNN / cuDNN pick and cache their kernels on the first call
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def interleaved_medians(methods: dict, repeats: int, device=torch.device("cpu"), warmup: int = 1) -> dict:
-    """Median seconds of each method, timed in turns (a, b, c, a, b, c, ...) after `warmup` calls of each, so a
-    change in the machine's load hits every method alike and the ratios between them hold."""
-    for _ in range(warmup):
-        for fn in methods.values():
-            fn()
-    sync(device)
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def proc_status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")            # "5" resets VmHWM to the current RSS (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
-
-
 def peak_memory_mb(preset: str, size: int, layout: str, device) -> float | None:
     """Peak memory of one forward, in MB, measured in a fresh child process: in this process the allocator
     keeps freed blocks, so a second forward would show no rise at all. CPU: the rise of the peak resident set
     (VmHWM, reset through /proc/self/clear_refs) over the resident set just before the forward; CUDA:
     torch.cuda.max_memory_allocated over the allocation before it."""
-    cmd = [sys.executable, "-m", "drcnet.bench", "--memory-child", f"{preset},{size},{layout}",
+    cmd = [sys.executable, "-m", "drcnet.eval.bench", "--memory-child", f"{preset},{size},{layout}",
            "--device", str(device)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -153,41 +72,6 @@ def memory_child(spec: str, device: str) -> None:
     print(json.dumps({"peak_mb": peak}))
 
 
-def floor_conv(device):
-    """The floor's yardstick, a large bf16 channels_last 3x3 conv (256 -> 256 on 1x256x128x128): (run, FLOPs)."""
-    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float32
-    conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, dtype, memory_format=torch.channels_last)
-    x = torch.randn(1, 256, 128, 128, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-
-    def run():
-        with torch.inference_mode():
-            conv(x)
-
-    return run, 2.0 * 256 * 256 * 9 * 128 * 128
-
-
-def peak_conv_flops(device, repeats: int = 5) -> float:
-    """FLOP/s of the floor conv: what this machine does at best."""
-    run, flops = floor_conv(device)
-    return flops / median_seconds(run, repeats, device)
-
-
-def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Smooth colour gradients plus fine texture and noise: float32 HxWx3 in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    y = np.linspace(0, 1, h, dtype=np.float32)[:, None]
-    x = np.linspace(0, 1, w, dtype=np.float32)[None, :]
-    channels = [0.5 + 0.25 * np.sin(2 * np.pi * (f * x + g * y) + p) + 0.1 * np.sin(60 * x + 45 * y + p)
-                for f, g, p in rng.uniform(0.5, 3, (3, 3))]
-    img = np.stack(channels, axis=2) + rng.normal(0, 0.03, (h, w, 3)).astype(np.float32)
-    return np.clip(img, 0, 1).astype(np.float32)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.float() - b.float()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
 # ---------------------------------------------------------------- the table
 
 def bench_preset(preset: str, size: int, device, repeats: int, floor_flops: float) -> list[dict]:
@@ -215,13 +99,13 @@ def bench_preset(preset: str, size: int, device, repeats: int, floor_flops: floa
         del model
     reference = outputs["fp32 NCHW"]
     for row in rows:
-        row["psnr"] = psnr(outputs[row["layout"]], reference)
+        row["psnr"] = psnr(outputs[row["layout"]].float().cpu().numpy(), reference.float().cpu().numpy())
         row["speedup"] = rows[0]["ms"] / row["ms"]
     return rows
 
 
 def print_table(rows: list[dict], device, floor_flops: float) -> None:
-    print(f"\n### {device_name(device)}: floor conv {floor_flops / 1e9:.0f} GFLOP/s\n")
+    print(f"\n### {describe_device(device)}: floor conv {floor_flops / 1e9:.0f} GFLOP/s\n")
     print("| preset | size | layout | median ms | speed-up vs fp32 NCHW | peak MB | GFLOPs | GFLOP/s "
           "| x floor | PSNR vs fp32 (dB) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -231,19 +115,13 @@ def print_table(rows: list[dict], device, floor_flops: float) -> None:
               f"| {r['gflops']:.1f} | {r['achieved']:.0f} | {r['vs_floor']:.2f} | {r['psnr']:.1f} |")
 
 
-def device_name(device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
 # ---------------------------------------------------------------- the 12-megapixel tiled run
 
 def large_image_child(preset: str, height: int, width: int, device: str | None) -> None:
     """Runs in its own process, so the peak RSS it reports is the tiled restoration's alone (model, input
     image, accumulators and one tile's activations). Every 10 tiles it logs progress and the peak so far
     to stderr, so a run cut short still tells its memory and its pace."""
-    from drcnet.engine import Restorer
+    from drcnet.serve.engine import Restorer
 
     torch.manual_seed(0)
     restorer = Restorer(create_model(preset), device=device)
@@ -262,7 +140,7 @@ def large_image_child(preset: str, height: int, width: int, device: str | None) 
 
 
 def large_image(preset: str, height: int, width: int, device) -> dict:
-    cmd = [sys.executable, "-m", "drcnet.bench", "--large-child", preset, "--large-size", f"{height}x{width}",
+    cmd = [sys.executable, "-m", "drcnet.eval.bench", "--large-child", preset, "--large-size", f"{height}x{width}",
            "--device", str(device)]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)   # its progress shows on stderr
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -5,29 +5,30 @@
 
 Protocol: each clean image (centre-cropped to --max-side, default 512, for speed: a crop keeps the pixel
 scale that noise, rain and blur are defined at, where downscaling would not) is degraded once per named
-setting with seeds fixed by name (drcnet.data.FixedEvalSet), so every run and every method sees the same
+setting with seeds fixed by name (drcnet.data.datasets.FixedEvalSet), so every run and every method sees the same
 inputs. PSNR/SSIM are on RGB, on BT.601 Y for deraining (MPRNet's convention). The error reductions are the
 paper's: RMSE from PSNR and DSSIM from SSIM, for DRCNet against the degraded input and the best baseline.
 
 Grid artifacts: every output is also scored for periodic artifacts on the encoder's down-sampling grids, over
-the whole image (grid_artifact_ratio) and in windows (local_grid_ratio); drcnet.release refuses a checkpoint
+the whole image (grid_artifact_ratio) and in windows (local_grid_ratio); drcnet.ops.release refuses a checkpoint
 whose worst test image exceeds GRID_BOUND or LOCAL_GRID_BOUND.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from drcnet.baselines import BASELINES
-from drcnet.data import FixedEvalSet, split_images
-from drcnet.degrade import TASKS, eval_settings
-from drcnet.metrics import error_reductions, psnr, ssim
+from drcnet.eval.baselines import BASELINES
+from drcnet.data.datasets import FixedEvalSet, split_images
+from drcnet.core.tasks import TASKS
+from drcnet.data.degrade import eval_settings
+from drcnet.core.files import jsonable
+from drcnet.core.metrics import error_reductions, psnr, ssim
 
 INPUT, DRCNET = "input", "drcnet"
 DEFAULT_MAX_SIDE = 512
@@ -216,10 +217,10 @@ def markdown_table(results: dict) -> str:
 
 
 def load_restorer(checkpoint, tile: int | None = None):
-    """restore(HxWx3 float32) -> same, from drcnet.engine.Restorer (tiled, device and precision aware); falls
+    """restore(HxWx3 float32) -> same, from drcnet.serve.engine.Restorer (tiled, device and precision aware); falls
     back to running the model directly if the engine is unavailable."""
     try:
-        from drcnet.engine import Restorer
+        from drcnet.serve.engine import Restorer
     except ImportError:
         return _direct_restorer(checkpoint)
     restorer = Restorer.from_checkpoint(checkpoint)
@@ -229,7 +230,7 @@ def load_restorer(checkpoint, tile: int | None = None):
 def _direct_restorer(checkpoint):
     import torch
 
-    from drcnet.checkpoint import load_checkpoint
+    from drcnet.model.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
 
@@ -241,22 +242,12 @@ def _direct_restorer(checkpoint):
 
 
 def checkpoint_task(checkpoint) -> str:
-    from drcnet.checkpoint import read_metadata
+    from drcnet.model.checkpoint import read_metadata
 
     try:
         return read_metadata(checkpoint).get("task", "")
     except Exception:   # official .pth files carry no metadata
         return ""
-
-
-def _jsonable(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)   # JSON has no inf/nan; identical images have PSNR inf
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_jsonable(v) for v in x]
-    return x
 
 
 def main(argv=None) -> dict:
@@ -293,7 +284,7 @@ def main(argv=None) -> dict:
     print(markdown_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+        args.json.write_text(json.dumps(jsonable(results), indent=1) + "\n")
     return results
 
 

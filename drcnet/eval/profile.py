@@ -19,9 +19,9 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from drcnet.bench import synthetic_image
-from drcnet.engine import Restorer
-from drcnet.model import create_model
+from drcnet.eval.timing import synthetic_image
+from drcnet.serve.engine import Restorer
+from drcnet.model.network import create_model
 
 
 def canonical(name: str) -> str:

@@ -12,7 +12,7 @@ the first thing a talk audience sees. So, for every task, a shipped checkpoint m
   (a 7 px motion blur starts below LIGHT_EACH_DB: it must not get worse);
 - agree with itself: whole and tiled, eager and compiled outputs within AGREE_DB of each other.
 
-Measured at 256 px and at the app's 512 px (centre crops), on the test photos when shipping (drcnet.release) and
+Measured at 256 px and at the app's 512 px (centre crops), on the test photos when shipping (drcnet.ops.release) and
 on the clean photos and examples of assets/ in the test suite (tests/test_safety.py). The numbers of the shipped
 checkpoints are in their cards ("Safety on clean photos"); `python scripts/safety.py` prints them.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drcnet.degrade import degrade
+from drcnet.data.degrade import degrade
 
 SIZES = (256, 512)
 CLEAN_MEAN_DB = {"denoise": 34.0, "derain": 34.0, "deblur": 30.0}
@@ -159,8 +159,8 @@ def markdown(report: Report) -> str:
 
 def asset_photos(assets=None) -> dict:
     """The clean photos of assets/ (*_clean.png), float32 RGB in [0, 1]: the gate's photos in the test suite."""
-    from drcnet.imageio import load_image
-    from drcnet.paths import ASSETS
+    from drcnet.serve.imageio import load_image
+    from drcnet.core.paths import ASSETS
 
     folder = ASSETS if assets is None else assets
     return {p.name: np.ascontiguousarray(load_image(p).rgb, np.float32) for p in sorted(folder.glob("*_clean.png"))}
@@ -171,8 +171,8 @@ def example_moves(task: str, restore, assets=None) -> dict:
     restored whole (as the app does): a colour blotch on a real photo shows here."""
     import json
 
-    from drcnet.imageio import load_image
-    from drcnet.paths import ASSETS
+    from drcnet.serve.imageio import load_image
+    from drcnet.core.paths import ASSETS
 
     folder = ASSETS if assets is None else assets
     moves = {}
@@ -199,8 +199,8 @@ def gate(task: str, restorer, photos: dict, sizes=SIZES, assets=None) -> dict:
 def before_after(task: str, checkpoint, photos: dict, sizes=SIZES, log=print) -> str:
     """Markdown: the test set (mean PSNR per setting) and the clean-photo gate at each size, with the paper's
     whole-image statistics ("whole", the behaviour before) and the engine's default ("matched")."""
-    from drcnet.engine import Restorer
-    from drcnet.evaluate import evaluate
+    from drcnet.serve.engine import Restorer
+    from drcnet.eval.evaluate import evaluate
 
     restorer = Restorer.from_checkpoint(checkpoint)
     lines = ["| statistics | size | " + " | ".join(_settings(task)) + " | clean photos: mean (worst) | "
@@ -221,6 +221,6 @@ def before_after(task: str, checkpoint, photos: dict, sizes=SIZES, log=print) ->
 
 
 def _settings(task: str) -> list[str]:
-    from drcnet.degrade import eval_settings
+    from drcnet.data.degrade import eval_settings
 
     return [s["name"] for s in eval_settings(task)]

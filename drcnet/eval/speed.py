@@ -1,13 +1,13 @@
 """The compiled-path speed table (issue 20): `python scripts/benchmark.py [--quick]`.
 
-Every row times its methods in turns in this one process (drcnet.bench.interleaved_medians: a, b, c, a, b, c
+Every row times its methods in turns in this one process (drcnet.eval.bench.interleaved_medians: a, b, c, a, b, c
 ..., median of --repeats after a warm-up), so the ratios survive a machine whose load changes; the seconds do
 not, so run it on an idle machine. Compile times are cold unless .cache/inductor already holds the graphs.
 
 - engine: the lite model through Restorer.restore (numpy in and out) at --size px, eager and compiled, and
-  NAFNet-w32 (drcnet/nafnet_timing.py) as its own code runs: eager, bf16 weights, channels_last.
+  NAFNet-w32 (drcnet/eval/nafnet.py) as its own code runs: eager, bf16 weights, channels_last.
 - floor: the paper model compiled against the bf16 convolution floor (its conv FLOPs at the FLOP/s of one large
-  bf16 conv, drcnet.bench.peak_conv_flops), the conv measured in the same turns.
+  bf16 conv, drcnet.eval.bench.peak_conv_flops), the conv measured in the same turns.
 - train: patches/s of one lite training step (batch --batch of --patch px, bf16 autocast where the CPU has fast
   bf16, channels_last, Adam; out1 and out2 each take the loss, as the trainer does), with L1 and with Intra-CR,
   eager and with torch.compile of the network and the loss's VGG.
@@ -22,10 +22,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from drcnet.bench import conv_flops, device_name, floor_conv, interleaved_medians, synthetic_image
-from drcnet.engine import Restorer, cpu_has_fast_bf16
-from drcnet.model import create_model
-from drcnet.nafnet_timing import WIDTH32_GOPRO, NAFNet
+from drcnet.core.device import cpu_has_fast_bf16, describe_device
+from drcnet.eval.timing import conv_flops, floor_conv, interleaved_medians, synthetic_image
+from drcnet.serve.engine import Restorer
+from drcnet.model.network import create_model
+from drcnet.eval.nafnet import WIDTH32_GOPRO, NAFNet
 
 
 def engine_pair(preset: str, size: int) -> tuple[Restorer, Restorer, float]:
@@ -74,7 +75,7 @@ def floor_row(size: int, repeats: int) -> dict:
 
 def train_step(preset: str, loss_name: str, batch: int, patch: int, compile: bool):
     """One training step as the trainer takes it (out1 and out2 each under the loss, Adam): (step(), model)."""
-    from drcnet.losses import make_loss
+    from drcnet.train.losses import make_loss
 
     torch.manual_seed(0)
     memory_format = torch.channels_last
@@ -130,7 +131,7 @@ def main(argv=None) -> None:
     if args.quick:
         args.size, args.patch, args.batch, args.repeats, train_preset = 128, 64, 2, 2, "tiny"
     rows = args.rows.split(",")
-    print(f"{device_name(torch.device('cpu'))}, torch {torch.__version__}, median of {args.repeats} turns "
+    print(f"{describe_device(torch.device('cpu'))}, torch {torch.__version__}, median of {args.repeats} turns "
           f"after 1 warm-up, interleaved per row\n")
     print("| row | method | median | ratio | target | compile (s) |")
     print("|---|---|---:|---:|---|---:|")

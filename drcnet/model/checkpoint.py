@@ -18,14 +18,13 @@ perturbing the shipped weights and rounding them each way). Training runs keep f
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from drcnet.config import DRCNetConfig
-from drcnet.model import DRCNet
+from drcnet.core.files import atomic_write
+from drcnet.model.config import DRCNetConfig
+from drcnet.model.network import DRCNet
 
 FORMAT = "drcnet/1"
 
@@ -55,22 +54,6 @@ def save_checkpoint(path, model: DRCNet, *, task: str = "", preset: str = "", tr
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     return path
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp) into a temporary file beside `path`, fsync it, then os.replace: a reader (or a crash, or a
-    kill -9) sees the old file or the new one, never half of one. The one way this project replaces files."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_metadata(path) -> dict:
@@ -103,7 +86,7 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
 
     path = Path(path)
     if path.suffix in (".pth", ".pt"):
-        from drcnet.official import load_official
+        from drcnet.model.official import load_official
 
         try:
             model = load_official(path, **config_overrides)

@@ -19,6 +19,14 @@ VARIANTS: dict[str, dict[str, bool]] = {
 }
 
 REGION_STATS = ("sample", "official")
+T_DEFAULT = 0.75        # the mask threshold t of the paper: the one place that writes it
+
+
+def check_threshold(t: float) -> float:
+    """t as a float, or ValueError when it lies outside [0, 1] (the one range check of the mask threshold)."""
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"threshold t must lie in [0, 1], got {t}")
+    return float(t)
 
 
 @dataclass
@@ -28,7 +36,7 @@ class DRCNetConfig:
     depth: int = 4                     # levels per encoder; depth 4 = three down-samplings (spec section 1)
     relu_slope: float = 0.2
     sf_levels: tuple[int, ...] = (0, 1, 2, 3)   # levels whose DFR block has the spatial filter
-    t: float = 0.75                    # mask threshold on the spatial response map (paper; code used 0.8)
+    t: float = T_DEFAULT               # mask threshold on the spatial response map (paper; code used 0.8)
     delta: float = 1e-6                # SimAM's lambda in eq 8 (paper; code used 1e-4)
     variant: str = "DFR"               # one of VARIANTS (Table 4 ablations)
     region_stats: str = "sample"       # "sample": per-sample region statistics; "official": public code's arithmetic
@@ -42,8 +50,7 @@ class DRCNetConfig:
             raise ValueError(f"unknown region_stats {self.region_stats!r}; choose one of {REGION_STATS}")
         if self.wf % 2:
             raise ValueError("wf must be even: the spatial filter splits the channels in half")
-        if not 0.0 <= self.t <= 1.0:
-            raise ValueError(f"threshold t must lie in [0, 1], got {self.t}")
+        check_threshold(self.t)
 
     @property
     def branches(self) -> dict[str, bool]:

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from drcnet.config import DRCNetConfig, make_config
-from drcnet.dfr import DFRBlock, ThresholdMask
+from drcnet.model.config import DRCNetConfig, check_threshold, make_config
+from drcnet.model.dfr import DFRBlock, ThresholdMask
 
 
 class EncoderLevel(nn.Module):
@@ -113,9 +113,8 @@ class DRCNet(nn.Module):
 
     def set_threshold(self, t: float) -> None:
         """Change the mask threshold t of every spatial filter at run time."""
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"threshold t must lie in [0, 1], got {t}")
-        self.cfg.t = float(t)
+        t = check_threshold(t)
+        self.cfg.t = t
         for m in self.modules():
             if isinstance(m, ThresholdMask):
                 m.t = float(t)

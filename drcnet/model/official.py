@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from drcnet.config import DRCNetConfig
-from drcnet.model import DRCNet
+from drcnet.model.config import DRCNetConfig
+from drcnet.model.network import DRCNet
 
 OFFICIAL_DEFAULTS = dict(region_stats="official", t=0.8, delta=1e-4)
 

@@ -5,7 +5,7 @@
     maps = probe.maps[(1, 0)]          # stage 1, level 0
     maps.response, maps.mask, maps.coverage, maps.energy.pca ...
 
-Forward hooks sit on the block's named submodules (see drcnet/dfr.py). Maps are summarised the moment they
+Forward hooks sit on the block's named submodules (see drcnet/model/dfr.py). Maps are summarised the moment they
 are produced (first batch item only), so no activation tensor outlives its forward. When several forwards run
 inside one probe (tiled inference runs one per tile), each block keeps the maps of the LAST forward.
 """

@@ -6,7 +6,7 @@
 
 A lease is one command of at most 600 s with no second try, so everything here is bounded by one global
 deadline (--deadline, default 540 s) whose clock the entry script starts before it imports torch. In order:
-1. prints the machine and checks the data pack (drcnet.datapack): without one, training is skipped with a clear
+1. prints the machine and checks the data pack (drcnet.data.datapack): without one, training is skipped with a clear
    message (the benchmark and tests still run, and the command exits non-zero at the end);
 2. trains each task in turn from checkpoints/<task>.safetensors with its recipe (drcnet/recipes/<task>.toml:
    loss, lr, kernels; only patch and batch are the GPU's) on the wall-clock schedule, in its own process and
@@ -28,9 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-from drcnet.datapack import MissingPackError, check_pack
-from drcnet.jobs import ROOT, TIMED_OUT, log, machine, read_jsonl, run_logged
-from drcnet.recipe import TASKS, load_recipe
+from drcnet.data.datapack import MissingPackError, check_pack
+from drcnet.core.device import machine
+from drcnet.core.files import read_jsonl
+from drcnet.ops.jobs import ROOT, TIMED_OUT, log, run_logged
+from drcnet.core.tasks import TASKS
+from drcnet.train.recipe import load_recipe
+from drcnet.core.paths import checkpoint_file
 
 # Shares of the training time: deblur is furthest from its target and learns slowest, so it gets the most.
 SHARES = {"denoise": 0.3, "derain": 0.25, "deblur": 0.45}
@@ -80,14 +84,14 @@ def trainer_command(task: str, seconds: float, args, run: Path) -> list[str]:
         "--data", str(Path(args.data) / "train"), "--val-data", str(Path(args.data) / "val"),
         "--val-every", "0", "--val-count", str(args.val_count), "--val-size", str(args.val_size),
         "--save-every", "100", "--log-every", "25", "--out", str(run), "--no-progress"]
-    init = Path(args.init_dir) / f"{task}.safetensors"
+    init = checkpoint_file(Path(args.init_dir), task)
     if init.is_file() and preset == _preset_of(init):
         cmd += ["--init", str(init)]
     return cmd + shlex.split(args.extra)
 
 
 def _preset_of(checkpoint: Path) -> str:
-    from drcnet.checkpoint import read_metadata
+    from drcnet.model.checkpoint import read_metadata
 
     try:
         return read_metadata(checkpoint).get("preset", "")
@@ -98,15 +102,15 @@ def _preset_of(checkpoint: Path) -> str:
 def copy_weights(run: Path, task: str, out: Path) -> dict:
     """The run's best weights (else its last) as float16 <task>.safetensors in out: done first, so that nothing
     read afterwards (a log cut short by a kill) can lose them."""
-    from drcnet.checkpoint import load_checkpoint, save_checkpoint
+    from drcnet.model.checkpoint import load_checkpoint, save_checkpoint
 
-    for name in ("best.safetensors", "last.safetensors"):
-        source = run / name
+    for name in ("best", "last"):
+        source = checkpoint_file(run, name)
         if source.is_file():
             model, meta = load_checkpoint(source)
-            save_checkpoint(out / f"{task}.safetensors", model, task=task, preset=meta.get("preset", ""),
+            save_checkpoint(checkpoint_file(out, task), model, task=task, preset=meta.get("preset", ""),
                             training=meta.get("training", {}), metrics=meta.get("metrics", {}), dtype="float16")
-            return {"weights": f"{task}.safetensors", "weights_from": name, "weights_kind": meta.get("weights", "raw")}
+            return {"weights": checkpoint_file(out, task).name, "weights_from": source.name, "weights_kind": meta.get("weights", "raw")}
     return {}
 
 
@@ -169,8 +173,8 @@ def data_cost(args, device) -> dict:
     """Milliseconds to make one training batch on the device (the part of a step that is data), per task."""
     import torch
 
-    from drcnet.data import list_images
-    from drcnet.device_batches import DeviceBatchStream
+    from drcnet.data.datasets import list_images
+    from drcnet.data.device_batches import DeviceBatchStream
 
     images = list_images(Path(args.data) / "train")
     costs = {}
@@ -192,9 +196,9 @@ def data_cost(args, device) -> dict:
 def benchmark(device, presets, sizes, repeats: int = 5) -> list[dict]:
     import torch
 
-    from drcnet.bench import median_seconds
-    from drcnet.engine import Restorer
-    from drcnet.model import create_model
+    from drcnet.eval.timing import median_seconds
+    from drcnet.serve.engine import Restorer
+    from drcnet.model.network import create_model
 
     rows = []
     for preset in presets:
@@ -280,3 +284,7 @@ def print_table(report: dict) -> None:
         for b in report["bench"]:
             log(f"| {b['preset']} | {b['size']} | {b['precision']} | {b['median_ms']} | {b['peak_mb']} |")
     log(f"\nmachine: {report['machine'].get('device')}; tests: {report['tests']}; total {report['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,5 @@
 """Child processes for the long-running commands (the GPU burst, the relay, the ablation): run one with its
-output echoed and kept, stop it so that it saves, and describe the machine they ran on.
+output echoed and kept, stop it so that it saves, (the machine they ran on: drcnet.core.device).
 
 A training child has loader workers of its own, and they inherit its output pipe. Killing only the child and
 then reading the pipe to its end would wait for those workers forever, so every child here runs in its own
@@ -8,45 +8,17 @@ its state on the first Ctrl-C), SIGKILL after a grace period.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import tempfile
-from pathlib import Path
 
-from drcnet.paths import REPO as ROOT  # noqa: E402  (jobs run in the repository: its scripts, its runs/)
+from drcnet.core.paths import REPO as ROOT  # noqa: E402  (jobs run in the repository: its scripts, its runs/)
 TIMED_OUT = -9          # the exit code reported for a child stopped at its timeout
 
 
 def log(*args) -> None:
     print(*args, flush=True)
-
-
-def machine() -> dict:
-    """torch and CUDA versions, the device and its memory: the first line of every burst and every leg."""
-    import torch
-
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "cpus": os.cpu_count()}
-    if torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
-        info.update(device=p.name, memory_gb=round(p.total_memory / 2 ** 30, 1), capability=f"{p.major}.{p.minor}")
-    else:
-        info["device"] = "cpu"
-        info["cpu"] = cpu_name()
-    return info
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
@@ -91,17 +63,3 @@ def run_logged(cmd: list[str], timeout: float | None, env=None, grace: float = 2
     for line in out.splitlines()[-15:]:
         log("   ", line)
     return code, out
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a log.jsonl; a line cut short by a killed writer (the last one) is skipped, not fatal."""
-    records = []
-    if not path.is_file():
-        return records
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-

@@ -4,11 +4,11 @@
     kill -STOP <pid> / kill -CONT <pid>                        # pause around a benchmark (the trainer's too)
     python scripts/relay.py --legs-only runs/relay-deblur-1 --task deblur --leg-minutes 95   # a leg run by hand
 
-One leg: pick the task whose shipped test scores miss their recipe's targets by most (drcnet.recipe.
+One leg: pick the task whose shipped test scores miss their recipe's targets by most (drcnet.train.recipe.
 furthest_task); continue its shipped weights with its recipe on the wall-clock schedule (`python -m drcnet.train
 --recipe TASK --init checkpoints/TASK.safetensors --schedule time --minutes M_train`), where M_train leaves the
 measured (else estimated) evaluation time and a start-up margin out of --minutes; then make the run a release
-candidate (drcnet.release: validation, test, grid gate), ship it only if it beats the shipped weights on
+candidate (drcnet.ops.release: validation, test, grid gate), ship it only if it beats the shipped weights on
 validation and test and passes the gate, and in every case append the leg to checkpoints/<task>.legs.json and
 to the "Relay legs" table of checkpoints/<task>.md.
 
@@ -28,9 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-from drcnet import release
-from drcnet.jobs import ROOT, log, machine, read_jsonl, run_logged
-from drcnet.recipe import furthest_task
+from drcnet.ops import release
+from drcnet.core.device import machine
+from drcnet.core.files import read_jsonl
+from drcnet.ops.jobs import ROOT, log, run_logged
+from drcnet.train.recipe import furthest_task
+from drcnet.core.paths import checkpoint_file, SHIPPED
 
 START_MARGIN_S = 120.0     # the trainer's start-up (imports, photos) and its final validation and save
 EVAL_SAFETY = 1.5          # an estimated evaluation time is multiplied by this
@@ -44,7 +47,7 @@ def eval_estimate(task: str, checkpoints: Path) -> float:
         return max(float(legs[-1]["eval_seconds"]) * 1.2, 120.0)
     total = 0.0
     for split in ("val", "test"):
-        saved = checkpoints / f"{task}.{split}.json"
+        saved = checkpoint_file(checkpoints, task, split)
         if saved.is_file():
             seconds = json.loads(saved.read_text()).get("seconds", {})
             total += sum(v for k, v in seconds.items() if k != "bm3d")
@@ -60,7 +63,7 @@ def train_minutes(total_minutes: float, eval_seconds: float) -> float:
 
 
 def trainer_command(task: str, minutes: float, run: Path, checkpoints: Path, trainer: str) -> list[str]:
-    return shlex.split(trainer) + ["--recipe", task, "--init", str(checkpoints / f"{task}.safetensors"),
+    return shlex.split(trainer) + ["--recipe", task, "--init", str(checkpoint_file(checkpoints, task)),
                                    "--schedule", "time", "--minutes", f"{minutes:.2f}", "--out", str(run),
                                    "--no-progress"]
 
@@ -90,7 +93,7 @@ def mask_trace(records: list[dict]) -> list[dict]:
 
 
 def load_legs(task: str, checkpoints: Path) -> list[dict]:
-    path = checkpoints / f"{task}.legs.json"
+    path = checkpoint_file(checkpoints, task, "legs")
     return json.loads(path.read_text()) if path.is_file() else []
 
 
@@ -100,12 +103,12 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
     """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
     the leg's training time (None: the wall time the weights' metadata records). guard: a context in which
     the files of checkpoints/ are written (the relay's Stop defers signals there)."""
-    from drcnet.checkpoint import read_metadata
+    from drcnet.model.checkpoint import read_metadata
 
     start = time.monotonic()
-    weights = run / "best.safetensors"
+    weights = checkpoint_file(run, "best")
     if not weights.is_file():
-        weights = run / "last.safetensors"
+        weights = checkpoint_file(run, "last")
     if minutes is None:
         minutes = float(read_metadata(weights).get("training", {}).get("wall_time_s") or 0) / 60
     folder = candidates / f"{task}-{run.name}"
@@ -129,9 +132,9 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
                                        "gate", "ship", "reasons", "grid_local_max", "real_photos")}}
     leg["mask"] = mask_trace(records)
     legs = load_legs(task, checkpoints) + [leg]
-    (checkpoints / f"{task}.legs.json").write_text(json.dumps(legs, indent=1) + "\n")
-    release.write_legs_section(checkpoints / f"{task}.md", legs)
-    log(f"leg recorded in {checkpoints / (task + '.legs.json')} and the card: {release.describe(decision)}")
+    (checkpoint_file(checkpoints, task, "legs")).write_text(json.dumps(legs, indent=1) + "\n")
+    release.write_legs_section(checkpoint_file(checkpoints, task, "card"), legs)
+    log(f"leg recorded in {checkpoint_file(checkpoints, task, 'legs')} and the card: {release.describe(decision)}")
     return leg
 
 
@@ -172,7 +175,7 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--legs-only", type=Path, metavar="RUN", help="record a run trained outside the relay")
     ap.add_argument("--leg-minutes", type=float,
                     help="with --legs-only: the run's training minutes (default: the wall time in its weights)")
-    ap.add_argument("--checkpoints", type=Path, default=release.CHECKPOINTS)
+    ap.add_argument("--checkpoints", type=Path, default=SHIPPED)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "relay")
     ap.add_argument("--candidates", type=Path, default=release.CANDIDATES)
     ap.add_argument("--max-side", type=int, default=release.CARD_MAX_SIDE)
@@ -199,9 +202,13 @@ def main(argv=None) -> dict | None:
         log(f"stopped: the trainer saved into {run}; record it with "
             f"`python scripts/relay.py --legs-only {run} --task {task}`")
         return None
-    if code != 0 and not (run / "best.safetensors").is_file():
+    if code != 0 and not (checkpoint_file(run, "best")).is_file():
         raise SystemExit(f"the trainer failed (exit {code}) and left no weights in {run}")
     leg = finish_leg(task, run, args.checkpoints, (time.monotonic() - t_train) / 60, hardware, args.candidates,
                      max_side=args.max_side, guard=stop.deferred())
     log(f"leg done in {(time.monotonic() - t0) / 60:.1f} of {args.minutes:g} min")
     return leg
+
+
+if __name__ == "__main__":
+    main()

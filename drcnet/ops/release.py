@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from drcnet.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, _jsonable, evaluate, local_grid_ratio
-from drcnet.jobs import ROOT, cpu_name, read_jsonl
-from drcnet.paths import SHIPPED as CHECKPOINTS
+from drcnet.core.device import cpu_name
+from drcnet.core.files import jsonable, read_jsonl
+from drcnet.eval.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, evaluate, local_grid_ratio
+from drcnet.ops.jobs import ROOT
+from drcnet.core.paths import SHIPPED, checkpoint_file
 CANDIDATES = ROOT / "runs" / "candidates"
 # Real degraded photos (no clean reference) that a task's outputs must pass the local gate on, relative to the
 # input: the app's showcase camera-shake photo, where the round-two deblur model printed a row of dots.
@@ -40,11 +42,11 @@ def gate_failures(results: dict, real_photos: dict | None = None) -> list[str]:
     worst = results["grid_max"]["drcnet"]
     if worst > GRID_BOUND:
         failures.append(f"its worst test image has a grid-artifact ratio of {worst:.2f} (bound {GRID_BOUND}; "
-                        f"drcnet.evaluate.grid_artifact_ratio)")
+                        f"drcnet.eval.evaluate.grid_artifact_ratio)")
     local = results.get("grid_local_max", {}).get("drcnet")
     if local is not None and local > LOCAL_GRID_BOUND:
         failures.append(f"its worst test image has a local grid ratio of {local:.2f} (bound {LOCAL_GRID_BOUND}; "
-                        f"drcnet.evaluate.local_grid_ratio)")
+                        f"drcnet.eval.evaluate.local_grid_ratio)")
     for photo, ratio in (real_photos or {}).items():
         if ratio > LOCAL_GRID_BOUND:
             failures.append(f"{photo} has a local grid ratio of {ratio:.2f} against its input "
@@ -62,7 +64,7 @@ def check_grid(results: dict, source, real_photos: dict | None = None) -> float:
 
 def real_photo_ratios(task: str, restore) -> dict:
     """local_grid_ratio of each of the task's real photos, restored, against the photo itself."""
-    from drcnet.imageio import load_image
+    from drcnet.serve.imageio import load_image
 
     ratios = {}
     for name in REAL_PHOTOS.get(task, []):
@@ -76,9 +78,9 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
                      bm3d_settings=("sigma25",), log=print) -> dict:
     """{label: evaluation} for each set (cheap baselines beside DRCNet; denoise also BM3D at bm3d_settings on
     the test set), plus "real_photos" (the local grid ratios of REAL_PHOTOS) and "latency_512_s"."""
-    from drcnet.baselines import BASELINES
-    from drcnet.data import split_images
-    from drcnet.engine import Restorer
+    from drcnet.eval.baselines import BASELINES
+    from drcnet.data.datasets import split_images
+    from drcnet.serve.engine import Restorer
 
     restorer = Restorer.from_checkpoint(weights)
     cheap = [name for name in BASELINES[task] if name != "bm3d"]
@@ -88,22 +90,22 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
     results = {}
     for label, split, settings, baselines in runs:
         log(f"evaluating {weights} on {label} ...")
-        results[label] = _jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
+        results[label] = jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
                                             baselines=baselines, max_side=max_side))
     if "test" in sets:       # what the app does: photos up to 512 px, restored as the app restores them
         log(f"evaluating {weights} on test, {APP_SIDE} px ...")
-        results["test, 512 px"] = _jsonable(evaluate(task, lambda image: restorer.restore(image, tile=APP_SIDE),
+        results["test, 512 px"] = jsonable(evaluate(task, lambda image: restorer.restore(image, tile=APP_SIDE),
                                                      split_images("test"), baselines=[], max_side=APP_SIDE))
         log(f"safety gate of {weights} (clean and lightly degraded test photos, 256 and {APP_SIDE} px) ...")
-        results["safety"] = _jsonable(safety_gate(task, restorer, split_images("test")))
+        results["safety"] = jsonable(safety_gate(task, restorer, split_images("test")))
     results["real_photos"] = real_photo_ratios(task, lambda image: restorer.restore(image, tile=0))
     results["latency_512_s"] = latency_512(weights)
     return results
 
 
 def safety_gate(task: str, restorer, photos: dict) -> dict:
-    """drcnet.safety.gate on these photos at 256 and 512 px and on the examples; the rendered table kept."""
-    from drcnet import safety
+    """drcnet.eval.safety.gate on these photos at 256 and 512 px and on the examples; the rendered table kept."""
+    from drcnet.eval import safety
 
     return safety.gate(task, restorer, photos, sizes=safety.SIZES)
 
@@ -111,18 +113,18 @@ def safety_gate(task: str, restorer, photos: dict) -> dict:
 def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> dict:
     """The shipped weights' val and test evaluations: the JSON files beside them when they were made with the
     same crop size, else measured now (DRCNet and the input only)."""
-    from drcnet.data import split_images
-    from drcnet.engine import Restorer
+    from drcnet.data.datasets import split_images
+    from drcnet.serve.engine import Restorer
 
     results = {}
     for split in ("val", "test"):
-        saved = checkpoints / f"{task}.{split}.json"
+        saved = checkpoint_file(checkpoints, task, split)
         if saved.is_file() and json.loads(saved.read_text()).get("max_side") == max_side:
             results[split] = json.loads(saved.read_text())
             continue
         log(f"scoring the shipped {task} weights on {split} ...")
-        restorer = Restorer.from_checkpoint(checkpoints / f"{task}.safetensors")
-        results[split] = _jsonable(evaluate(task, restorer.restore, split_images(split), baselines=[],
+        restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints, task))
+        results[split] = jsonable(evaluate(task, restorer.restore, split_images(split), baselines=[],
                                             max_side=max_side))
     return results
 
@@ -159,12 +161,12 @@ def describe(decision: dict) -> str:
             f"{decision['test_before']:.2f} -> {decision['test_after']:.2f} dB, gate {decision['gate']}: {verdict}")
 
 
-def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = CHECKPOINTS,
+def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = SHIPPED,
                    max_side: int = CARD_MAX_SIDE, curve=(), source: str = "", evaluations: dict | None = None,
                    log=print) -> dict:
     """Write the candidate (float16 weights, evaluations, card, decision.json) into folder; return the decision.
     evaluations: already measured {val, test, real_photos} (the relay's tests pass fake ones)."""
-    from drcnet.checkpoint import load_checkpoint, save_checkpoint
+    from drcnet.model.checkpoint import load_checkpoint, save_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob(f"{task}.*"), folder / "decision.json"]:   # a previous candidate's files
@@ -175,13 +177,13 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = C
     for label, res in candidate.items():
         if label in SPLIT_FILES:
             (folder / f"{task}.{SPLIT_FILES[label]}.json").write_text(json.dumps(res, indent=1) + "\n")
-    (folder / f"{task}.previous.json").write_text(json.dumps(shipped["test"], indent=1) + "\n")
+    (checkpoint_file(folder, task, "previous")).write_text(json.dumps(shipped["test"], indent=1) + "\n")
     model, meta = load_checkpoint(weights)
     metrics = {label: res["mean"] for label, res in candidate.items() if label in SPLIT_FILES}
     metrics.update(grid_max_test=decision["grid_max"], grid_local_max_test=decision["grid_local_max"],
                    real_photos=decision["real_photos"], latency_512_s=candidate["latency_512_s"])
-    save_checkpoint(folder / f"{task}.safetensors", model, task=task, preset=meta.get("preset", ""),
-                    training=meta.get("training", {}), metrics=_jsonable(metrics), dtype="float16",
+    save_checkpoint(checkpoint_file(folder, task), model, task=task, preset=meta.get("preset", ""),
+                    training=meta.get("training", {}), metrics=jsonable(metrics), dtype="float16",
                     **({"extra": {"weights": meta["weights"]}} if "weights" in meta else {}))
     write_card(task, folder, model, meta, candidate, shipped["test"], metrics["latency_512_s"], list(curve),
                source, max_side, checkpoints)
@@ -190,7 +192,7 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = C
     return decision
 
 
-def promote(task: str, folder: Path, checkpoints: Path = CHECKPOINTS, force: bool = False) -> list[Path]:
+def promote(task: str, folder: Path, checkpoints: Path = SHIPPED, force: bool = False) -> list[Path]:
     """Replace checkpoints/<task>.* by the candidate's files; refused unless its decision says ship."""
     decision = json.loads((folder / "decision.json").read_text())
     if not decision["ship"] and not force:
@@ -206,8 +208,8 @@ def promote(task: str, folder: Path, checkpoints: Path = CHECKPOINTS, force: boo
 
 def latency_512(weights: Path, repeats: int = 5) -> dict:
     """Median seconds to restore one 512x512 image on this machine, whole and in 256 px tiles."""
-    from drcnet.bench import median_seconds
-    from drcnet.engine import Restorer
+    from drcnet.eval.timing import median_seconds
+    from drcnet.serve.engine import Restorer
 
     restorer = Restorer.from_checkpoint(weights)
     image = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)
@@ -232,7 +234,7 @@ def validation_curve(source: Path, task: str | None = None) -> list[tuple[int, f
 
 DEGRADATIONS = {
     "denoise": "training: Gaussian sigma ~ U[0, 55]/255, one blind model; evaluation: sigma 15, 25, 50",
-    "derain": "training: random light and heavy synthetic streak layers (drcnet.degrade.RAIN_PRESETS), screen "
+    "derain": "training: random light and heavy synthetic streak layers (drcnet.data.degrade.RAIN_PRESETS), screen "
               "blending; evaluation: the light and heavy presets, PSNR/SSIM on Y",
     "deblur": "training: random camera-trajectory kernels (the recipe's --blur-kernels), then noise 0.01 and 8-bit "
               "rounding; evaluation: four fixed kernels (13, 19, 25, 31 px)",
@@ -244,9 +246,9 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     """<task>.md in folder: how the weights were made, their target, the hand-written assessment
     (checkpoints/<task>.notes.md), the comparison with the weights they would replace, every evaluation table,
     and the relay legs recorded so far (checkpoints/<task>.legs.json)."""
-    from drcnet.evaluate import markdown_table
-    from drcnet.model import count_parameters
-    from drcnet.recipe import load_recipe
+    from drcnet.eval.evaluate import markdown_table
+    from drcnet.model.network import count_parameters
+    from drcnet.train.recipe import load_recipe
 
     tr = meta.get("training", {})
     flag = "--weights" if str(source).endswith(".safetensors") else "--run"
@@ -254,7 +256,7 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     lines = [
         f"# DRCNet {task} checkpoint (`{task}.safetensors`)", "",
         f"Trained by this project's own trainer (loss: {tr.get('loss', '?')}). All numbers below were measured by "
-        f"`{command}` (drcnet.release; the evaluation of `python -m drcnet.evaluate --task {task} --checkpoint "
+        f"`{command}` (drcnet.ops.release; the evaluation of `python -m drcnet.evaluate --task {task} --checkpoint "
         f"checkpoints/{task}.safetensors --set val|test --max-side {max_side}`).", "",
         "## Model and training", "", "| | |", "|---|---|",
         f"| preset | `{meta.get('preset')}` ({count_parameters(model):,} parameters, t = {model.cfg.t}, "
@@ -279,7 +281,7 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
                   ", ".join(f"{it}: {p:.2f} dB" for it, p in curve), ""]
     lines += ["## Target", "", "Test set, mean PSNR: " + "; ".join(t.describe() for t in load_recipe(task).targets)
               + f"; and the grid gate (whole image {GRID_BOUND}, {LOCAL_GRID_BOUND} in windows)", ""]
-    notes = checkpoints / f"{task}.notes.md"
+    notes = checkpoint_file(checkpoints, task, "notes")
     if notes.is_file():                       # the hand-written assessment, kept across releases
         lines += [notes.read_text().strip(), ""]
     lines += ["## Against the weights it replaces (test set, same protocol)", "",
@@ -293,16 +295,16 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
     for label, res in results.items():
         if label in SPLIT_FILES:
             lines += [f"### {label} (centre crops of at most {max_side} px)", "", markdown_table(res), ""]
-    card = folder / f"{task}.md"
+    card = checkpoint_file(folder, task, "card")
     card.write_text("\n".join(lines) + "\n")
-    legs = checkpoints / f"{task}.legs.json"
+    legs = checkpoint_file(checkpoints, task, "legs")
     if legs.is_file():
         write_legs_section(card, json.loads(legs.read_text()))
 
 
 def safety_section(gate: dict) -> list[str]:
-    """The card's "Safety on clean photos": drcnet.safety's table on the test photos and what it found."""
-    from drcnet import safety
+    """The card's "Safety on clean photos": drcnet.eval.safety's table on the test photos and what it found."""
+    from drcnet.eval import safety
 
     verdict = "passed" if not gate["failures"] else "FAILED: " + "; ".join(gate["failures"])
     return ["## Safety on clean photos", "",
@@ -310,7 +312,7 @@ def safety_section(gate: dict) -> list[str]:
             f"does ({gate['statistics']}). Each cell: mean PSNR against the clean photo (worst photo); the "
             f"largest move of a {safety.BLOCK} px block's channel mean, in grey levels. Gate: clean photos "
             f">= {safety.CLEAN_MEAN_DB[gate['task']]:g} dB on average, blocks <= {safety.BLOCK_MOVE:g} grey levels "
-            f"(drcnet/safety.py): {verdict}.", "",
+            f"(drcnet/eval/safety.py): {verdict}.", "",
             gate["table"], "",
             "Examples of assets/ (largest block move against the input): " +
             ", ".join(f"`{k}` {v:.1f}" for k, v in gate["examples"].items()), ""]
@@ -338,7 +340,7 @@ def write_legs_section(card: Path, legs: list[dict]) -> None:
                     f"{leg.get('iterations', '?')} | {leg.get('cumulative_lr', '?')} | "
                     f"{leg['val_before']:.2f} -> {leg['val_after']:.2f} | {leg['test_before']:.2f} -> "
                     f"{leg['test_after']:.2f} ({per}) | {leg['gate']} | {'yes' if leg['ship'] else 'no'} |")
-    section = [LEGS_HEADING, "", "Each leg continues the shipped weights with the task's recipe (drcnet/relay.py); "
+    section = [LEGS_HEADING, "", "Each leg continues the shipped weights with the task's recipe (drcnet/ops/relay.py); "
                "it is shipped only if it beats them on validation and test and passes the grid gate. Cumulative "
                "lr: the sum of the learning rate over the leg's iterations.", "", *head, *rows, "",
                *mask_table(legs)]

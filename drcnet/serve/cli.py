@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from drcnet.paths import checkpoints_dir
-from drcnet.recipe import TASKS
+from drcnet.core.paths import checkpoint_file, checkpoints_dir
+from drcnet.core.tasks import TASKS
 
 OK, SOME_FAILED, UNUSABLE = 0, 1, 2
 
@@ -49,7 +49,7 @@ def fail(message: str) -> None:
 def resolve_checkpoint(args) -> Path:
     if args.checkpoint is not None:
         return args.checkpoint
-    path = checkpoints_dir() / f"{args.task}.safetensors"
+    path = checkpoint_file(checkpoints_dir(), args.task)
     if not path.is_file():
         raise FileNotFoundError(f"no trained checkpoint for task {args.task!r}: {path} does not exist "
                                 f"(train one or pass --checkpoint)")
@@ -58,8 +58,8 @@ def resolve_checkpoint(args) -> Path:
 
 def load_restorer(args):
     """-> Restorer, or None after reporting why the checkpoint or the options are unusable."""
-    from drcnet.checkpoint import CheckpointError
-    from drcnet.engine import Restorer
+    from drcnet.model.checkpoint import CheckpointError
+    from drcnet.serve.engine import Restorer
 
     try:
         restorer = Restorer.from_checkpoint(resolve_checkpoint(args), device=args.device,
@@ -75,7 +75,7 @@ def load_restorer(args):
 def run_restore(args) -> int:
     from tqdm import tqdm
 
-    from drcnet.imageio import ImageError, load_image, save_image
+    from drcnet.serve.imageio import ImageError, load_image, save_image
 
     if args.tile and 2 * args.overlap > args.tile:
         fail(f"--overlap ({args.overlap}) must be at most half of --tile ({args.tile})")
@@ -107,8 +107,8 @@ def update_bar(bar, done: int, total: int) -> None:
 
 
 def run_info(args) -> int:
-    from drcnet.checkpoint import CheckpointError, load_checkpoint
-    from drcnet.model import count_parameters
+    from drcnet.model.checkpoint import CheckpointError, load_checkpoint
+    from drcnet.model.network import count_parameters
 
     try:
         model, meta = load_checkpoint(args.checkpoint)

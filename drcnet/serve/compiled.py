@@ -27,17 +27,17 @@ import sys
 import threading
 import time
 from itertools import chain
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
+from drcnet.core.paths import INDUCTOR_CACHE
+
 log = logging.getLogger(__name__)
 
 BUCKET = 128                 # graphs exist for multiples of this per side ...
 COMPILE_MAX_SIDE = 512       # ... up to this side: the app's whole-image limit (and its tile)
-INDUCTOR_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "inductor"   # gitignored (/.cache/)
 
 
 # ---------------------------------------------------------------- where compiling works
@@ -92,6 +92,11 @@ def warn_once(message: str) -> None:
         log.warning(message)
 
 
+def reset_warnings() -> None:
+    """Forget the reasons already logged (each is logged once per process): for tests that look for the line."""
+    _warned.clear()
+
+
 def bucket_shape(h: int, w: int) -> tuple[int, int]:
     return -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
 
@@ -123,6 +128,11 @@ def submit(job: Callable[[], None]) -> None:
             _worker[:] = [threading.Thread(target=_work, name="drcnet-compile", daemon=True)]
             _worker[0].start()
     _jobs.put(job)
+
+
+def wait_for_compiles() -> None:
+    """Block until every queued compile has finished (or failed)."""
+    _jobs.join()
 
 
 # ---------------------------------------------------------------- the graphs of one model
@@ -178,8 +188,13 @@ class GraphSet:
                     submit(lambda bucket=bucket: self._build(bucket))
             events.append(event)
         if wait:
-            _jobs.join()
+            wait_for_compiles()
         return events
+
+    def ready(self, bucket: tuple[int, int]) -> bool:
+        """Whether the graph of this (h, w) bucket has been built."""
+        event = self._ready.get(bucket)
+        return event is not None and event.is_set()
 
     def run(self, forward: Callable, x: torch.Tensor):
         """The compiled forward on x, or None (after one log line) if it fails: the caller then runs eagerly."""

@@ -1,6 +1,6 @@
 """What is wrong with a photo: noise, rain streaks, motion blur, or nothing the models fix.
 
-    from drcnet.diagnose import diagnose
+    from drcnet.serve.diagnose import diagnose
     d = diagnose(rgb)              # float32 H x W x 3 in [0, 1]
     d.task, d.finding              # "denoise", "noise, sigma about 22: denoise"
 
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drcnet.data import as_array, centre_crop, named_images
-from drcnet.degrade import TASKS
+from drcnet.data.datasets import as_array, centre_crop, named_images
+from drcnet.core.tasks import TASKS
 
 MAX_SIDE = 512              # larger photos are centre-cropped to this before measuring
 NOISE_SIGMA = 10.0          # sigma (0-255) from which a photo counts as noisy ...
@@ -225,8 +225,8 @@ def box_kernel(length: int) -> np.ndarray:
 
 def linear_kernel(length: int, angle: float) -> np.ndarray:
     """A linear motion blur of `length` px at `angle` degrees from horizontal (counter-clockwise): an
-    anti-aliased line (drcnet.degrade.line_kernel, 0.5 px wide)."""
-    from drcnet.degrade import line_kernel
+    anti-aliased line (drcnet.data.degrade.line_kernel, 0.5 px wide)."""
+    from drcnet.data.degrade import line_kernel
     return line_kernel(length, angle - 90, 0.5)          # line_kernel counts its angles from vertical
 
 
@@ -234,7 +234,7 @@ def sky_photo(rgb: np.ndarray, rng: np.random.Generator, fraction: float = 0.55)
     """A clean photo of another kind, with a smooth sky: the top `fraction` of the photo replaced by a clear
     sky, a gradient from deep blue at the top to pale near the horizon with a slight sideways tint and sensor
     noise of 1 grey level (0-255); rounded to 8 bits."""
-    from drcnet.degrade import quantise
+    from drcnet.data.degrade import quantise
     h, w = rgb.shape[:2]
     top = int(round(h * fraction))
     y = np.linspace(0, 1, top)[:, None, None] ** 0.8
@@ -249,7 +249,7 @@ def night_photo(rgb: np.ndarray, rng: np.random.Generator, exposure: float = 0.2
     """A clean photo of another kind, a night scene: exposure * rgb ** gamma (a quarter of the light, the
     mid-tones pushed into the dark: mean brightness 5-20 of 255) with sensor noise of 0.5 grey level; rounded to
     8 bits. Dark, but not noisy enough for the low-light rule."""
-    from drcnet.degrade import quantise
+    from drcnet.data.degrade import quantise
     rgb = np.clip(np.asarray(rgb[..., :3], np.float32), 0, 1)
     return quantise(exposure * rgb ** gamma + rng.normal(0, 0.5 / 255, rgb.shape))
 
@@ -265,7 +265,7 @@ def row_of(true: str, setting: str) -> str:
 
 
 def confusion_matrix(images, max_side: int = 256, seed: int = 0, kinds: bool = True) -> dict:
-    """Diagnose every photo clean and degraded with every task's evaluation settings (drcnet.data.FixedEvalSet,
+    """Diagnose every photo clean and degraded with every task's evaluation settings (drcnet.data.datasets.FixedEvalSet,
     the evaluation's centre crops; rounded to 8 bits as an uploaded file would be), and with kinds=True also:
     box blurs (horizontal) and linear motion blurs (at an angle drawn per photo and length, uniform over
     0-180 degrees) of BLUR_LENGTHS px, without noise, and each photo as a smooth-sky photo and a night scene
@@ -276,8 +276,8 @@ def confusion_matrix(images, max_side: int = 256, seed: int = 0, kinds: bool = T
     "items": [(true, predicted, setting, image)]}."""
     import zlib
 
-    from drcnet.data import FixedEvalSet
-    from drcnet.degrade import blur, quantise
+    from drcnet.data.datasets import FixedEvalSet
+    from drcnet.data.degrade import blur, quantise
     labels = [*TASKS, CLEAN]
     items = []
     for task in TASKS:
@@ -331,7 +331,7 @@ def matrix_photos(images: str = "test", root=None) -> tuple[dict, str]:
     """({name: path}, where they come from) for the matrix: "test" or "val" (data/<split>; "test" falls back
     to scikit-image's photos of the test split where data/test is missing), "skimage", or any folder of clean
     photos."""
-    from drcnet.data import data_root, list_images
+    from drcnet.data.datasets import data_root, list_images
     if images == "skimage" or (images == "test" and not (data_root(root) / "test").is_dir()):
         return skimage_test_photos(), "scikit-image's photos of the test split"
     if images in ("test", "val"):
@@ -340,12 +340,12 @@ def matrix_photos(images: str = "test", root=None) -> tuple[dict, str]:
 
 
 def skimage_test_photos() -> dict[str, str]:
-    """The test split's scikit-image photos (drcnet.splits.SKIMAGE_TEST), read from the installed package's
+    """The test split's scikit-image photos (drcnet.data.splits.SKIMAGE_TEST), read from the installed package's
     data folder: available wherever scikit-image is, so tests need no data/ folder."""
     from pathlib import Path
 
     import skimage.data
 
-    from drcnet.splits import SKIMAGE_TEST
+    from drcnet.data.splits import SKIMAGE_TEST
     folder = Path(skimage.data.__file__).parent
     return {name: str(folder / name) for name in SKIMAGE_TEST if (folder / name).is_file()}

@@ -12,20 +12,20 @@ in float32 and only one tile at a time lives on the device.
 With compile=True or "auto" (off by default) whole images and tiles up to 512 px run through `torch.compile`d
 graphs, one per 128-px size bucket, built in a background thread (`restorer.warm_up([(512, 512)])`); until a
 bucket's graph is ready, and always for feature probes and a changed threshold, the eager model runs
-(drcnet/compiled.py; docs/design.md, "The compiled path").
+(drcnet/serve/compiled.py; docs/design.md, "The compiled path").
 """
 from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from drcnet.compiled import BUCKET, COMPILE_MAX_SIDE, GraphSet
-from drcnet.model import DRCNet, pad_to_multiple
+from drcnet.core.device import pick_device, pick_precision
+from drcnet.serve.compiled import BUCKET, COMPILE_MAX_SIDE, GraphSet
+from drcnet.model.network import DRCNet, pad_to_multiple
 
 Progress = Callable[[int, int], None]
 
@@ -38,48 +38,6 @@ STATISTICS = ("matched", "whole")
 # windows of the patch size (TLC) fixed clean photos but lost 1.4-2 dB at sigma 25, tiles of the patch gained
 # everywhere (docs/design.md, "Statistics matched to training").
 MATCHED_OVERLAP = 4        # tiles overlap by patch / MATCHED_OVERLAP
-
-
-# ---------------------------------------------------------------- device and precision
-
-def pick_device(name: str | torch.device | None = None) -> torch.device:
-    """An explicit name wins; otherwise CUDA, then Apple's MPS, then the CPU."""
-    if name is not None and str(name) != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def cpu_has_fast_bf16() -> bool:
-    """bf16 convolutions only pay off on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
-    if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
-        return True
-    try:                  # a oneDNN build without bf16 kernels would emulate them, slower than fp32
-        if torch.ops.mkldnn._is_mkldnn_bf16_supported() is False:
-            return False
-    except Exception:
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:       # not Linux: no cheap way to tell, stay on the safe side
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_precision(device: torch.device, precision: str | None = None) -> str:
-    """"bf16" or "fp32". None / "auto" picks bf16 where the hardware runs it fast."""
-    if precision not in (None, "auto"):
-        if precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16', 'fp32' or 'auto', got {precision!r}")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return "fp32"      # MPS: bf16 support varies by macOS version
 
 
 # ---------------------------------------------------------------- image <-> float conversion
@@ -193,7 +151,7 @@ class Restorer:
 
     @classmethod
     def from_checkpoint(cls, path, device=None, precision: str | None = None, **kw) -> "Restorer":
-        from drcnet.checkpoint import load_checkpoint
+        from drcnet.model.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(path)
         return cls(model, device=device, precision=precision, meta=meta, **kw)

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from drcnet.vgg import VGG19Features
+from drcnet.train.vgg import VGG19Features
 
 PAPER_LAMBDAS = (1.00, 0.95, 0.90)
 INTRA_LAYERS = ("relu1_1", "relu2_1", "relu3_1")

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from drcnet.probes import HOOKED, submodule
+from drcnet.model.probes import HOOKED, submodule
 
 EPS = 1e-6          # clamp for logit(p) at p = 0 or 1
 

@@ -12,8 +12,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TASKS = ("denoise", "derain", "deblur")     # the one list of tasks; every other module imports it from here
-RECIPES = Path(__file__).resolve().parent / "recipes"
+from drcnet.core.paths import checkpoint_file, PACKAGE
+from drcnet.core.tasks import TASKS
+
+RECIPES = PACKAGE / "recipes"         # drcnet/recipes/<task>.toml (package data)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def furthest_task(checkpoints: Path, tasks=TASKS) -> tuple[str, float]:
     """The task whose shipped test-set scores (`<task>.test.json` beside its weights) miss a target by most."""
     gaps = {}
     for task in tasks:
-        scores = checkpoints / f"{task}.test.json"
+        scores = checkpoint_file(checkpoints, task, "test")
         if scores.is_file():
             gaps[task] = load_recipe(task).worst_gap(json.loads(scores.read_text()))
     if not gaps:

@@ -1,4 +1,4 @@
-"""Train DRCNet: one file, nanoGPT style. The defaults are the paper's recipe (spec section 5).
+"""Train DRCNet: the trainer in one module, nanoGPT style (drcnet/train/__main__.py runs its main). The defaults are the paper's recipe (spec section 5).
 
     python -m drcnet.train --task denoise --preset lite                      # fetched photos, synthetic noise
     python -m drcnet.train --task denoise --data DIR --iters 2000 --patch 64 --batch 8 --out runs/mine
@@ -28,7 +28,7 @@ exact for iteration schedules (with --compile off); a --schedule time run resume
 seconds in state.pt) but not bit for bit, since the learning rate of a step depends on the wall clock.
 
 Every validation scores the raw weights and their EMA (--ema) and logs the DFR mask statistics
-(drcnet/maskstats.py); best/last.safetensors keep the better weights, labelled "weights": "raw" | "ema".
+(drcnet/train/maskstats.py); best/last.safetensors keep the better weights, labelled "weights": "raw" | "ema".
 """
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
@@ -56,13 +55,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from drcnet.checkpoint import atomic_write, save_checkpoint
-from drcnet.config import PRESETS
-from drcnet.degrade import TRAIN_KERNELS, KernelSizes
-from drcnet.engine import pick_precision
-from drcnet.maskstats import MaskStats
-from drcnet.model import create_model
-from drcnet.recipe import TASKS
+from drcnet.core.device import describe_device, pick_precision
+from drcnet.core.files import append_jsonl, atomic_torch_save, trim_jsonl
+from drcnet.core.metrics import batch_psnr
+from drcnet.model.checkpoint import save_checkpoint
+from drcnet.model.config import PRESETS
+from drcnet.data.degrade import TRAIN_KERNELS, KernelSizes
+from drcnet.train.maskstats import MaskStats
+from drcnet.model.network import create_model
+from drcnet.core.tasks import TASKS
+from drcnet.core.paths import checkpoint_file
 
 LOSSES = ("intra-cr", "extra-cr", "aecr", "l1")
 VAL_SEED = 20220101          # the validation crops and their degradations never change between runs
@@ -183,21 +185,7 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# hardware
-
-def hardware_description(device: torch.device, world: int = 1) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return f"{world} x {name}" if world > 1 else name
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    desc = f"CPU {model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
-    return f"{world} processes on {desc}" if world > 1 else desc
-
+# distributed
 
 class Dist:
     """The process's place in a torchrun job (WORLD_SIZE/RANK/LOCAL_RANK), or a single process."""
@@ -255,6 +243,9 @@ class Dist:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # data
 
 class IterationBatches(torch.utils.data.Sampler):
@@ -277,7 +268,7 @@ class IterationBatches(torch.utils.data.Sampler):
 def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 1, workers: int = 0):
     """(dataset, description) for the configured source. Both datasets are deterministic in (seed, index).
     device: make the synthetic pairs on this device (a DeviceBatchStream) instead of a numpy dataset."""
-    from drcnet.data import PairedFolder, SyntheticPairs, list_images, split_images
+    from drcnet.data.datasets import PairedFolder, SyntheticPairs, list_images, split_images
 
     if cfg.paired:
         ds = PairedFolder(cfg.paired, cfg.layout, patch=cfg.patch, augment=cfg.augment, seed=cfg.seed,
@@ -300,7 +291,7 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
         kernels = {"sizes": KernelSizes.parse(cfg.blur_kernels)}
         desc += f", kernel sizes {kernels['sizes']}"
     if device is not None:
-        from drcnet.device_batches import DeviceBatchStream
+        from drcnet.data.device_batches import DeviceBatchStream
 
         stream = DeviceBatchStream(images, cfg.task, cfg.patch, cfg.batch, device, seed=cfg.seed,
                                    augment=cfg.augment, max_side=cfg.max_side, rank=rank, world=world,
@@ -314,7 +305,7 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
 def load_init_weights(model: nn.Module, path) -> None:
     """--init: copy a checkpoint's weights into the freshly built model (a warm start: the optimizer and the
     schedule start afresh). The architecture must match; knobs that own no weights (t, delta) may differ."""
-    from drcnet.checkpoint import check_state_dict, load_checkpoint
+    from drcnet.model.checkpoint import check_state_dict, load_checkpoint
 
     weights = load_checkpoint(path)[0].state_dict()
     check_state_dict(model, weights, path)
@@ -324,7 +315,7 @@ def load_init_weights(model: nn.Module, path) -> None:
 def val_settings(task: str) -> list[dict]:
     """The degradations of the validation crops: sigma 25 for denoise, every evaluation setting otherwise
     (crop i uses setting i mod n)."""
-    from drcnet.degrade import eval_settings
+    from drcnet.data.degrade import eval_settings
 
     settings = eval_settings(task)
     if task == "denoise":
@@ -335,8 +326,8 @@ def val_settings(task: str) -> list[dict]:
 def synthetic_val_pairs(paths, task: str, count: int, size: int, max_side=None):
     """count fixed (degraded, clean) crops: photo i mod N, its centre crop first, then crops at fixed random
     places; the degradation of crop i comes from default_rng([VAL_SEED, i]). The same on every run."""
-    from drcnet.data import CONTEXT, read_photo, random_crop
-    from drcnet.degrade import degrade
+    from drcnet.data.datasets import CONTEXT, read_photo, random_crop
+    from drcnet.data.degrade import degrade
 
     photos = [read_photo(p, max_side) for p in list(paths)[:count]]
     settings, margin = val_settings(task), CONTEXT.get(task, 0)
@@ -359,7 +350,7 @@ def synthetic_val_pairs(paths, task: str, count: int, size: int, max_side=None):
 def build_val_set(cfg: TrainConfig):
     """Fixed validation pairs as two stacked tensors (degraded, clean), and a description; (None, "none") if
     there is nothing to validate on."""
-    from drcnet.data import PairedFolder, list_images, split_images
+    from drcnet.data.datasets import PairedFolder, list_images, split_images
 
     if cfg.paired:
         folder = cfg.val_data or cfg.paired
@@ -388,12 +379,6 @@ def build_val_set(cfg: TrainConfig):
     return (degraded, clean), desc
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1] (x is clamped first)."""
-    mse = (x.float().clamp(0, 1) - y.float()).pow(2).flatten(1).mean(1)
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
-
-
 @torch.no_grad()
 def validate(model: nn.Module, val, device, amp, chunk: int = 4) -> float:
     degraded, clean = val
@@ -404,7 +389,7 @@ def validate(model: nn.Module, val, device, amp, chunk: int = 4) -> float:
         d = degraded[i:i + chunk].to(device)
         with amp():
             out = model(d)[1]
-        scores.append(psnr(out, clean[i:i + chunk].to(device)).cpu())
+        scores.append(batch_psnr(out, clean[i:i + chunk].to(device)).cpu())
     model.train(was_training)
     return float(torch.cat(scores).mean())
 
@@ -429,28 +414,6 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save, the old file or the new one, never half (a kill -9 at any moment)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _trim_log(path: Path, upto: int) -> None:
-    """On resume, drop log lines of iterations after the saved state (they will be run again)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            if json.loads(line).get("iter", 0) <= upto:
-                keep.append(line)
-    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -582,7 +545,7 @@ class TrainingRun:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.iters,
                                                                     eta_min=cfg.lr_min)
-        from drcnet.losses import make_loss
+        from drcnet.train.losses import make_loss
 
         self.criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights).to(self.device)
 
@@ -619,7 +582,7 @@ class TrainingRun:
         # Only the forward is compiled (backward through AOTAutograd); the state dicts come from `model`, the
         # underlying module, so checkpoints never carry torch.compile's `_orig_mod.` prefix.
         self.forward = EagerFallback(self.net, self._compile_failed) if self.compiled else self.net
-        self.hardware = hardware_description(self.device, dist.world)
+        self.hardware = describe_device(self.device, dist.world)
         self.wait_share = None        # share of step time spent waiting for data (at the last log line)
 
     # ------------------------------------------------------------------------------------------ set-up parts
@@ -660,7 +623,7 @@ class TrainingRun:
         train_set, self.data_desc = build_train_data(cfg, device if on_device else None, dist.rank, dist.world,
                                                      workers)
         self.val, self.val_desc = build_val_set(cfg) if dist.main else (None, "")
-        self.val_input_psnr = float(psnr(*self.val).mean()) if self.val is not None else float("nan")
+        self.val_input_psnr = float(batch_psnr(*self.val).mean()) if self.val is not None else float("nan")
         if on_device:
             self.loader = train_set(self.start, self.stop)
         else:
@@ -676,7 +639,7 @@ class TrainingRun:
             leftover.unlink(missing_ok=True)
         self._write_config()
         if self.start:
-            _trim_log(self.log_path, self.start)
+            trim_jsonl(self.log_path, self.start)
         self.log({"event": "resume" if self.start else "start", "iter": self.start, "time": time.time(),
                   "world": self.dist.world, "precision": self.precision, "device": str(self.device),
                   "compile": self.compiled, "schedule": self.cfg.schedule, "ema": self.cfg.ema})
@@ -700,7 +663,7 @@ class TrainingRun:
         return self.wall_before + time.time() - self.t_start
 
     def log(self, record: dict) -> None:
-        _append_jsonl(self.log_path, record)
+        append_jsonl(self.log_path, record)
 
     def summary(self) -> dict:
         cfg = self.cfg
@@ -727,8 +690,8 @@ class TrainingRun:
         t0 = time.time()
         metrics = {"val_psnr": self.last_val, "val_set": self.val_desc} if self.last_val is not None else {}
         chosen = self.ema.model if self.weights == "ema" else self.model
-        for name in ("last.safetensors",) + (("best.safetensors",) if best else ()):
-            save_checkpoint(self.out / name, chosen, task=self.cfg.task, preset=self.cfg.preset,
+        for name in ("last",) + (("best",) if best else ()):
+            save_checkpoint(checkpoint_file(self.out, name), chosen, task=self.cfg.task, preset=self.cfg.preset,
                             training=self.summary(), metrics=metrics, extra={"weights": self.weights})
         atomic_torch_save({"iter": self.it, "model": self.model.state_dict(),
                            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -868,7 +831,7 @@ class TrainingRun:
                 self.pbar.close()
 
         improved = self.validate() if dist.main and self.it > self.start else False
-        self.save(best=improved or (dist.main and not (self.out / "best.safetensors").exists()))
+        self.save(best=improved or (dist.main and not (checkpoint_file(self.out, "best")).exists()))
         if dist.world > 1:
             torch.distributed.barrier()
         result = self.summary()
@@ -983,7 +946,7 @@ class StepMeter:
 
     def add(self, loss: torch.Tensor, out2: torch.Tensor, clean: torch.Tensor) -> None:
         with torch.no_grad():
-            self.acc += torch.stack([loss.detach().float(), psnr(out2.detach(), clean).mean()])
+            self.acc += torch.stack([loss.detach().float(), batch_psnr(out2.detach(), clean).mean()])
         self.n += 1
 
     def mean(self) -> torch.Tensor:
@@ -1002,7 +965,7 @@ CHOICES = {"task": TASKS, "loss": LOSSES, "precision": ("auto", "bf16", "fp32"),
            "compile": ("auto", "on", "off")}
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m drcnet.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(TrainConfig)
@@ -1022,7 +985,7 @@ def _parser() -> argparse.ArgumentParser:
 def recipe_defaults(task: str) -> dict:
     """--recipe TASK: the recipe's task and its [train] table as TrainConfig defaults. A key that is not a
     TrainConfig field is an error (a typo would otherwise be dropped silently)."""
-    from drcnet.recipe import RECIPES, load_recipe
+    from drcnet.train.recipe import RECIPES, load_recipe
 
     recipe = load_recipe(task)
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
@@ -1035,7 +998,7 @@ def recipe_defaults(task: str) -> dict:
 
 def parse_config(argv=None) -> TrainConfig:
     """The command line as a TrainConfig; with --recipe, the recipe fills in what the command line leaves out."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.recipe:
         parser.set_defaults(**recipe_defaults(args.recipe))
@@ -1043,12 +1006,15 @@ def parse_config(argv=None) -> TrainConfig:
     return TrainConfig(**vars(args))
 
 
+MAIN_SCRIPT = Path(__file__).resolve().with_name("__main__.py")     # python -m drcnet.train
+
+
 def main(argv=None) -> dict:
     cfg = parse_config(argv)
     if cfg.command is None:                  # the exact command line (under torchrun: the script and its args)
         args = sys.argv[1:] if argv is None else list(argv)
         script = sys.argv[0] if argv is None else ""
-        if not script or Path(script).resolve() == Path(__file__).resolve():
+        if not script or Path(script).resolve() in (Path(__file__).resolve(), MAIN_SCRIPT):
             script = "python -m drcnet.train"
         cfg.command = " ".join([script, *args])
     result = train(cfg)

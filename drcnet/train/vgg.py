@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from drcnet.paths import SHIPPED as CHECKPOINTS  # noqa: E402  (the committed VGG19 slice)
-DEFAULT_WEIGHTS = {"relu3_1": CHECKPOINTS / "vgg19_relu3_1.safetensors",
-                   "relu5_1": CHECKPOINTS / "vgg19_relu5_1.safetensors"}
+from drcnet.core.paths import SHIPPED  # the committed VGG19 slice
+DEFAULT_WEIGHTS = {"relu3_1": SHIPPED / "vgg19_relu3_1.safetensors",
+                   "relu5_1": SHIPPED / "vgg19_relu5_1.safetensors"}
 
 # torchvision's vgg19().features: conv widths, "M" = max-pool. Index of each named ReLU in that Sequential.
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
 RELU_INDEX = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13,
               "relu3_3": 15, "relu3_4": 17, "relu4_1": 20, "relu4_2": 22, "relu4_3": 24, "relu4_4": 26,
               "relu5_1": 29}
@@ -32,7 +32,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def vgg19_layers(upto: int) -> nn.Sequential:
     """torchvision's vgg19().features[: upto + 1], so state-dict keys match features.N.weight."""
     layers, cin = [], 3
-    for v in _CFG:
+    for v in VGG19_CFG:
         if v == "M":
             layers.append(nn.MaxPool2d(2, 2))
         else:

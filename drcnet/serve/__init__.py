@@ -1,0 +1,1 @@
+"""Restoring images: the engine (tiling, precision, statistics), compiled graphs, image I/O, diagnosis, the CLI."""
