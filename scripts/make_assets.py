@@ -4,9 +4,12 @@
 
 The logic and its reasons: drcnet/demo/assets.py.
 """
-import sys
+import argparse
 
+from drcnet.core.paths import ASSETS
 from drcnet.demo.assets import make_assets
 
 if __name__ == "__main__":
-    make_assets(*sys.argv[1:2])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", nargs="?", default=ASSETS, help="folder to write (default: assets/)")
+    make_assets(ap.parse_args().out)

@@ -1,6 +1,6 @@
 """The compiled-path speed table (issue 20): `python scripts/benchmark.py [--quick]`.
 
-Every row times its methods in turns in this one process (drcnet.eval.bench.interleaved_medians: a, b, c, a, b, c
+Every row times its methods in turns in this one process (drcnet.eval.timing.interleaved_medians: a, b, c, a, b, c
 ..., median of --repeats after a warm-up), so the ratios survive a machine whose load changes; the seconds do
 not, so run it on an idle machine. Compile times are cold unless .cache/inductor already holds the graphs.
 

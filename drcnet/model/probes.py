@@ -84,6 +84,21 @@ def pca_projection(features: torch.Tensor, generator: torch.Generator) -> np.nda
     return proj.reshape(h, w, 3).numpy()
 
 
+class Hooks:
+    """The forward hooks one probe has registered: add(module, hook) registers one, remove() takes them all off."""
+
+    def __init__(self):
+        self._handles = []
+
+    def add(self, module, hook) -> None:
+        self._handles.append(module.register_forward_hook(hook))
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
 class FeatureProbe:
     """Context manager that records BlockMaps for every DFR block of `model` on each forward."""
 
@@ -91,7 +106,7 @@ class FeatureProbe:
         self.model, self.channel, self.pca = model, channel, pca
         self.maps: dict[tuple[int, int], BlockMaps] = {}
         self._pending: dict[tuple[int, int], dict] = {}
-        self._handles = []
+        self._hooks = Hooks()
         self._generator = torch.Generator().manual_seed(0)
 
     def __enter__(self) -> "FeatureProbe":
@@ -100,15 +115,13 @@ class FeatureProbe:
             for field, path in HOOKED.items():
                 module = submodule(block, path)
                 if module is not None:
-                    self._handles.append(module.register_forward_hook(self._recorder(key, field)))
+                    self._hooks.add(module, self._recorder(key, field))
             # the block's own hook fires after its submodules': it completes this forward's record
-            self._handles.append(block.register_forward_hook(self._finisher(key)))
+            self._hooks.add(block, self._finisher(key))
         return self
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._hooks.remove()
         self._pending.clear()
 
     def clear(self) -> None:

@@ -110,7 +110,8 @@ def copy_weights(run: Path, task: str, out: Path) -> dict:
             model, meta = load_checkpoint(source)
             save_checkpoint(checkpoint_file(out, task), model, task=task, preset=meta.get("preset", ""),
                             training=meta.get("training", {}), metrics=meta.get("metrics", {}), dtype="float16")
-            return {"weights": checkpoint_file(out, task).name, "weights_from": source.name, "weights_kind": meta.get("weights", "raw")}
+            return {"weights": checkpoint_file(out, task).name, "weights_from": source.name,
+                    "weights_kind": meta.get("weights", "raw")}
     return {}
 
 

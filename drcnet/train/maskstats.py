@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from drcnet.model.probes import HOOKED, submodule
+from drcnet.model.probes import HOOKED, Hooks, submodule
 
 EPS = 1e-6          # clamp for logit(p) at p = 0 or 1
 
@@ -37,7 +37,7 @@ class MaskStats:
         self.model = model
         self.values: dict[str, list[np.ndarray]] = {}
         self.thresholds: dict[str, float] = {}
-        self._handles = []
+        self._hooks = Hooks()
 
     def __enter__(self) -> "MaskStats":
         for stage, level, block in self.model.dfr_blocks():
@@ -46,13 +46,11 @@ class MaskStats:
                 continue
             name = f"stage{stage}.level{level}"
             self.values[name], self.thresholds[name] = [], float(mask.t)
-            self._handles.append(response.register_forward_hook(self._recorder(name)))
+            self._hooks.add(response, self._recorder(name))
         return self
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._hooks.remove()
 
     def _recorder(self, name: str):
         def hook(module, inputs, output):

@@ -1,4 +1,5 @@
-"""Train DRCNet: the trainer in one module, nanoGPT style (drcnet/train/__main__.py runs its main). The defaults are the paper's recipe (spec section 5).
+"""Train DRCNet: one module, nanoGPT style (python -m drcnet.train runs its main). The defaults are the paper's
+recipe (spec section 5).
 
     python -m drcnet.train --task denoise --preset lite                      # fetched photos, synthetic noise
     python -m drcnet.train --task denoise --data DIR --iters 2000 --patch 64 --batch 8 --out runs/mine
