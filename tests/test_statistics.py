@@ -85,3 +85,12 @@ def test_the_inspector_switch_runs_either_and_says_which(tmp_path, monkeypatch):
         assert "matched to training" in restored.facts and restored.stats["tiles"] > 1
     finally:
         D.clear_cache()
+
+
+def test_shipped_scores_from_before_matched_statistics_are_measured_again():
+    """A candidate evaluated with "matched" statistics is never compared with scores made on whole images."""
+    from drcnet.ops.release import same_protocol
+
+    assert not same_protocol({"max_side": 256}, 256, "matched")          # saved before: whole images
+    assert same_protocol({"max_side": 256, "statistics": "matched"}, 256, "matched")
+    assert not same_protocol({"max_side": 512, "statistics": "matched"}, 256, "matched")

@@ -92,6 +92,7 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
         log(f"evaluating {weights} on {label} ...")
         results[label] = jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
                                             baselines=baselines, max_side=max_side))
+        results[label]["statistics"] = restorer.statistics
     if "test" in sets:       # what the app does: photos up to 512 px, restored as the app restores them
         log(f"evaluating {weights} on test, {APP_SIDE} px ...")
         results["test, 512 px"] = jsonable(evaluate(task, lambda image: restorer.restore(image, tile=APP_SIDE),
@@ -119,14 +120,21 @@ def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> d
     results = {}
     for split in ("val", "test"):
         saved = checkpoint_file(checkpoints, task, split)
-        if saved.is_file() and json.loads(saved.read_text()).get("max_side") == max_side:
+        restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints, task))
+        if saved.is_file() and same_protocol(json.loads(saved.read_text()), max_side, restorer.statistics):
             results[split] = json.loads(saved.read_text())
             continue
         log(f"scoring the shipped {task} weights on {split} ...")
-        restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints, task))
         results[split] = jsonable(evaluate(task, restorer.restore, split_images(split), baselines=[],
                                             max_side=max_side))
+        results[split]["statistics"] = restorer.statistics
     return results
+
+
+def same_protocol(saved: dict, max_side: int, statistics: str) -> bool:
+    """Whether a saved evaluation was made the way a candidate is evaluated now: the same crops, and the same
+    engine statistics (files from before "matched" statistics record none: they ran whole images)."""
+    return saved.get("max_side") == max_side and saved.get("statistics", "whole") == statistics
 
 
 def mean_psnr(results: dict) -> float:
