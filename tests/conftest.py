@@ -49,6 +49,13 @@ def device(request) -> torch.device:
     return torch.device(request.param)
 
 
+@pytest.fixture(scope="module")
+def reg():
+    """The demo's registry, as app.py makes it once: checkpoints from $DRCNET_CHECKPOINTS at each call."""
+    from drcnet.demo import Registry
+    return Registry()
+
+
 @pytest.fixture
 def deterministic():
     """Deterministic algorithms on, cudnn.benchmark and TF32 off, for the duration of one test."""

@@ -152,16 +152,15 @@ def test_a_shipped_ablation_checkpoint_is_listed_and_runs_in_compare(study, tmp_
     assert meta["task"] == "denoise" and meta["training"]["loss"] == "l1"
     assert set(meta["metrics"]["test"]) == set(ablate.SIGMAS)
 
-    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
-    D.clear_cache()
+    reg = D.Registry(ckdir)
     try:
-        assert shipped in D.ablation_paths("denoise")
+        assert shipped in reg.ablations("denoise")
         rng = np.random.default_rng(0)
         y, x = np.mgrid[0:48, 0:64] / 64.0
         img = np.stack([x, y, 0.5 + 0.3 * np.sin(8 * x)], -1) + 0.05 * rng.random((48, 64, 3))
         photo = tmp_path / "photo.png"
         Image.fromarray(np.uint8(np.clip(img, 0, 1) * 255)).save(photo)
-        steps = list(D.compare_steps(str(photo), "denoise", synthesize=True, sigma=25))
+        steps = list(D.compare_steps(reg, str(photo), "denoise", D.InputSettings(synthesize=True, sigma=25)))
         result = steps[-1]
         rows = {row[0]: row for row in result.table}
         assert {"DRCNet", "DRCNet DFR-l1"} <= set(rows), result.notes
@@ -170,4 +169,4 @@ def test_a_shipped_ablation_checkpoint_is_listed_and_runs_in_compare(study, tmp_
         assert not np.array_equal(result.images["DRCNet DFR-l1"], result.images["DRCNet"])
         assert any(caption.startswith("DRCNet DFR-l1 (") for _, caption in result.gallery)
     finally:
-        D.clear_cache()
+        reg.clear()

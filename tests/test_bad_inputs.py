@@ -6,6 +6,7 @@ turns errors into gr.Error, the text the browser and gradio_client show); app.py
 `max_file_size` app.py launches with, driven in-process through Starlette's TestClient."""
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import runpy
@@ -49,11 +50,11 @@ def ckdir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def env(ckdir, monkeypatch):
+def env(app, ckdir, monkeypatch):
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
-    D.clear_cache()                             # a cached input would skip the reader these tests break
+    app["REGISTRY"].clear()                     # a cached input would skip the reader these tests break
     yield
-    D.clear_cache()
+    app["REGISTRY"].clear()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def user_message(app, endpoint: str, *args) -> str:
     import gradio as gr
 
     with pytest.raises(gr.Error) as e:
-        app["user_errors"](getattr(D, endpoint))(*args)
+        app["user_errors"](functools.partial(getattr(D, endpoint), app["REGISTRY"]))(*args)
     return e.value.message
 
 
@@ -124,18 +125,19 @@ def test_unexpected_error_is_reported_briefly_logged_and_the_app_carries_on(app,
         raise RuntimeError("the disk went away")
 
     with monkeypatch.context() as m, caplog.at_level(logging.ERROR, logger="drcnet.app"):
-        m.setattr(D, "model_for", broken)
+        m.setattr(app["REGISTRY"], "model_for", broken)
         message = user_message(app, endpoint, str(files / "photo.png"), "denoise")
     assert message == "Unexpected error (RuntimeError: the disk went away); the app is still running."
     assert "unexpected error in" in caplog.text and "the disk went away" in caplog.text    # the traceback logged
     if endpoint == "restore":          # and the next call works (every endpoint: test_app_e2e, slow tier)
-        assert app["user_errors"](D.restore)(str(files / "photo.png"), "denoise").after.size == (64, 48)
+        restore = functools.partial(D.restore, app["REGISTRY"])
+        assert app["user_errors"](restore)(str(files / "photo.png"), "denoise").after.size == (64, 48)
 
 
-def test_compare_keeps_going_when_drcnet_fails(files, monkeypatch):
+def test_compare_keeps_going_when_drcnet_fails(reg, files, monkeypatch):
     """Compare's own 'unexpected error' branch: a failing method becomes a note, the others still run."""
-    monkeypatch.setattr(D, "get_restorer", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no disk")))
-    r = D.compare(str(files / "photo.png"), "denoise")
+    monkeypatch.setattr(reg, "restorer", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no disk")))
+    r = D.compare(reg, str(files / "photo.png"), "denoise")
     assert "DRCNet failed: RuntimeError: no disk" in r.notes
     assert [row[0] for row in r.table][0] == "input (degraded)" and len(r.table) > 1      # the baselines ran
 
@@ -144,7 +146,7 @@ def test_out_of_memory_message(app, files, monkeypatch):
     def oom(task):
         raise MemoryError()
 
-    monkeypatch.setattr(D, "model_for", oom)
+    monkeypatch.setattr(app["REGISTRY"], "model_for", oom)
     assert user_message(app, "restore", str(files / "photo.png"), "denoise") == \
         "Out of memory for this image: try a smaller one."
 
@@ -153,7 +155,8 @@ def test_a_reader_error_imageio_did_not_foresee_names_the_file(app, files, monke
     def explode(*a, **k):
         raise OSError("broken PNG chunk")
 
-    monkeypatch.setattr(D, "load_image", explode)
+    import drcnet.demo.inputs
+    monkeypatch.setattr(drcnet.demo.inputs, "load_image", explode)
     assert user_message(app, "restore", str(files / "photo.png"), "denoise") == \
         "photo.png: cannot read this image (OSError: broken PNG chunk)"
 

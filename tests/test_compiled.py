@@ -175,11 +175,11 @@ def test_the_app_start_up_hook_queues_the_graph_of_the_training_tile(no_inductor
 
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(CHECKPOINTS))
     monkeypatch.setenv("DRCNET_COMPILE", "on")
-    demo.clear_cache()
+    registry = demo.Registry()
     try:
-        demo.warm_up_compiled(tasks=("denoise",)).join()       # one task keeps it quick; the app passes all
+        registry.warm_up(tasks=("denoise",)).join()       # one task keeps it quick; the app passes all
         drcnet.serve.compiled.wait_for_compiles()
-        graphs = demo.model_for("denoise").graphs
+        graphs = registry.model_for("denoise").graphs
         assert graphs is not None and graphs.ready((128, 128))     # "matched": 128 px tiles
     finally:
-        demo.clear_cache()
+        registry.clear()

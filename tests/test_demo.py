@@ -20,10 +20,10 @@ def ckdir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def env(ckdir, monkeypatch):
+def env(reg, ckdir, monkeypatch):
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
     yield
-    D.clear_cache()
+    reg.clear()
 
 
 @pytest.fixture(scope="module")
@@ -41,106 +41,106 @@ def test_task_list_matches_degrade():
     assert D.TASKS == TASKS
 
 
-def test_status_names_missing_checkpoint(ckdir):
-    st = D.checkpoint_status()
+def test_status_names_missing_checkpoint(reg, ckdir):
+    st = reg.status()
     assert st["denoise"]["present"] and st["derain"]["present"] and not st["deblur"]["present"]
-    md = D.status_markdown()
+    md = D.status_markdown(reg)
     assert "deblur" in md and "no checkpoint" in md
 
 
-def test_missing_checkpoint_is_a_clear_error_not_a_random_model(photo):
+def test_missing_checkpoint_is_a_clear_error_not_a_random_model(reg, photo):
     with pytest.raises(D.DemoError, match="deblur model is not available.*deblur.safetensors"):
-        D.restore(photo, "deblur")
+        D.restore(reg, photo, "deblur")
 
 
-def test_restore_plain_and_synthetic_with_metrics(photo):
-    r = D.restore(photo, "denoise")
+def test_restore_plain_and_synthetic_with_metrics(reg, photo):
+    r = D.restore(reg, photo, "denoise")
     from drcnet.core.device import pick_device
     assert r.after.size == (64, 48) and r.metrics is None and "1 tile" in r.facts
     assert f"device {pick_device(os.environ.get('DRCNET_DEVICE'))} |" in r.facts
-    r = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1, stage1=True)
+    r = D.restore(reg, photo, "denoise", settings=D.InputSettings(synthesize=True, sigma=30, seed=1), stage1=True)
     assert set(r.metrics) == {"input", "drcnet"} and np.isfinite(r.metrics["drcnet"]["psnr"])
     assert r.stage1 is not None and "PSNR" in r.facts and "sigma 30" in r.facts
     # fixed seed: the same settings give the same degraded input, made afresh (not the prepared-input cache's
     # copy, which would make this check unable to fail), and another seed another one
-    D.clear_cache()
-    again = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=1)
+    reg.clear()
+    again = D.restore(reg, photo, "denoise", settings=D.InputSettings(synthesize=True, sigma=30, seed=1))
     assert np.array_equal(np.asarray(again.before), np.asarray(r.before))
-    other = D.restore(photo, "denoise", synthesize=True, sigma=30, seed=2)
+    other = D.restore(reg, photo, "denoise", settings=D.InputSettings(synthesize=True, sigma=30, seed=2))
     assert not np.array_equal(np.asarray(other.before), np.asarray(r.before))
 
 
-def test_model_is_cached_once_per_file(photo):
-    D.restore(photo, "denoise")
-    a = D.model_for("denoise")
-    D.restore(photo, "denoise")
-    assert D.model_for("denoise") is a and len(D._models) == 1
+def test_model_is_cached_once_per_file(reg, photo):
+    D.restore(reg, photo, "denoise")
+    a = reg.model_for("denoise")
+    D.restore(reg, photo, "denoise")
+    assert reg.model_for("denoise") is a and len(reg.loaded()) == 1
 
 
-def test_tiled_path_reports_progress(photo, tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "TILE", 128)
+def test_tiled_path_reports_progress(photo, tmp_path):
+    reg = D.Registry(limits=D.Limits(tile=128))
     big = tmp_path / "big.png"
     Image.fromarray(np.uint8(np.random.default_rng(0).random((300, 280, 3)) * 255)).save(big)
     calls = []
-    r = D.restore(str(big), "derain", progress=lambda i, n: calls.append((i, n)))
+    r = D.restore(reg, str(big), "derain", progress=lambda i, n: calls.append((i, n)))
     assert calls and calls[-1][0] == calls[-1][1] > 1 and f"{calls[-1][1]} tiles" in r.facts
 
 
-def test_reference_upload_gives_metrics_and_size_mismatch_is_clear(photo, tmp_path):
-    r = D.restore(photo, "derain", reference=photo)
+def test_reference_upload_gives_metrics_and_size_mismatch_is_clear(reg, photo, tmp_path):
+    r = D.restore(reg, photo, "derain", settings=D.InputSettings(reference=photo))
     assert r.metrics["input"]["psnr"] == float("inf")
     other = tmp_path / "other.png"
     Image.new("RGB", (10, 10)).save(other)
     with pytest.raises(D.DemoError, match="must match"):
-        D.restore(photo, "derain", reference=str(other))
+        D.restore(reg, photo, "derain", settings=D.InputSettings(reference=str(other)))
 
 
-def test_rgba_grey_and_16bit_inputs(tmp_path):
+def test_rgba_grey_and_16bit_inputs(reg, tmp_path):
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (40, 32), (200, 100, 50, 128)).save(rgba)
-    r = D.restore(str(rgba), "denoise")
+    r = D.restore(reg, str(rgba), "denoise")
     assert Image.open(r.download).mode == "RGBA" and "alpha" in r.facts
     grey = tmp_path / "grey.png"
     Image.new("L", (40, 32), 90).save(grey)
-    assert Image.open(D.restore(str(grey), "denoise").download).mode == "L"
+    assert Image.open(D.restore(reg, str(grey), "denoise").download).mode == "L"
     g16 = tmp_path / "g16.png"
     Image.fromarray(np.full((32, 40), 40000, np.uint16)).save(g16)
-    r = D.restore(str(g16), "denoise")
+    r = D.restore(reg, str(g16), "denoise")
     assert "16-bit" in r.facts and Image.open(r.download).mode.startswith("I")   # 16-bit grey PNG
 
 
-def test_inspect_maps_and_t_changes_the_mask(photo):
-    lo = D.inspect(photo, "denoise", 1, 0, 0.1, synthesize=True)
-    hi = D.inspect(photo, "denoise", 1, 0, 0.95, synthesize=True)
+def test_inspect_maps_and_t_changes_the_mask(reg, photo):
+    lo = D.inspect(reg, photo, "denoise", 1, 0, 0.1, settings=D.InputSettings(synthesize=True))
+    hi = D.inspect(reg, photo, "denoise", 1, 0, 0.95, settings=D.InputSettings(synthesize=True))
     assert set(lo.coverage) == {(s, l) for s in (1, 2) for l in range(4)}
     assert lo.coverage[(1, 0)] >= hi.coverage[(1, 0)]
     assert lo.coverage != hi.coverage
     assert lo.block.size[0] > 300 and lo.overview.size[0] > 300 and lo.metrics is not None
     # the threshold goes back to the checkpoint's t after the inspector ran
-    assert D.model_for("denoise").model.cfg.t == pytest.approx(0.75)
+    assert reg.model_for("denoise").model.cfg.t == pytest.approx(0.75)
     with pytest.raises(D.DemoError, match="level"):
-        D.inspect(photo, "denoise", 1, 9, 0.5)
+        D.inspect(reg, photo, "denoise", 1, 9, 0.5)
 
 
-def test_inspect_downscales_to_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "INSPECT_MAX_SIDE", 64)
+def test_inspect_downscales_to_limit(tmp_path):
+    reg = D.Registry(limits=D.Limits(inspect_max_side=64))
     big = tmp_path / "wide.png"
     Image.new("RGB", (200, 100), (120, 130, 140)).save(big)
-    r = D.inspect(str(big), "denoise", 2, 1, 0.75)
+    r = D.inspect(reg, str(big), "denoise", 2, 1, 0.75)
     assert r.after.size == (64, 32) and "64x32" in r.facts
 
 
 @pytest.fixture(scope="module")
-def inspected(ckdir, photo):
+def inspected(reg, ckdir, photo):
     """One inspect at t = 0.5 shared by the tests that only read it (its two figures take ~2 s to draw), with the
     model it ran on and the figures left open right after it."""
     import matplotlib.pyplot as plt
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DRCNET_CHECKPOINTS", str(ckdir))
-        result = D.inspect(photo, "denoise", 1, 0, 0.5)
-        model = D.model_for("denoise").model
+        result = D.inspect(reg, photo, "denoise", 1, 0, 0.5)
+        model = reg.model_for("denoise").model
         figures = plt.get_fignums()
-        D.clear_cache()
+        reg.clear()
     return result, model, figures
 
 
@@ -149,52 +149,52 @@ def test_probe_hooks_are_removed_after_inspect(inspected):
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
 
 
-def test_t_sweep_rows(photo):
-    plot, rows = D.t_sweep(photo, "denoise", 1, 0, synthesize=True, ts=(0.2, 0.6, 1.0))
+def test_t_sweep_rows(reg, photo):
+    plot, rows = D.t_sweep(reg, photo, "denoise", 1, 0, settings=D.InputSettings(synthesize=True), ts=(0.2, 0.6, 1.0))
     assert [r["t"] for r in rows] == [0.2, 0.6, 1.0] and all(r["psnr"] is not None for r in rows)
     covs = [r["coverage"] for r in rows]
     assert covs == sorted(covs, reverse=True) and covs[0] > covs[-1]     # t moves the mask (not a constant)
     assert plot.size[0] > 200
 
 
-def test_cr_ratios_match_the_project_loss():
+def test_cr_ratios_match_the_project_loss(reg):
     g = torch.Generator().manual_seed(0)
     x, j, i = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
     from drcnet.train.losses import mixup_negatives
-    ours = D.cr_ratios(x, j, mixup_negatives(i, j, PAPER_LAMBDAS), c=PAPER_LAMBDAS)
-    ref = IntraCR(vgg=D.vgg_features()).layer_ratios(x, j, i).numpy()
+    ours = D.cr_ratios(reg.vgg(), x, j, mixup_negatives(i, j, PAPER_LAMBDAS), c=PAPER_LAMBDAS)
+    ref = IntraCR(vgg=reg.vgg()).layer_ratios(x, j, i).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
 
 
-def test_intra_cr_explorer(photo):
-    r = D.intra_cr(photo, "denoise", lam=0.5, synthesize=True)
+def test_intra_cr_explorer(reg, photo):
+    r = D.intra_cr(reg, photo, "denoise", settings=D.InputSettings(synthesize=True), lam=0.5)
     assert len(r.negatives) == 4 and "0.5" in r.negatives[-1][1]
     assert len(r.table) == 6 and r.headers[2:5] == ["relu1_1", "relu2_1", "relu3_1"]
     clean_rows = [row for row in r.table if row[0] == "clean J"]
     assert all(v == 0 for row in clean_rows for v in row[2:])     # d(J, J) = 0
     with pytest.raises(D.DemoError, match="clean"):
-        D.intra_cr(photo, "denoise", synthesize=False)
+        D.intra_cr(reg, photo, "denoise", settings=D.InputSettings(synthesize=False))
 
 
-def test_compare_lists_ablation_and_baselines(photo, compared):
+def test_compare_lists_ablation_and_baselines(reg, photo, compared):
     r = compared
     names = [row[0] for row in r.table]
     assert {"input (degraded)", "DRCNet", "DRCNet stage 1", "DRCNet l1", "nlm"} <= set(names)
     assert all(row[1] is not None for row in r.table) and len(r.gallery) == len(r.table) + 1
-    r = D.compare(photo, "deblur")     # no checkpoint, real photo: baselines only, nonblind skipped
+    r = D.compare(reg, photo, "deblur")     # no checkpoint, real photo: baselines only, nonblind skipped
     assert "DRCNet" not in [row[0] for row in r.table]
     assert any("missing" in n for n in r.notes) and any("nonblind" in n for n in r.notes)
 
 
 @pytest.fixture(scope="module")
-def compared(ckdir, photo):
+def compared(reg, ckdir, photo):
     """One synthetic denoise comparison shared by the tests that only read it (each run takes seconds)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DRCNET_CHECKPOINTS", str(ckdir))
-        return D.compare(photo, "denoise", synthesize=True, sigma=20)
+        return D.compare(reg, photo, "denoise", settings=D.InputSettings(synthesize=True, sigma=20))
 
 
-def test_compare_table_sorted_with_the_winner_marked(photo, compared, monkeypatch):
+def test_compare_table_sorted_with_the_winner_marked(reg, photo, compared, monkeypatch):
     r = compared
     psnrs = [row[1] for row in r.table]
     assert psnrs == sorted(psnrs, reverse=True) and r.headers[-1] == "rank"
@@ -206,11 +206,11 @@ def test_compare_table_sorted_with_the_winner_marked(photo, compared, monkeypatc
     # without a reference: no ranking, nothing marked (BM3D, ~2 s a call, stands aside: ranking is not its job)
     from drcnet.eval import baselines
     monkeypatch.delitem(baselines.BASELINES["denoise"], "bm3d", raising=False)
-    table = D.compare(photo, "denoise").table
+    table = D.compare(reg, photo, "denoise").table
     assert len(table) > 2 and all(row[-1] == "" for row in table)
 
 
-def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch):
+def test_compare_yields_fast_results_before_the_slow_baseline(reg, photo, monkeypatch):
     """BM3D (tens of seconds) must not hold back DRCNet and the quick baselines: a first step without it."""
     from drcnet.eval import baselines
     from drcnet.demo import compare_tab
@@ -220,7 +220,7 @@ def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch
         calls.append("bm3d")
         return x
     monkeypatch.setitem(baselines.BASELINES["denoise"], "bm3d", slow)
-    steps = D.compare_steps(photo, "denoise", synthesize=True)
+    steps = D.compare_steps(reg, photo, "denoise", settings=D.InputSettings(synthesize=True))
     first = next(steps)
     assert calls == [] and "bm3d" not in first.images and first.pending == ["bm3d"]
     assert "DRCNet" in first.images and "nlm" in first.images and any("bm3d still running" in n for n in first.notes)
@@ -229,7 +229,7 @@ def test_compare_yields_fast_results_before_the_slow_baseline(photo, monkeypatch
     assert compare_tab.SLOW == {"bm3d"}
 
 
-def test_compare_pair_zoom_and_figure(compared):
+def test_compare_pair_zoom_and_figure(reg, compared):
     r = compared
     left, right = D.compare_pair(r.images, "DRCNet", "clean reference")
     assert left.size == right.size == (64, 48)
@@ -250,11 +250,11 @@ def test_compare_pair_zoom_and_figure(compared):
     picture = np.asarray(crops[k][0])[:64]                               # the label sits under the crop
     assert np.array_equal(picture[::4, ::4], r.images[name][0:16, 48:64])  # the same crop, enlarged 4x
     assert (np.asarray(crops[k][0])[64:] > 0).any() and crops[k][0].size[1] > 64
-    png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
+    png, pdf = D.compare_figure(reg, r.images, r.table, (30, 20), size=16, dpi=60)
     assert pdf.read_bytes()[:4] == b"%PDF"
 
 
-def test_zoom_source_fills_the_box_and_clicks_map_back(compared):
+def test_zoom_source_fills_the_box_and_clicks_map_back(reg, compared):
     """Gradio never enlarges the clicked picture (object-fit: scale-down) and ignores clicks beside it: the zoom
     source is the input enlarged with pixel copies, and a click on it maps back to the results' pixels."""
     from drcnet.demo.compare_tab import ZOOM_VIEW, zoom_scale
@@ -267,16 +267,16 @@ def test_zoom_source_fills_the_box_and_clicks_map_back(compared):
     assert zoom_scale((512, 384, 3)) == 1 and zoom_scale((300, 200)) == 2
     with pytest.raises(D.DemoError, match="Compare button"):
         D.zoom_source(None)
-    png, pdf = D.compare_figure(r.images, r.table, (30, 20), size=16, dpi=60)
+    png, pdf = D.compare_figure(reg, r.images, r.table, (30, 20), size=16, dpi=60)
     assert pdf.read_bytes()[:4] == b"%PDF" and Image.open(png).size[0] > 600
     import matplotlib.pyplot as plt
     assert plt.get_fignums() == []
 
 
-def test_figures_are_closed(photo, inspected):
+def test_figures_are_closed(reg, photo, inspected):
     import matplotlib.pyplot as plt
     assert inspected[2] == []                       # none left open by inspect
-    D.t_sweep(photo, "denoise", ts=(0.5,))
+    D.t_sweep(reg, photo, "denoise", ts=(0.5,))
     assert plt.get_fignums() == []
 
 
@@ -292,18 +292,18 @@ def test_examples_exist_and_are_small():
                 assert Path(p).is_file() and Path(p).stat().st_size < 300_000
 
 
-def test_no_server_paths_in_status_or_errors(ckdir, photo, tmp_path, monkeypatch):
-    md = D.status_markdown()
+def test_no_server_paths_in_status_or_errors(reg, ckdir, photo, tmp_path, monkeypatch):
+    md = D.status_markdown(reg)
     assert str(ckdir) not in md and "denoise.safetensors" in md
-    assert all("/" not in info["file"] for info in D.checkpoint_status().values())
+    assert all("/" not in info["file"] for info in reg.status().values())
     with pytest.raises(D.DemoError) as e:
-        D.restore(photo, "deblur")
+        D.restore(reg, photo, "deblur")
     assert str(ckdir) not in str(e.value) and "deblur.safetensors" in str(e.value)
     # a damaged checkpoint: the loader's message names the full path; the status shows the file name only
     bad = tmp_path / "denoise.safetensors"
     bad.write_bytes(b"not a checkpoint")
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path))
-    st = D.checkpoint_status()["denoise"]
+    st = reg.status()["denoise"]
     assert not st["present"] and "denoise.safetensors" in st["note"] and str(tmp_path) not in st["note"]
     assert D.hide_paths(f"{tmp_path}/x.safetensors: corrupt") == "x.safetensors: corrupt"
 
@@ -328,14 +328,14 @@ def test_t_at_quantile_writes_four_decimals_without_float_noise():
         assert t <= np.quantile(r, q) and (r >= t).mean() >= 1 - q     # still never empties the mask
 
 
-def test_empty_mask_is_explained_and_the_quantile_control_fills_it(photo):
-    first = D.inspect(photo, "denoise", 1, 0, 1.0)
-    top = float(D.probe_run(D.model_for("denoise"), D.prepare(photo, "denoise", max_side=D.INSPECT_MAX_SIDE)
+def test_empty_mask_is_explained_and_the_quantile_control_fills_it(reg, photo):
+    first = D.inspect(reg, photo, "denoise", 1, 0, 1.0)
+    top = float(D.probe_run(reg.model_for("denoise"), D.prepare_small(reg, photo, "denoise", D.InputSettings())
                             .degraded, 1.0)[1][(1, 0)].response.max())
     assert top < 1.0 and first.coverage[(1, 0)] == 0
     assert "No pixel reaches t = 1.000" in first.facts and "whole map" in first.facts
-    t = D.quantile_t(photo, "denoise", 1, 0, 1.0, 0.8)
-    after = D.inspect(photo, "denoise", 1, 0, t)
+    t = D.quantile_t(reg, photo, "denoise", 1, 0, 1.0, 0.8)
+    after = D.inspect(reg, photo, "denoise", 1, 0, t)
     # stage 1 level 0 sees the input only, so its map does not depend on t: coverage 1 - q (t is floored to 1e-4)
     assert 0.2 <= after.coverage[(1, 0)] < 0.3 and "No pixel" not in after.facts.split("**S1 L0**")[1]
     assert "% of the pixels have M_sr >= t" in after.facts
@@ -350,8 +350,8 @@ def test_block_figure_has_fitted_colour_scale_and_histogram(inspected):
     assert r.block.size[0] >= 1200 and r.overview.size[1] > 700       # 2x4 block grid; maps + histograms rows
 
 
-def test_inspect_figure_download_is_high_resolution_png_and_pdf(photo):
-    png, pdf = D.inspect_figure(photo, "denoise", 2, 1, 0.6, dpi=120)
+def test_inspect_figure_download_is_high_resolution_png_and_pdf(reg, photo):
+    png, pdf = D.inspect_figure(reg, photo, "denoise", 2, 1, 0.6, dpi=120)
     assert png.suffix == ".png" and pdf.suffix == ".pdf" and pdf.read_bytes()[:4] == b"%PDF"
     assert Image.open(png).size[0] > 1500                    # 16 in at 120 dpi
     import matplotlib.pyplot as plt
@@ -387,15 +387,40 @@ def test_make_assets_reproduces_every_example_row_and_picture(tmp_path):
         assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b)), name
 
 
-def test_display_png_keeps_every_pixel_and_is_written_at_the_fast_level(tmp_path):
+def test_display_png_keeps_every_pixel_and_is_written_at_the_fast_level(reg, tmp_path):
     """The page's before/after images are PNG files the app writes at zlib level 1 (Gradio would re-encode a PIL
     image at its default level): lossless, and zlib-1 leaves a larger file than Pillow's default would."""
     rng = np.random.default_rng(0)
     smooth = np.cumsum(rng.integers(0, 3, (96, 128, 3)), axis=1) % 256
     image = Image.fromarray(smooth.astype(np.uint8))
-    path = D.display_png(image, "after")
-    assert path.endswith(".png") and os.path.dirname(path) == str(D.output_folder())
+    path = reg.outputs.display_png(image, "after")
+    assert path.endswith(".png") and os.path.dirname(path) == str(reg.outputs.folder())
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(image))
     default = io.BytesIO()
     image.save(default, format="PNG")
     assert os.path.getsize(path) > len(default.getvalue())
+
+
+def test_the_trained_t_is_where_the_inspector_starts(tmp_path, photo):
+    """A checkpoint trained at another t (the official weights use 0.8): the registry reads it from the header,
+    and the inspector without a t (the API default; the slider starts there) runs at it."""
+    import drcnet
+    from drcnet.model.checkpoint import save_checkpoint
+    from drcnet.model.config import T_DEFAULT
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny", t=0.6), task="denoise",
+                    preset="tiny")
+    reg = D.Registry(tmp_path)
+    assert reg.trained_t("denoise") == pytest.approx(0.6) and reg.trained_t("derain") == T_DEFAULT
+    r = D.inspect(reg, photo, "denoise", 1, 0)
+    assert r.facts.startswith("t = 0.60 |")
+
+
+def test_input_settings_hold_the_defaults_once():
+    s = D.InputSettings()
+    assert s.as_row() == [None, False, 25, "light", 21, 0]
+    assert D.InputSettings.from_example({"task": "deblur", "settings": {"size": 13}}).blur_size == 13
+    assert s.degradation("denoise") == {"sigma": 25.0} and s.degradation("deblur") == {"size": 21}
+    with pytest.raises(D.DemoError, match="sigma"):
+        D.InputSettings(sigma=200).degradation("denoise")

@@ -22,10 +22,10 @@ def ckdir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def env(ckdir, monkeypatch):
+def env(reg, ckdir, monkeypatch):
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
     yield
-    D.clear_cache()
+    reg.clear()
 
 
 # ---------------------------------------------------------------- upload: check and diagnose on arrival
@@ -47,60 +47,63 @@ def test_upload_of_a_clean_photo_warns_and_selects_no_task():
 
 
 @pytest.fixture
-def nothing_runs(monkeypatch):
+def nothing_runs(reg, monkeypatch):
     """Fail the test if a model is loaded or an input prepared past the task check."""
+    import drcnet.demo.inputs
+
     def refuse(*args, **kwargs):
         raise AssertionError("a model or an input was loaded with no task selected")
-    monkeypatch.setattr(D, "model_for", refuse)
-    monkeypatch.setattr(D, "get_restorer", refuse)
-    monkeypatch.setattr(D, "load", refuse)
+    monkeypatch.setattr(reg, "model_for", refuse)
+    monkeypatch.setattr(reg, "restorer", refuse)
+    monkeypatch.setattr(drcnet.demo.inputs, "load", refuse)
 
 
 @pytest.mark.parametrize("task", [None, ""])
-def test_restore_with_no_task_asks_which_and_repeats_the_warning(nothing_runs, task):
+def test_restore_with_no_task_asks_which_and_repeats_the_warning(reg, nothing_runs, task):
     photo = str(ASSETS / "coffee_clean.png")
     with pytest.raises(D.DemoError) as e:
-        D.restore(photo, task)
+        D.restore(reg, photo, task)
     message = D.user_message(e.value)
     assert message.startswith("No task selected: choose which task to run"), message
     assert "denoise, derain or deblur" in message
     assert "looks clean" in message and "Restoring a clean photo can only soften it" in message
     assert "*" not in message                                 # an error toast, not markdown
-    assert not D._models
+    assert not reg.loaded()
 
 
-def test_every_tab_with_no_task_asks_which(nothing_runs):
+def test_every_tab_with_no_task_asks_which(reg, nothing_runs):
     """Inspect, the t sweep, the quantile control, the figure, Intra-CR and Compare answer the same way."""
     photo = str(ASSETS / "coffee_clean.png")
-    calls = [lambda: D.inspect(photo, None), lambda: D.t_sweep(photo, None), lambda: D.quantile_t(photo, None),
-             lambda: D.inspect_figure(photo, None), lambda: D.intra_cr(photo, None, synthesize=False),
-             lambda: list(D.compare_steps(photo, None))]
+    calls = [lambda: D.inspect(reg, photo, None), lambda: D.t_sweep(reg, photo, None),
+             lambda: D.quantile_t(reg, photo, None), lambda: D.inspect_figure(reg, photo, None),
+             lambda: D.intra_cr(reg, photo, None, settings=D.InputSettings(synthesize=False)),
+             lambda: list(D.compare_steps(reg, photo, None))]
     for call in calls:
         with pytest.raises(D.DemoError, match="No task selected") as e:
             call()
         assert "looks clean" in str(e.value)
 
 
-def test_no_task_on_a_photo_to_degrade_or_a_degraded_one():
+def test_no_task_on_a_photo_to_degrade_or_a_degraded_one(reg):
     """Degrading a clean photo first: only the question (the warning is moot). A degraded photo: the question
     and the diagnosis's suggestion."""
     clean = str(ASSETS / "coffee_clean.png")
     assert D.no_task_message(clean, synthesize=True) == D.NO_TASK
     with pytest.raises(D.DemoError) as e:
-        D.restore(clean, None, synthesize=True)
+        D.restore(reg, clean, None, settings=D.InputSettings(synthesize=True))
     assert str(e.value) == D.NO_TASK
     noisy = D.no_task_message(str(ASSETS / "hubble_noise.png"))
     assert noisy.startswith(D.NO_TASK) and "suggests denoise" in noisy
     assert D.no_task_message(None) == D.NO_TASK
     with pytest.raises(D.DemoError, match="No task selected"):
-        D.checkpoint_path(None)
+        reg.checkpoint(None)
 
 
-def test_upload_of_a_bad_file_gives_the_handlers_message(tmp_path):
+def test_upload_of_a_bad_file_gives_the_handlers_message(reg, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     with pytest.raises(Exception) as handler_error:
-        D.restore(str(bad), "denoise")
+        D.restore(reg, str(bad), "denoise")
     expected = D.user_message(handler_error.value)
     assert expected and "notes.png" in expected
     assert D.check_input(str(bad)).message == f"⚠️ {expected}"
@@ -130,8 +133,9 @@ def test_the_deblur_example_kernel_is_regenerated_from_its_size_and_seed():
     assert np.abs(made - stored).max() < 1e-6                        # and the committed picture is that blur
 
 
-def test_compare_on_the_deblur_example_runs_the_nonblind_baselines():
-    r = D.compare(str(ASSETS / "chelsea_deblur.png"), "deblur", reference=str(ASSETS / "chelsea_clean.png"))
+def test_compare_on_the_deblur_example_runs_the_nonblind_baselines(reg):
+    r = D.compare(reg, str(ASSETS / "chelsea_deblur.png"), "deblur",
+                  settings=D.InputSettings(reference=str(ASSETS / "chelsea_clean.png")))
     names = [row[0] for row in r.table]
     assert "wiener_nonblind" in names and "richardson_lucy_nonblind" in names
     assert not any("skipped" in n for n in r.notes)
@@ -165,20 +169,20 @@ def _scores(task, gains, **extra):
     return {"task": task, "mean": mean}
 
 
-def test_status_shows_each_checkpoints_test_set_gain_and_follows_a_new_file(ckdir):
+def test_status_shows_each_checkpoints_test_set_gain_and_follows_a_new_file(reg, ckdir):
     scores = ckdir / "denoise.test.json"
     scores.write_text(json.dumps(_scores("denoise", {"sigma15": 0.12, "sigma25": 3.0, "sigma50": 6.0},
                                          nlm={"psnr": 30.0})))
-    md = D.status_markdown()
+    md = D.status_markdown(reg)
     line = next(ln for ln in md.splitlines() if "**denoise**" in ln)
     assert "+0.1 dB (sigma 15), +3.0 dB (sigma 25), +6.0 dB (sigma 50) on the test set" in line
     assert "an early checkpoint" in line                      # far short of the recipe's targets over nlm
     scores.write_text(json.dumps(_scores("denoise", {"sigma15": 12.0, "sigma25": 12.0, "sigma50": 12.0},
                                          nlm={"psnr": 20.0})))
-    line = next(ln for ln in D.status_markdown().splitlines() if "**denoise**" in ln)
+    line = next(ln for ln in D.status_markdown(reg).splitlines() if "**denoise**" in ln)
     assert "+12.0 dB (sigma 15)" in line and "meets its targets" in line
     scores.unlink()
-    assert "on the test set" not in D.status_markdown()       # no card: no number made up
+    assert "on the test set" not in D.status_markdown(reg)       # no card: no number made up
 
 
 def test_setting_labels():
@@ -232,11 +236,11 @@ def test_sweep_values_span_the_blocks_own_range_densely():
     assert sweep_values(None) == tuple(float(t) for t in D.T_SWEEP)
 
 
-def test_t_sweep_by_default_sweeps_the_blocks_m_sr(tmp_path):
+def test_t_sweep_by_default_sweeps_the_blocks_m_sr(reg, tmp_path):
     y, x = np.mgrid[0:40, 0:48] / 48.0
     path = tmp_path / "p.png"
     Image.fromarray(np.uint8(np.stack([x, y, 0.5 + 0.3 * np.sin(8 * x)], -1) * 255)).save(path)
-    plot, rows = D.t_sweep(str(path), "denoise", 1, 0, synthesize=True)
+    plot, rows = D.t_sweep(reg, str(path), "denoise", 1, 0, settings=D.InputSettings(synthesize=True))
     ts = [row["t"] for row in rows]
     assert len(rows) >= 2 and ts == sorted(ts) and all(row["psnr"] is not None for row in rows)
     covs = [row["coverage"] for row in rows]
@@ -244,11 +248,11 @@ def test_t_sweep_by_default_sweeps_the_blocks_m_sr(tmp_path):
     assert plot.size[0] > 300
 
 
-def test_intra_cr_negatives_carry_their_label_under_the_picture(tmp_path):
+def test_intra_cr_negatives_carry_their_label_under_the_picture(reg, tmp_path):
     y, x = np.mgrid[0:40, 0:48] / 48.0
     path = tmp_path / "p.png"
     Image.fromarray(np.uint8(np.stack([x, y, 0.5 + 0.3 * np.sin(8 * x)], -1) * 255)).save(path)
-    r = D.intra_cr(str(path), "denoise", lam=0.5, synthesize=True)
+    r = D.intra_cr(reg, str(path), "denoise", settings=D.InputSettings(synthesize=True), lam=0.5)
     for img, caption in r.negatives:
         assert img.size[0] == 48 and img.size[1] > 40 and "lambda" in caption
         assert (np.asarray(img)[40:] < 128).any()                         # text on the strip under it

@@ -187,8 +187,8 @@ def test_bf16_is_close_to_fp32_on_the_shipped_checkpoint_whole_and_tiled(task, d
 
 
 def app_tiling():
-    from drcnet import demo
-    return demo.TILE, demo.TILE_OVERLAP
+    from drcnet.demo import Limits
+    return Limits.tile, Limits.tile_overlap
 
 
 def cli_tiling():

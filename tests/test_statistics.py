@@ -64,7 +64,7 @@ def test_the_shipped_checkpoints_record_their_training_patch():
         assert r.matched_patch == 128 and r.statistics == "matched"
 
 
-def test_the_inspector_switch_runs_either_and_says_which(tmp_path, monkeypatch):
+def test_the_inspector_switch_runs_either_and_says_which(reg, tmp_path, monkeypatch):
     from drcnet import demo as D
     from drcnet.model.checkpoint import save_checkpoint
 
@@ -72,19 +72,19 @@ def test_the_inspector_switch_runs_either_and_says_which(tmp_path, monkeypatch):
     save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
                     training={"patch": 32})
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path))
-    D.clear_cache()
+    reg.clear()
     photo = str(tmp_path / "photo.png")
     Image.fromarray((np.random.default_rng(0).random((80, 96, 3)) * 255).astype(np.uint8)).save(photo)
     try:
-        matched = D.inspect(photo, "denoise", 1, 0, 0.75, statistics="matched")
-        whole = D.inspect(photo, "denoise", 1, 0, 0.75, statistics="whole")
+        matched = D.inspect(reg, photo, "denoise", 1, 0, 0.75, statistics="matched")
+        whole = D.inspect(reg, photo, "denoise", 1, 0, 0.75, statistics="whole")
         assert "matched to training: 32 px tiles" in matched.facts and "whole image" in whole.facts
         assert np.abs(np.asarray(matched.after, float) - np.asarray(whole.after, float)).max() > 0
         assert matched.block.size == whole.block.size           # the maps: one whole pass either way
-        restored = D.restore(photo, "denoise")
+        restored = D.restore(reg, photo, "denoise")
         assert "matched to training" in restored.facts and restored.stats["tiles"] > 1
     finally:
-        D.clear_cache()
+        reg.clear()
 
 
 def test_shipped_scores_from_before_matched_statistics_are_measured_again():

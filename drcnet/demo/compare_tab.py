@@ -14,8 +14,11 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-import drcnet.demo as base
-from drcnet.demo import DemoError, Prepared, ablation_paths, checkpoint_path, prepare, quality, task_lock, to_pil
+from drcnet.demo.inputs import Prepared, quality, to_pil
+from drcnet.demo.inspect_tab import prepare_small
+from drcnet.demo.messages import DemoError
+from drcnet.demo.restore_tab import describe_info
+from drcnet.demo.settings import InputSettings
 from drcnet.demo.figures import plt, label_lines, labelled, save_figure
 
 INPUT, CLEAN = "input (degraded)", "clean reference"
@@ -39,7 +42,7 @@ def baseline_info(prepared: Prepared, task: str) -> tuple[dict, list[str]]:
     if prepared.synthetic:
         return prepared.info, []
     if prepared.info:
-        return prepared.info, [f"baselines use the example's known degradation: {base.describe_info(prepared.info)}"]
+        return prepared.info, [f"baselines use the example's known degradation: {describe_info(prepared.info)}"]
     if task == "denoise":
         from skimage.restoration import estimate_sigma
         sigma = float(estimate_sigma(prepared.degraded, channel_axis=-1, average_sigmas=True)) * 255
@@ -47,15 +50,15 @@ def baseline_info(prepared: Prepared, task: str) -> tuple[dict, list[str]]:
     return {"task": task}, []
 
 
-def _methods(prepared: Prepared, task: str, info: dict, notes: list[str]):
+def _methods(registry, prepared: Prepared, task: str, info: dict, notes: list[str]):
     """(name, run) pairs; a DRCNet run returns {name: image} so that stage 1 comes from the same forward."""
     from drcnet.eval.baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
     x = prepared.degraded
     methods: list[tuple[str, Callable[[], dict]]] = []
-    main = checkpoint_path(task)
-    for path in ([main] if main.is_file() else []) + ablation_paths(task):
+    main = registry.checkpoint(task)
+    for path in ([main] if main.is_file() else []) + registry.ablations(task):
         name = "DRCNet" if path == main else f"DRCNet {path.stem[len(task) + 1:]}"
-        methods.append((name, _model_runner(path, task, x, name, stage1=path == main)))
+        methods.append((name, _model_runner(registry, path, task, x, name, stage1=path == main)))
     if not main.is_file():
         notes.append(f"no {main.name}: DRCNet is missing from the comparison")
     for name, fn in BASELINES[task].items():
@@ -67,14 +70,18 @@ def _methods(prepared: Prepared, task: str, info: dict, notes: list[str]):
     return sorted(methods, key=lambda m: m[0] in SLOW)
 
 
-def compare_steps(image, task: str, reference=None, synthesize: bool = False, sigma: float = 25,
-                  rain: str = "light", blur_size: int = 21, seed: int = 0, max_side: int | None = None,
+def compare_steps(registry, image, task: str, settings: InputSettings = InputSettings(),
+                  max_side: int | None = None,
                   progress: Callable[[int, int, str], None] | None = None) -> Iterator[CompareResult]:
     """Run every method; yield the comparison so far after the fast ones and after each slow one."""
-    prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed,
-                       max_side or base.INSPECT_MAX_SIDE)
+    if max_side:
+        from drcnet.demo.inputs import prepare
+        prepared = prepare(image, task, settings, max_side=max_side, cache=registry.inputs,
+                           max_pixels=registry.limits.max_pixels)
+    else:
+        prepared = prepare_small(registry, image, task, settings)
     info, notes = baseline_info(prepared, task)
-    methods = _methods(prepared, task, info, notes)
+    methods = _methods(registry, prepared, task, info, notes)
     if prepared.clean is None:
         notes.append("no clean reference: metrics need a synthetic degradation or an uploaded reference")
     images = {INPUT: prepared.degraded}
@@ -99,10 +106,10 @@ def compare_steps(image, task: str, reference=None, synthesize: bool = False, si
     yield _result(prepared, task, images, timings, notes, [])
 
 
-def compare(image, task: str, reference=None, synthesize: bool = False, sigma: float = 25, rain: str = "light",
-            blur_size: int = 21, seed: int = 0, max_side: int | None = None) -> CompareResult:
+def compare(registry, image, task: str, settings: InputSettings = InputSettings(),
+            max_side: int | None = None) -> CompareResult:
     """The whole comparison at once (scripts, tests): the last step of compare_steps."""
-    for result in compare_steps(image, task, reference, synthesize, sigma, rain, blur_size, seed, max_side):
+    for result in compare_steps(registry, image, task, settings, max_side):
         pass
     return result
 
@@ -137,12 +144,12 @@ def _result(prepared, task, images, timings, notes, pending) -> CompareResult:
     return CompareResult(gallery, rows, list(HEADERS), notes, as_uint8, list(pending))
 
 
-def _model_runner(path: Path, task: str, x: np.ndarray, name: str, stage1: bool):
+def _model_runner(registry, path: Path, task: str, x: np.ndarray, name: str, stage1: bool):
     def run():
-        restorer = base.get_restorer(path)        # through the package: tests may swap it
-        with task_lock(task):
-            restorer.reset_threshold()
-            out = restorer.restore(x, tile=base.TILE, overlap=base.TILE_OVERLAP, return_stage1=stage1)
+        restorer = registry.restorer(path)
+        with registry.lock(task):
+            out = restorer.restore(x, tile=registry.limits.tile, overlap=registry.limits.tile_overlap,
+                                   return_stage1=stage1)
         return {name: out[0], f"{name} stage 1": out[1]} if stage1 else {name: out}
     return run
 
@@ -230,7 +237,7 @@ def zoom_crops(images: dict | None, x: int, y: int, size: int = 64, display: int
                       label, lines=lines), label) for n, label in zip(names, labels)]
 
 
-def compare_figure(images: dict | None, table: list[list] | None = None, point=None, size: int = 64,
+def compare_figure(registry, images: dict | None, table: list[list] | None = None, point=None, size: int = 64,
                    dpi: int = 200) -> list[Path]:
     """Every result with its title (and PSNR), the zoom box, a row of zoomed crops, and, with a clean
     reference, the absolute error of each result on one shared colour bar: PNG and PDF for slides."""
@@ -265,4 +272,4 @@ def compare_figure(images: dict | None, table: list[list] | None = None, point=N
         a.set_xticks([]), a.set_yticks([])
     if err_im is not None:
         fig.colorbar(err_im, ax=axes[2].tolist(), fraction=0.02, pad=0.01, label="mean abs. error (0-1)")
-    return save_figure(fig, "compare")
+    return save_figure(fig, "compare", registry.outputs)

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import io
 
+import matplotlib
 from PIL import Image
+
+matplotlib.use("Agg")                      # no display; figures are rendered to PIL images and closed
+
 
 def plt():
     import matplotlib.pyplot as plt
@@ -28,12 +32,11 @@ def heat(ax, fig, data, title, cmap="viridis", vmin=None, vmax=None):
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
 
 
-def save_figure(fig, stem: str) -> list:
+def save_figure(fig, stem: str, outputs) -> list:
     """Write a figure as PNG (at the figure's dpi) and PDF into the app's private output folder, close it, and
-    return both paths: the download for slides."""
+    return both paths: the download for slides. outputs: the registry's OutputFolder."""
     import time
-    from drcnet.demo import output_folder
-    folder = output_folder()
+    folder = outputs.folder()
     stem = f"{stem}_{time.time_ns() % 10**9}"          # two sessions' downloads never overwrite each other
     paths = [folder / f"{stem}.{ext}" for ext in ("png", "pdf")]
     try:

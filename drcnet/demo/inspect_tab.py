@@ -8,14 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-import drcnet.demo as base
-from drcnet.demo import DemoError, prepare, quality, task_lock, to_pil
+from drcnet.demo.inputs import prepare, quality, to_pil
+from drcnet.demo.messages import DemoError
+from drcnet.demo.settings import InputSettings
 from drcnet.demo.figures import contrast_colour, heat, plt, fig_to_image, percent, save_figure
 from drcnet.serve.engine import Restorer
-from drcnet.model.config import T_DEFAULT
 from drcnet.model.probes import FeatureProbe
 
-LEVEL_NAMES = base.LEVEL_NAMES
+LEVEL_NAMES = {1: "stage 1", 2: "stage 2"}
+T_SWEEP = tuple(np.round(np.linspace(0.3, 1.0, 8), 3))
 
 
 def _upsample(mask: np.ndarray, shape) -> np.ndarray:
@@ -187,35 +188,40 @@ def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int =
     return out, probe.maps
 
 
-def _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed,
-           statistics="matched"):
-    """Validate, prepare (at most INSPECT_MAX_SIDE px) and run one probed forward at t: what inspect, the
-    quantile control and the figure download share."""
+def prepare_small(registry, image, task, settings: InputSettings):
+    """The input at most the registry's inspect_max_side px: what the inspector, Intra-CR and Compare work on."""
+    return prepare(image, task, settings, max_side=registry.limits.inspect_max_side, cache=registry.inputs,
+                   max_pixels=registry.limits.max_pixels)
+
+
+def _probe(registry, image, task, stage, level, t, settings: InputSettings, statistics="matched"):
+    """Validate, prepare (at most inspect_max_side px) and run one probed forward at t (None: the trained t):
+    what inspect, the quantile control and the figure download share."""
     stage, level = int(stage), int(level)
     if stage not in (1, 2):
         raise DemoError(f"stage must be 1 or 2, got {stage}")
-    prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
-    restorer = base.model_for(task)          # through the package: tests and the app may swap it
+    prepared = prepare_small(registry, image, task, settings)
+    restorer = registry.model_for(task)
     depth = restorer.model.cfg.depth
     if not 0 <= level < depth:
         raise DemoError(f"level must lie in 0..{depth - 1}, got {level}")
     start = time.perf_counter()
-    with task_lock(task):
+    t = restorer.default_t if t is None else float(t)
+    with registry.lock(task):
         out, maps = probe_run(restorer, prepared.degraded, t, statistics=statistics)
         with restorer.using(statistics=statistics):
             ran = restorer.describe_statistics()
-    return prepared, out, maps, time.perf_counter() - start, ran
+    return prepared, out, maps, time.perf_counter() - start, ran, t
 
 
-def inspect(image, task: str, stage: int = 1, level: int = 0, t: float = T_DEFAULT, reference=None,
-            synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
-            seed: int = 0, statistics: str = "matched") -> InspectResult:
-    """Re-run the model at threshold t (input at most INSPECT_MAX_SIDE px) and draw the maps of one block.
+def inspect(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
+            settings: InputSettings = InputSettings(), statistics: str = "matched") -> InspectResult:
+    """Re-run the model at threshold t (None: the trained t; input at most inspect_max_side px) and draw the
+    maps of one block.
     statistics: "matched" (the engine's default: tiles of the training patch, as Restore runs) or "whole"
     (over the whole image, as the paper): the facts line says which ran."""
-    stage, level, t = int(stage), int(level), float(t)
-    prepared, out, maps, seconds, ran = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain,
-                                               blur_size, seed, statistics)
+    stage, level = int(stage), int(level)
+    prepared, out, maps, seconds, ran, t = _probe(registry, image, task, stage, level, t, settings, statistics)
     block = block_figure(maps[(stage, level)], prepared.degraded, stage, level, t)
     overview = overview_figure(maps, prepared.degraded, t)
     metrics = quality(out, prepared.clean, task)
@@ -237,20 +243,19 @@ def sweep_values(response: np.ndarray | None, quantiles=SWEEP_QUANTILES) -> tupl
     dense where its values are (a trained M_sr often spans a few hundredths); the fixed T_SWEEP for a block
     without a spatial filter. Equal values (a nearly constant map) are kept once."""
     if response is None:
-        return tuple(float(t) for t in base.T_SWEEP)
+        return tuple(float(t) for t in T_SWEEP)
     return tuple(sorted({t_at_quantile(response, q) for q in quantiles}))
 
 
-def t_sweep(image, task: str, stage: int = 1, level: int = 0, reference=None, synthesize: bool = False,
-            sigma: float = 25, rain: str = "light", blur_size: int = 21, seed: int = 0,
-            ts=None) -> tuple[Image.Image, list[dict]]:
+def t_sweep(registry, image, task: str, stage: int = 1, level: int = 0,
+            settings: InputSettings = InputSettings(), ts=None) -> tuple[Image.Image, list[dict]]:
     """Mask coverage (chosen block and mean over blocks) and, with a reference, PSNR against t. ts: the t
     values; by default sweep_values of the block's M_sr at the model's own t (one forward more)."""
-    prepared = prepare(image, task, reference, synthesize, sigma, rain, blur_size, seed, base.INSPECT_MAX_SIDE)
-    restorer = base.model_for(task)          # through the package: tests and the app may swap it
+    prepared = prepare_small(registry, image, task, settings)
+    restorer = registry.model_for(task)
     key = (int(stage), int(level))
     rows = []
-    with task_lock(task):
+    with registry.lock(task):
         if ts is None:
             _, maps = probe_run(restorer, prepared.degraded, restorer.default_t)
             if key not in maps:
@@ -293,26 +298,23 @@ def sweep_figure(rows: list[dict], stage: int, level: int, default_t: float) -> 
     return fig_to_image(fig)
 
 
-def quantile_t(image, task: str, stage: int = 1, level: int = 0, t: float = T_DEFAULT, q: float = 0.9, reference=None,
-               synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
-               seed: int = 0) -> float:
+def quantile_t(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
+               q: float = 0.9, settings: InputSettings = InputSettings()) -> float:
     """The t that puts the top (1 - q) of the chosen block's M_sr in the mask. The map is read at the current t:
     the first block's M_sr does not depend on t, later blocks' maps shift a little once t changes (their input
     passed through earlier masks), so their coverage at the new t is close to, not exactly, 1 - q."""
-    _, _, maps, _, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size, seed)
+    _, _, maps, _, _, _ = _probe(registry, image, task, stage, level, t, settings)
     m = maps[(int(stage), int(level))]
     if m.response is None:
         raise DemoError(f"stage {stage} level {level} has no spatial filter: no response map to take t from")
     return t_at_quantile(m.response, q)
 
 
-def inspect_figure(image, task: str, stage: int = 1, level: int = 0, t: float = T_DEFAULT, reference=None,
-                   synthesize: bool = False, sigma: float = 25, rain: str = "light", blur_size: int = 21,
-                   seed: int = 0, statistics: str = "matched", dpi: int = 200) -> list:
+def inspect_figure(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
+                   settings: InputSettings = InputSettings(), statistics: str = "matched", dpi: int = 200) -> list:
     """The inspector's block figure for slides: one high-resolution PNG and a PDF (vector), titles and colour
     bars included. Re-runs the forward (one pass) rather than keeping every session's maps in memory."""
-    stage, level, t = int(stage), int(level), float(t)
-    prepared, _, maps, _, _ = _probe(image, task, stage, level, t, reference, synthesize, sigma, rain, blur_size,
-                                     seed, statistics)
+    stage, level = int(stage), int(level)
+    prepared, _, maps, _, _, t = _probe(registry, image, task, stage, level, t, settings, statistics)
     fig = _block_fig(maps[(stage, level)], prepared.degraded, stage, level, t, dpi=dpi)
-    return save_figure(fig, f"dfr_{task}_S{stage}L{level}_t{t:.3f}")
+    return save_figure(fig, f"dfr_{task}_S{stage}L{level}_t{t:.3f}", registry.outputs)

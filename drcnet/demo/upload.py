@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drcnet.demo import check_usable, load, user_message
+from drcnet.demo.inputs import check_usable, load
+from drcnet.demo.messages import NO_TASK, user_message
 
 CLEAN_HINT = ("Restoring a clean photo can only soften it. To see a task at work, tick *Degrade a clean photo "
               "first*.")
-
-
-NO_TASK = "No task selected: choose which task to run on this photo (denoise, derain or deblur)."
 
 
 @dataclass

@@ -212,7 +212,7 @@ def run_record(run: Run, args, evaluation: dict | None) -> dict:
 
 def ship(names: list[str], args) -> list[Path]:
     """The runs' best weights as float16 checkpoints/denoise-<name>.safetensors: the app's Compare tab lists
-    them beside the main checkpoint (drcnet.demo.ablation_paths). Test scores go into the metadata, and a run
+    them beside the main checkpoint (drcnet.demo.Registry.ablations). Test scores go into the metadata, and a run
     whose outputs carry a grid is refused (the gate of drcnet.ops.release)."""
     from drcnet.model.checkpoint import load_checkpoint, save_checkpoint
     from drcnet.ops.release import check_grid

@@ -1,0 +1,89 @@
+"""The Gradio pieces app.py builds on (imported by app.py only: the rest of drcnet.demo runs without Gradio):
+the upload component that keeps the file's path, the guard that turns a user's errors into gr.Error, and the
+example-click listener that runs only on the visitor's tab."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect as inspect_module
+import logging
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+
+from drcnet.demo.messages import hide_paths, user_message
+
+log = logging.getLogger("drcnet.app")
+
+
+class PathImage(gr.Image):
+    """gr.Image that hands the uploaded file's path over untouched: gr.Image(type="filepath") still opens the
+    file with PIL first (an unreadable upload then fails inside Gradio with a generic message, and a non-RGB
+    image_mode converts it). Decoding, EXIF, 16-bit, alpha and the bomb guard are drcnet.serve.imageio's job."""
+    is_template = True              # the browser side is the ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
+def errors_shown_to_users(folder: Callable[[], Path]):
+    """The decorator user_errors for the app's handlers; folder(): the checkpoint folder that messages hide."""
+    def user_errors(fn):
+        return _guard(fn, folder)
+    return user_errors
+
+
+def _guard(fn, folder):
+    """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text);
+    anything else is logged and reported briefly, and the app stays up. Generators (Compare) are wrapped
+    as generators, so an error in a later step is caught too."""
+    if inspect_module.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            with _user_errors(fn, folder):
+                yield from fn(*args, **kwargs)
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _user_errors(fn, folder):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@contextlib.contextmanager
+def _user_errors(fn, folder):
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as e:
+        message = user_message(e, folder())         # a bad file, a missing checkpoint, out of memory
+        if message is not None:
+            raise gr.Error(message, print_exception=False) from None
+        log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
+        raise gr.Error(f"Unexpected error ({type(e).__name__}: {hide_paths(str(e), folder())}); "
+                       "the app is still running.") from None
+
+
+def only_on(tab: str, fn, outputs: int):
+    """fn as a listener of an example click that runs only when the visitor is on `tab` (the first argument,
+    the current tab's id); on any other tab it changes none of its `outputs`. Generators stay generators."""
+    skip = tuple(gr.skip() for _ in range(outputs))
+    takes_progress = "progress" in inspect_module.signature(fn).parameters
+    if inspect_module.isgeneratorfunction(fn):
+        def run_stream(current, *args, progress=gr.Progress()):
+            if current != tab:
+                yield skip
+                return
+            yield from fn(*args, **({"progress": progress} if takes_progress else {}))
+        return run_stream
+
+    def run(current, *args, progress=gr.Progress()):
+        if current != tab:
+            return skip
+        return fn(*args, **({"progress": progress} if takes_progress else {}))
+    return run

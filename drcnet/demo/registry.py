@@ -1,0 +1,143 @@
+"""The demo's one piece of state, made once (app.py) and passed to every handler: the checkpoints, the loaded
+models (one Restorer per file, replaced when the file changes), one lock per task (a model runs one request at a
+time: the inspector runs it at another threshold t), the VGG, the prepared inputs and the output folder.
+A task without its checkpoint is an error that names the file: the app never restores with a random network."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from drcnet.core.paths import checkpoint_file, checkpoints_dir
+from drcnet.core.tasks import TASKS
+from drcnet.demo.inputs import PreparedCache
+from drcnet.demo.messages import DemoError, check_task, hide_paths
+from drcnet.demo.outputs import OutputFolder
+from drcnet.demo.settings import Limits
+from drcnet.model.checkpoint import CheckpointError, read_metadata
+from drcnet.model.config import T_DEFAULT
+
+
+class Registry:
+    def __init__(self, folder=None, *, limits: Limits | None = None, device=None, precision=None, compile=None):
+        """folder None: checkpoints_dir() at each call ($DRCNET_CHECKPOINTS); device, precision, compile None:
+        $DRCNET_DEVICE, $DRCNET_PRECISION, $DRCNET_COMPILE, read here, once."""
+        self._folder = None if folder is None else Path(folder)
+        self.limits = limits or Limits.from_env()
+        self.device = device or os.environ.get("DRCNET_DEVICE")
+        self.precision = precision or os.environ.get("DRCNET_PRECISION")
+        self.compile = compile or os.environ.get("DRCNET_COMPILE", "auto")
+        self.inputs = PreparedCache()
+        self.outputs = OutputFolder()
+        self._models: dict[tuple[str, float], object] = {}
+        self._models_lock = threading.Lock()
+        self._locks = {task: threading.Lock() for task in TASKS}
+        self._meta: dict[tuple[str, float], dict] = {}
+        self._vgg = None
+
+    @property
+    def folder(self) -> Path:
+        return self._folder if self._folder is not None else checkpoints_dir()
+
+    def checkpoint(self, task: str) -> Path:
+        return checkpoint_file(self.folder, check_task(task))
+
+    def ablations(self, task: str) -> list[Path]:
+        """<folder>/<task>-*.safetensors: ablation models (e.g. denoise-l1.safetensors) for Compare."""
+        return sorted(self.folder.glob(checkpoint_file(".", f"{check_task(task)}-*").name))
+
+    def metadata(self, path) -> dict:
+        """The checkpoint's header, read once per (file, mtime)."""
+        path = Path(path)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        if key not in self._meta:
+            self._meta[key] = read_metadata(path)
+        return self._meta[key]
+
+    def trained_t(self, task: str) -> float:
+        """The mask threshold t the task's checkpoint was trained with; T_DEFAULT without a readable one."""
+        try:
+            return float((self.metadata(self.checkpoint(task)).get("config") or {}).get("t", T_DEFAULT))
+        except (OSError, CheckpointError, DemoError, TypeError, ValueError):
+            return T_DEFAULT
+
+    def status(self) -> dict[str, dict]:
+        """Per task: {"file", "present", "preset", "note"} read from the file header only (cheap). File names
+        only: the page and the API answers never show the server's folders (a public Space must not)."""
+        out = {}
+        for task in TASKS:
+            path = self.checkpoint(task)
+            info = {"file": path.name, "present": path.is_file(), "preset": "", "note": ""}
+            if info["present"]:
+                try:
+                    meta = self.metadata(path)
+                    info["preset"] = meta.get("preset", "")
+                    training = meta.get("training") or {}
+                    if training.get("iterations"):
+                        info["note"] = f"{training['iterations']} iterations"
+                except CheckpointError as e:
+                    info["present"], info["note"] = False, hide_paths(str(e), self.folder)
+            out[task] = info
+        return out
+
+    def restorer(self, path):
+        """The cached Restorer of a checkpoint file (CUDA when present, else the engine's CPU path)."""
+        from drcnet.serve.compiled import compile_setting
+        from drcnet.serve.engine import Restorer
+        path = Path(path)
+        try:
+            key = (str(path.resolve()), path.stat().st_mtime)
+        except FileNotFoundError:
+            raise DemoError(f"no checkpoint {path.name}") from None
+        with self._models_lock:
+            restorer = self._models.get(key)
+            if restorer is None:
+                for old in [k for k in self._models if k[0] == key[0]]:     # a retrained file replaces the old
+                    del self._models[old]
+                restorer = Restorer.from_checkpoint(path, device=self.device, precision=self.precision,
+                                                    compile=compile_setting(self.compile))
+                self._models[key] = restorer
+            return restorer
+
+    def model_for(self, task: str):
+        path = self.checkpoint(task)
+        if not path.is_file():
+            raise DemoError(f"The {task} model is not available: its checkpoint {path.name} is missing from the "
+                            f"checkpoint folder (it may still be training). Pick another task or add the file.")
+        return self.restorer(path)
+
+    def lock(self, task: str) -> threading.Lock:
+        return self._locks[check_task(task)]
+
+    def vgg(self):
+        """The frozen VGG19 up to relu3_1 (the committed slice), loaded once."""
+        if self._vgg is None:
+            from drcnet.train.losses import INTRA_LAYERS
+            from drcnet.train.vgg import VGG19Features
+            self._vgg = VGG19Features(INTRA_LAYERS)
+        return self._vgg
+
+    def loaded(self) -> list[Path]:
+        with self._models_lock:
+            return [Path(k[0]) for k in self._models]
+
+    def warm_up(self, tasks=TASKS) -> threading.Thread:
+        """Start-up hook: load the available models and queue their whole-image (and tile) graphs on the
+        engine's compile thread, in the background; requests use the eager model until a graph is ready."""
+        from drcnet.serve.compiled import COMPILE_MAX_SIDE
+
+        def load_and_queue():
+            for task in tasks:
+                if self.checkpoint(task).is_file():
+                    self.model_for(task).warm_up(sorted({(COMPILE_MAX_SIDE,) * 2, (self.limits.tile,) * 2}))
+
+        thread = threading.Thread(target=load_and_queue, name="drcnet-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def clear(self) -> None:
+        """Forget the loaded models and the prepared inputs (tests, or after replacing files by hand)."""
+        with self._models_lock:
+            self._models.clear()
+        self._meta.clear()
+        self.inputs.clear()
