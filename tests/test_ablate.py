@@ -13,7 +13,7 @@ from PIL import Image
 import drcnet
 from drcnet.model.checkpoint import read_metadata, save_checkpoint
 from drcnet.model.config import VARIANTS
-from drcnet.train import LOSSES
+from drcnet.train.config import LOSSES
 
 from drcnet.ops import ablation as ablate
 from drcnet.ops import ablation_report

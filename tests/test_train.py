@@ -19,7 +19,10 @@ import pytest
 import torch
 
 from drcnet.model.checkpoint import load_checkpoint, read_metadata
-from drcnet.train import IterationBatches, TrainConfig, build_parser, main, train
+from drcnet.train.batches import IterationBatches
+from drcnet.train.cli import main
+from drcnet.train.config import TrainConfig, build_parser
+from drcnet.train.run import train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,7 +124,7 @@ def ema_run(photos, tmp_path_factory):
 
 
 def test_ema_class_is_the_exponential_moving_average():
-    from drcnet.train import EMA
+    from drcnet.train.step import EMA
 
     model = torch.nn.Linear(3, 2)
     ema = EMA(model, 0.9)
@@ -411,7 +414,7 @@ def test_ctrl_c_saves_then_resume_gives_the_uninterrupted_weights(photos, tmp_pa
 def test_ddp_two_gloo_processes_equal_one_process(photos, tmp_path):
     """torchrun with 2 CPU processes and global batch 4 against one process with batch 4, same arguments."""
     driver = tmp_path / "driver.py"
-    driver.write_text("import sys\nfrom drcnet.train import main\nmain(sys.argv[1:])\n")
+    driver.write_text("import sys\nfrom drcnet.train.cli import main\nmain(sys.argv[1:])\n")
     args = cli_args(photos, tmp_path / "ddp", iters=4, batch=4, **{"log-every": 2, "val-count": 2, "lr": 1e-3})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(driver),
            *args]

@@ -10,7 +10,8 @@ from PIL import Image
 
 import drcnet
 from drcnet.model.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
-from drcnet.train import TrainConfig, train
+from drcnet.train.config import TrainConfig
+from drcnet.train.run import train
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,8 @@ def test_minutes_fits_the_schedule_to_the_budget(minutes_run):
     assert result["planned_iterations"] == fixed["iters"] == result["iterations"] > fixed["iter"]
     steps = [r for r in log if "lr" in r]
     assert steps[-1]["lr"] == pytest.approx(1e-7, abs=1e-9)               # the cosine reached its floor
-    assert json.loads((out / "config.json").read_text())["iters"] == fixed["iters"]
+    assert json.loads((out / "config.json").read_text())["iters"] == 10 ** 6        # the config as given ...
+    assert torch.load(out / "state.pt", weights_only=True)["schedule"]["iters"] == fixed["iters"]   # ... the fit
 
 
 def test_minutes_run_resumes_with_the_schedule_it_measured(minutes_run, photos, tmp_path):
@@ -91,9 +93,9 @@ def test_minutes_must_be_positive():
 # --schedule time: the learning rate follows the elapsed fraction of the budget
 
 def test_time_schedule_warms_up_then_anneals_to_the_floor():
-    from drcnet.train import TimeSchedule
+    from drcnet.train.schedule import WarmupCosine
 
-    s = TimeSchedule(1e-3, 1e-6)
+    s = WarmupCosine(1e-3, 1e-6)
     assert s.lr(0.0) == 0.0 and s.lr(s.WARMUP / 2) == pytest.approx(5e-4)
     assert s.lr(s.WARMUP) == pytest.approx(1e-3) and s.lr(1.0) == s.lr(1.5) == pytest.approx(1e-6)
     lrs = [s.lr(f) for f in np.linspace(s.WARMUP, 1, 50)]
@@ -157,7 +159,8 @@ def test_time_run_resumes_on_its_clock(photos, tmp_path, monkeypatch):
     were given is measured once, on a machine whose load may change); and no periodic save falls between
     steps (a save slower than two steps passes the deadline before the floor step: the run then stops at the
     deadline, its last lr a little above the floor)."""
-    from drcnet.train import trainer as T
+    from drcnet.train import run as T
+    from drcnet.train.schedule import WarmupCosine
 
     out = tmp_path / "run"
     kw = dict(schedule="time", minutes=TIME_MIN, lr=1e-3, lr_min=1e-6, log_every=1, val_every=10 ** 6,
@@ -193,8 +196,8 @@ def test_time_run_resumes_on_its_clock(photos, tmp_path, monkeypatch):
     assert resumed[0]["cum_lr"] == pytest.approx(first["cum_lr"] + resumed[0]["lr"], rel=1e-9)
     # the schedule went on from the saved clock's fraction (past half of it: not back to the peak) and ended
     # annealed: at the floor, or within 2 steps of it where a busy machine made the deadline pass first
-    lr_half = T.TimeSchedule(1e-3, 1e-6).lr(0.5)
-    assert resumed[0]["lr"] < lr_half and steps[-1]["lr"] <= T.TimeSchedule(1e-3, 1e-6).lr(0.8)
+    lr_half = WarmupCosine(1e-3, 1e-6).lr(0.5)
+    assert resumed[0]["lr"] < lr_half and steps[-1]["lr"] <= WarmupCosine(1e-3, 1e-6).lr(0.8)
     with pytest.raises(ValueError, match="started with minutes"):
         train(cfg(photos, out, resume=True, **{**kw, "minutes": 1.0}))
 
@@ -202,7 +205,7 @@ def test_time_run_resumes_on_its_clock(photos, tmp_path, monkeypatch):
 def test_a_paused_step_does_not_end_a_time_run(photos, tmp_path, monkeypatch):
     """One step that spans a SIGSTOP pause (here: 3 s of a 9 s budget) is not the step rate: the run goes on
     training until its deadline instead of stopping right after the pause."""
-    from drcnet.train import trainer as T
+    from drcnet.train import run as T
 
     real_step = T.TrainingRun.step
 
@@ -224,7 +227,7 @@ def test_a_paused_step_does_not_end_a_time_run(photos, tmp_path, monkeypatch):
 # --compile
 
 def test_compile_auto_pays_only_for_long_runs_with_a_compiler(monkeypatch):
-    from drcnet.train import trainer as T
+    from drcnet.train import step as T
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(T.shutil, "which", lambda name: "/usr/bin/" + name)
@@ -256,7 +259,7 @@ def test_a_failing_compile_falls_back_to_eager(photos, tmp_path, monkeypatch, ca
 
 
 def test_compile_raising_at_once_also_falls_back():
-    from drcnet.train import EagerFallback
+    from drcnet.train.step import EagerFallback
 
     failures = []
     net = torch.nn.Identity()

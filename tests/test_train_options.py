@@ -8,7 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from drcnet.train import Dist, TrainConfig, build_train_data, parse_config, train
+from drcnet.train.batches import build_train_data
+from drcnet.train.config import TrainConfig, parse_config
+from drcnet.train.dist import Dist
+from drcnet.train.run import train
 
 
 @pytest.fixture(scope="module")
