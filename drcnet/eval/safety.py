@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drcnet.core.metrics import psnr
 from drcnet.data.degrade import degrade
 
 SIZES = (256, 512)
@@ -40,11 +41,9 @@ LIGHT = {
 }
 
 
-def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of two images in [0, 1] after rounding both to 8 bits, as a saved photo would be."""
-    a8, b8 = np.round(np.clip(a, 0, 1) * 255), np.round(np.clip(b, 0, 1) * 255)
-    mse = float(np.mean((a8 - b8) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+def eight_bit(image: np.ndarray) -> np.ndarray:
+    """An image in [0, 1] rounded to 8 bits, as a saved photo would be (the gate scores what a visitor gets)."""
+    return np.round(np.clip(image, 0, 1) * 255) / 255
 
 
 def block_move(out: np.ndarray, ref: np.ndarray, block: int = BLOCK) -> float:
@@ -130,7 +129,8 @@ def clean_photo_report(task: str, restore, photos: dict, sizes=SIZES, light: boo
             for setting, degraded in inputs:
                 out = np.clip(np.asarray(restore(degraded), np.float32), 0, 1)
                 report.rows.append({"photo": name, "size": size, "setting": setting,
-                                    "psnr": psnr_u8(out, clean), "input_psnr": psnr_u8(degraded, clean),
+                                    "psnr": psnr(eight_bit(out), eight_bit(clean)),
+                                    "input_psnr": psnr(eight_bit(degraded), eight_bit(clean)),
                                     "block_move": block_move(out, degraded),
                                     "pixels_off": pixels_off(out, degraded)})
     return report
@@ -140,7 +140,7 @@ def agreement(outputs: dict) -> dict:
     """PSNR of every output against the first one ({"whole": ..., "tiled": ..., "compiled": ...})."""
     names = list(outputs)
     first = outputs[names[0]]
-    return {f"{names[0]} vs {n}": psnr_u8(outputs[n], first) for n in names[1:]}
+    return {f"{names[0]} vs {n}": psnr(eight_bit(outputs[n]), eight_bit(first)) for n in names[1:]}
 
 
 def markdown(report: Report) -> str:
