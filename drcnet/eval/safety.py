@@ -203,16 +203,17 @@ def before_after(task: str, checkpoint, photos: dict, sizes=SIZES, log=print) ->
     from drcnet.eval.evaluate import evaluate
 
     restorer = Restorer.from_checkpoint(checkpoint)
-    lines = ["| statistics | size | " + " | ".join(_settings(task)) + " | clean photos: mean (worst) | "
-             "largest block move |", "|---" * (len(_settings(task)) + 4) + "|"]
+    settings = _settings(task)
+    lines = ["| statistics | size | " + " | ".join(settings) + " | clean photos: mean (worst) | "
+             "largest block move |", "|---" * (len(settings) + 4) + "|"]
     for statistics in ("whole", "matched"):
         restorer.set_statistics(statistics)
         for size in sizes:
             log(f"{task}: {statistics} statistics, {size} px ...")
-            res = evaluate(task, lambda image: restorer.restore(image, tile=size), photos, baselines=[],
-                           max_side=size)
-            report = clean_photo_report(task, lambda image: restorer.restore(image, tile=size), photos, (size,))
-            clean = report.summary()[size]["clean"] if size in report.summary() else None
+            restore = lambda image: restorer.restore(image, tile=size)      # noqa: E731 - as the app at this size
+            res = evaluate(task, restore, photos, baselines=[], max_side=size)
+            report = clean_photo_report(task, restore, photos, (size,))
+            clean = report.summary()[size]["clean"]
             worst_move = max(r["block_move"] for r in report.rows)
             cells = [f"{res['mean'][s]['drcnet']['psnr']:.2f}" for s in res["settings"]]
             lines.append(f"| {statistics} | {size} px | " + " | ".join(cells) +

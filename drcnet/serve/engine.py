@@ -7,7 +7,7 @@ Large images go through overlapping tiles (default 256 px, the size the paper ev
 region and SimAM statistics depend on the size of what the network sees). By default ("matched" statistics) the
 tiles are never larger than the patch the checkpoint was trained on: see STATISTICS below. Tiles are blended with a raised-cosine
 window whose up- and down-ramps add up to exactly one, so the seams vanish; the output is accumulated on the CPU
-in float32 and only one tile at a time lives on the device.
+in float32 and only one batch of tiles (TILE_BATCH) at a time lives on the device.
 
 With compile=True or "auto" (off by default) whole images and tiles up to 512 px run through `torch.compile`d
 graphs, one per 128-px size bucket, built in a background thread (`restorer.warm_up([(512, 512)])`); until a
@@ -143,7 +143,6 @@ class Restorer:
         # the threshold the weights were trained with (the config's; None for a model without DFR blocks)
         self.default_t = float(model.cfg.t) if hasattr(model, "cfg") else None
         self.tile, self.overlap = tile, overlap
-        self.statistics = "whole"
         self.set_statistics(statistics)
         self.graphs = GraphSet(self.model, self.device, self.memory_format, compile, compile_max_side) \
             if compile else None
