@@ -50,9 +50,9 @@ class SpatialResponse(nn.Module):
 class ThresholdMask(nn.Module):
     """M = [M_sr >= t], without gradient (the public code does the same; no straight-through estimator).
 
-    Deviation from the paper (docs/design.md, "Regions of a pixel or two"): a sample whose masked region, or
-    its complement, has fewer than `min_region` pixels gets an empty mask, so the block normalises the whole map
-    (what an empty or full mask does). A region of one or two pixels, normalised by its own mean and variance,
+    Deviation from the paper (docs/design.md, "Regions of a pixel or two"): a sample whose masked region has
+    fewer than `min_region` pixels gets an empty mask, one whose complement has fewer gets a full mask; either
+    way the block normalises the whole map as one region. A region of one or two pixels, normalised by its own mean and variance,
     turns the smallest rounding difference into a different picture: on the derain example a compiled bf16
     graph painted a black blob through two such regions (max M_sr 0.777 and 0.755 against t = 0.75) that the
     eager model happened not to. min_region = 0 is the paper's mask.
@@ -69,8 +69,9 @@ class ThresholdMask(nn.Module):
         if self.min_region <= 0:
             return mask
         area = mask.sum(dim=(1, 2, 3), keepdim=True)             # per sample, without data-dependent branches
-        keep = (area >= self.min_region) & (mask[0].numel() - area >= self.min_region)
-        return mask * keep.to(mask.dtype)
+        rest = mask[0].numel() - area
+        mask = torch.where(rest < self.min_region, torch.ones_like(mask), mask)
+        return torch.where(area < self.min_region, torch.zeros_like(mask), mask)
 
     def extra_repr(self):
         return f"t={self.t}, min_region={self.min_region}"
