@@ -108,6 +108,8 @@ def test_shipped_scores_from_before_matched_statistics_are_measured_again():
     """A candidate evaluated with "matched" statistics is never compared with scores made on whole images."""
     from drcnet.ops.release import same_protocol
 
-    assert not same_protocol({"max_side": 256}, 256, "matched")          # saved before: whole images
-    assert same_protocol({"max_side": 256, "statistics": "matched"}, 256, "matched")
-    assert not same_protocol({"max_side": 512, "statistics": "matched"}, 256, "matched")
+    now = _restorer(128).describe_statistics()
+    assert not same_protocol({"max_side": 256}, 256, now)                  # saved before: whole images
+    assert not same_protocol({"max_side": 256, "statistics": "matched"}, 256, now)   # before the spec: 128 px
+    assert same_protocol({"max_side": 256, "statistics": now}, 256, now)
+    assert not same_protocol({"max_side": 512, "statistics": now}, 256, now)

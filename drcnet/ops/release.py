@@ -29,7 +29,7 @@ CANDIDATES = ROOT / "runs" / "candidates"
 REAL_PHOTOS = {"deblur": ["assets/clock_motion.png"]}
 CARD_MAX_SIDE = 256        # the evaluation crops of every shipped card: candidates are compared at the same size
 SPLIT_FILES = {"val": "val", "test": "test", "test, with BM3D": "test-BM3D", "test, 512 px": "test-512"}
-APP_SIDE = 512             # the app runs images up to this side whole: the cards report this size too
+APP_SIDE = 512             # the app's working size (uploads are downscaled to it): the cards report it too
 
 
 class GridArtifactError(SystemExit):
@@ -92,14 +92,14 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
         log(f"evaluating {weights} on {label} ...")
         results[label] = jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
                                             baselines=baselines, max_side=max_side))
-        results[label]["statistics"] = restorer.statistics
+        results[label]["statistics"] = restorer.describe_statistics()
     if "test" in sets:       # what the app does: photos up to 512 px, restored as the app restores them
         log(f"evaluating {weights} on test, {APP_SIDE} px ...")
-        results["test, 512 px"] = jsonable(evaluate(task, lambda image: restorer.restore(image, tile=APP_SIDE),
+        results["test, 512 px"] = jsonable(evaluate(task, restorer.restore,
                                                      split_images("test"), baselines=[], max_side=APP_SIDE))
         log(f"safety gate of {weights} (clean and lightly degraded test photos, 256 and {APP_SIDE} px) ...")
         results["safety"] = jsonable(safety_gate(task, restorer, split_images("test")))
-    results["real_photos"] = real_photo_ratios(task, lambda image: restorer.restore(image, tile=0))
+    results["real_photos"] = real_photo_ratios(task, restorer.restore)      # as the app serves them
     results["latency_512_s"] = latency_512(weights)
     return results
 
@@ -121,19 +121,21 @@ def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> d
     for split in ("val", "test"):
         saved = checkpoint_file(checkpoints, task, split)
         restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints, task))
-        if saved.is_file() and same_protocol(json.loads(saved.read_text()), max_side, restorer.statistics):
+        if saved.is_file() and same_protocol(json.loads(saved.read_text()), max_side,
+                                             restorer.describe_statistics()):
             results[split] = json.loads(saved.read_text())
             continue
         log(f"scoring the shipped {task} weights on {split} ...")
         results[split] = jsonable(evaluate(task, restorer.restore, split_images(split), baselines=[],
                                             max_side=max_side))
-        results[split]["statistics"] = restorer.statistics
+        results[split]["statistics"] = restorer.describe_statistics()
     return results
 
 
 def same_protocol(saved: dict, max_side: int, statistics: str) -> bool:
     """Whether a saved evaluation was made the way a candidate is evaluated now: the same crops, and the same
-    engine statistics (files from before "matched" statistics record none: they ran whole images)."""
+    engine statistics and tiling (Restorer.describe_statistics(); files from before "matched" statistics record
+    none: they ran whole images; files from before the inference spec record only "matched")."""
     return saved.get("max_side") == max_side and saved.get("statistics", "whole") == statistics
 
 
