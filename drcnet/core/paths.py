@@ -96,8 +96,8 @@ def find_weights(source, *, revision: str | None = None, cache_dir=None, token: 
         folder = download_from_hub(str(source), revision=revision, cache_dir=cache_dir, token=token,
                                    local_files_only=local_files_only)
         return weights_in_folder(folder, label=f"the Hub repository {source}")
-    raise WeightsNotFound(f"{source}: no such file or folder; not a task ({', '.join(TASKS)}) and not a Hub "
-                          f"repository id (owner/name) either")
+    raise WeightsNotFound(f"{source}: no such checkpoint file or model folder; not a task ({', '.join(TASKS)}) "
+                          f"and not a Hub repository id (owner/name) either")
 
 
 def find_task_checkpoint(task: str) -> Path:
