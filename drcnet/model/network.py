@@ -22,6 +22,7 @@ class EncoderLevel(nn.Module):
         super().__init__()
         self.dfr = DFRBlock(cin, c, t=cfg.t, delta=cfg.delta, relu_slope=cfg.relu_slope,
                             use_filter=level in cfg.sf_levels, mode=cfg.region_stats, eps=cfg.norm_eps,
+                            min_region=cfg.min_region,
                             **cfg.branches)
         self.csff_enc = nn.Conv2d(c, c, 3, padding=1) if csff else None
         self.csff_dec = nn.Conv2d(c, c, 3, padding=1) if csff else None

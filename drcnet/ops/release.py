@@ -176,6 +176,7 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = S
     """Write the candidate (float16 weights, evaluations, card, decision.json) into folder; return the decision.
     evaluations: already measured {val, test, real_photos} (the relay's tests pass fake ones)."""
     from drcnet.model.checkpoint import load_checkpoint, save_checkpoint
+    from drcnet.model.inference import InferenceSpec
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob(f"{task}.*"), folder / "decision.json"]:   # a previous candidate's files
@@ -193,6 +194,7 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = S
                    real_photos=decision["real_photos"], latency_512_s=candidate["latency_512_s"])
     save_checkpoint(checkpoint_file(folder, task), model, task=task, preset=meta.get("preset", ""),
                     training=meta.get("training", {}), metrics=jsonable(metrics), dtype="float16",
+                    inference=InferenceSpec.from_meta(meta),
                     **({"extra": {"weights": meta["weights"]}} if "weights" in meta else {}))
     write_card(task, folder, model, meta, candidate, shipped["test"], metrics["latency_512_s"], list(curve),
                source, max_side, checkpoints)

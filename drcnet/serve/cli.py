@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--task", choices=TASKS, help="the task's shipped checkpoint (see `drcnet info`)")
     which.add_argument("--checkpoint", help=SOURCE_HELP)
     restore.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    restore.add_argument("--tile", type=int, default=256, help="tile size in pixels, 0 = whole image")
-    restore.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    restore.add_argument("--tile", type=int, default=None,
+                         help="tile size in pixels (default: the checkpoint's inference spec), 0 = one pass over "
+                              "the whole image (the paper's statistics)")
+    restore.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (with --tile)")
     restore.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     restore.add_argument("--precision", choices=("bf16", "fp32", "auto"), default="auto")
     restore.add_argument("--t", type=float, default=None, help="mask threshold t in [0, 1]")
@@ -63,11 +65,14 @@ def load_restorer(args):
     from drcnet.model.checkpoint import CheckpointError
     from drcnet.serve.engine import Restorer
 
+    from drcnet.model.inference import InferenceSpec
+
     try:
         weights = find_weights(args.task or args.checkpoint)
         print(f"checkpoint: {weights}", file=sys.stderr)
+        spec = InferenceSpec("matched", args.tile, args.overlap or 0) if args.tile else None
         restorer = Restorer.from_checkpoint(weights, device=args.device, precision=args.precision,
-                                            tile=args.tile, overlap=args.overlap)
+                                            spec=spec, statistics="whole" if args.tile == 0 else None)
         if args.t is not None:
             restorer.set_threshold(args.t)
         return restorer
@@ -81,7 +86,10 @@ def run_restore(args) -> int:
 
     from drcnet.serve.imageio import ImageError, load_image, save_image
 
-    if args.tile and 2 * args.overlap > args.tile:
+    if args.overlap is not None and not args.tile:
+        fail("--overlap needs --tile N (N > 0)")
+        return UNUSABLE
+    if args.tile and 2 * (args.overlap or 0) > args.tile:
         fail(f"--overlap ({args.overlap}) must be at most half of --tile ({args.tile})")
         return UNUSABLE
     restorer = load_restorer(args)
@@ -93,7 +101,8 @@ def run_restore(args) -> int:
         try:
             loaded = load_image(source)
             with tqdm(desc=Path(source).name, unit="tile", file=sys.stderr, leave=False) as bar:
-                restored = restorer.restore(loaded.rgb, progress=lambda done, total: update_bar(bar, done, total))
+                restored = restorer.restore(loaded.rgb, progress=lambda done, total: update_bar(bar, done, total),
+                                            **({"tile": 0} if args.tile == 0 else {}))
             target = save_image(args.out / f"{Path(source).stem}.png", loaded, restored)
             stats = restorer.last_stats
             print(f"{source} -> {target} ({stats['tiles']} tiles, {stats['seconds']:.1f} s, "
@@ -126,7 +135,7 @@ def run_info(args) -> int:
     print(f"task:       {meta.get('task') or '-'}")
     print(f"preset:     {meta.get('preset') or '-'}")
     print(f"parameters: {count_parameters(model):,}")
-    for key in ("config", "training", "metrics"):
+    for key in ("config", "training", "metrics", "inference"):
         print(f"{key + ':':11} {json.dumps(meta.get(key) or {}, sort_keys=True)}")
     return OK
 
