@@ -97,8 +97,9 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
             model = load_official(path, **config_overrides)
         except ValueError as e:   # load_official's messages already name the file
             raise CheckpointError(str(e)) from None
-        return model, {"task": "", "preset": "official", "config": model.cfg.to_dict(), "training": {},
-                       "metrics": {}}
+        model.checkpoint_metadata = {"task": "", "preset": "official", "config": model.cfg.to_dict(),
+                                     "training": {}, "metrics": {}}
+        return model, model.checkpoint_metadata
     meta = read_metadata(path)
     if not meta["config"]:
         raise CheckpointError(f"{path}: metadata has no model config")
@@ -113,7 +114,18 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
     model = DRCNet(cfg)
     check_state_dict(model, state, path)
     model.load_state_dict(state)            # copies into the float32 parameters, whatever the storage type
+    model.checkpoint_metadata = meta        # travels on: save_pretrained writes every key back
     return model.eval(), meta
+
+
+def storage_dtype(path) -> str:
+    """The STORAGE_DTYPES name the floating-point weights of a checkpoint file are stored in ("float16" for the
+    shipped ones), so a copy can keep them exactly as they are."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        stored = {f.get_slice(k).get_dtype() for k in f.keys()}
+    return "float16" if "F16" in stored and "F32" not in stored else "float32"
 
 
 def check_state_dict(model: DRCNet, state: dict, source) -> None:

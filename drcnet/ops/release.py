@@ -21,6 +21,7 @@ import numpy as np
 from drcnet.core.device import cpu_name
 from drcnet.core.files import jsonable, read_jsonl
 from drcnet.eval.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, evaluate, local_grid_ratio
+from drcnet.model.card import front_matter, with_front_matter
 from drcnet.ops.jobs import ROOT
 from drcnet.core.paths import SHIPPED, checkpoint_file
 CANDIDATES = ROOT / "runs" / "candidates"
@@ -255,9 +256,10 @@ LEGS_HEADING = "## Relay legs"
 
 
 def write_card(task, folder, model, meta, results, previous, latency, curve, source, max_side, checkpoints):
-    """<task>.md in folder: how the weights were made, their target, the hand-written assessment
-    (checkpoints/<task>.notes.md), the comparison with the weights they would replace, every evaluation table,
-    and the relay legs recorded so far (checkpoints/<task>.legs.json)."""
+    """<task>.md in folder: YAML front matter for the Hub (its model-index made from the test evaluation), how
+    the weights were made, their target, the hand-written assessment (checkpoints/<task>.notes.md), the
+    comparison with the weights they would replace, every evaluation table, and the relay legs recorded so far
+    (checkpoints/<task>.legs.json)."""
     from drcnet.eval.evaluate import markdown_table
     from drcnet.model.network import count_parameters
     from drcnet.train.recipe import load_recipe
@@ -308,10 +310,19 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
         if label in SPLIT_FILES:
             lines += [f"### {label} (centre crops of at most {max_side} px)", "", markdown_table(res), ""]
     card = checkpoint_file(folder, task, "card")
-    card.write_text("\n".join(lines) + "\n")
+    card.write_text(front_matter(task, results["test"]) + "\n" + "\n".join(lines) + "\n")
     legs = checkpoint_file(checkpoints, task, "legs")
     if legs.is_file():
         write_legs_section(card, json.loads(legs.read_text()))
+
+
+def refresh_front_matter(task: str, checkpoints: Path = SHIPPED) -> Path:
+    """Rewrite the YAML front matter of checkpoints/<task>.md from <task>.test.json beside it (the body kept):
+    for cards written before the front matter existed, or after an evaluation was re-measured."""
+    card = checkpoint_file(checkpoints, task, "card")
+    test = json.loads(checkpoint_file(checkpoints, task, "test").read_text())
+    card.write_text(with_front_matter(card.read_text(), task, test))
+    return card
 
 
 def safety_section(gate: dict) -> list[str]:
