@@ -169,6 +169,21 @@ def asset_photos(assets=None) -> dict:
     return {p.name: np.ascontiguousarray(load_image(p).rgb, np.float32) for p in sorted(folder.glob("*_clean.png"))}
 
 
+def suite_photos(assets=None) -> dict:
+    """What the test suite gates every shipped checkpoint on (tests/test_safety.py), at the app's 512 px: the
+    clean photos of assets/ as they are (256-320 px), and two of them resized to 512 px wide (an upscaled photo
+    is smooth, which is where whole-image statistics break)."""
+    from PIL import Image
+
+    photos = asset_photos(assets)
+    for name in ("rocket_clean.png", "coffee_clean.png"):
+        h, w = photos[name].shape[:2]
+        big = Image.fromarray(np.round(photos[name] * 255).astype(np.uint8)).resize(
+            (512, round(512 * h / w)), Image.LANCZOS)
+        photos[name.replace(".png", "@512.png")] = np.asarray(big, np.float32) / 255
+    return photos
+
+
 def example_photos(task: str, assets=None) -> dict:
     """{file: float32 RGB in [0, 1]} of the inputs of every example of assets/examples.json of this task: real
     photos of the task (the gate checks them, the compiled graph is checked against eager on them)."""

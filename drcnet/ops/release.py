@@ -76,14 +76,14 @@ def real_photo_ratios(task: str, restore) -> dict:
 
 
 def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, sets=("val", "test"),
-                     bm3d_settings=("sigma25",), log=print) -> dict:
+                     bm3d_settings=("sigma25",), log=print, spec=None) -> dict:
     """{label: evaluation} for each set (cheap baselines beside DRCNet; denoise also BM3D at bm3d_settings on
     the test set), plus "real_photos" (the local grid ratios of REAL_PHOTOS) and "latency_512_s"."""
     from drcnet.eval.baselines import BASELINES
     from drcnet.data.datasets import split_images
     from drcnet.serve.engine import Restorer
 
-    restorer = Restorer.from_checkpoint(weights)
+    restorer = Restorer.from_checkpoint(weights, spec=spec)
     cheap = [name for name in BASELINES[task] if name != "bm3d"]
     runs = [(split, split, None, cheap) for split in sets]
     if task == "denoise" and "bm3d" in BASELINES["denoise"] and bm3d_settings and "test" in sets:
@@ -101,7 +101,7 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
         log(f"safety gate of {weights} (clean and lightly degraded test photos, 256 and {APP_SIDE} px) ...")
         results["safety"] = jsonable(safety_gate(task, restorer, split_images("test")))
     results["real_photos"] = real_photo_ratios(task, restorer.restore)      # as the app serves them
-    results["latency_512_s"] = latency_512(weights)
+    results["latency_512_s"] = latency_512(weights, spec=spec)
     return results
 
 
@@ -137,7 +137,9 @@ def same_protocol(saved: dict, max_side: int, statistics: str) -> bool:
     """Whether a saved evaluation was made the way a candidate is evaluated now: the same crops, and the same
     engine statistics and tiling (Restorer.describe_statistics(); files from before "matched" statistics record
     none: they ran whole images; files from before the inference spec record only "matched")."""
-    return saved.get("max_side") == max_side and saved.get("statistics", "whole") == statistics
+    from drcnet.model.inference import InferenceSpec
+
+    return saved.get("max_side") == max_side and saved.get("statistics", InferenceSpec().describe()) == statistics
 
 
 def mean_psnr(results: dict) -> float:
@@ -172,18 +174,28 @@ def describe(decision: dict) -> str:
             f"{decision['test_before']:.2f} -> {decision['test_after']:.2f} dB, gate {decision['gate']}: {verdict}")
 
 
+def candidate_spec(task: str, weights: Path, checkpoints: Path):
+    """The tiling a candidate is judged and shipped with: the shipped checkpoint's (a retrained model keeps the
+    tiles that passed the gate, e.g. derain's 128 px; see docs/design.md section 11), else the weights' own."""
+    from drcnet.model.checkpoint import read_metadata
+    from drcnet.model.inference import InferenceSpec
+
+    shipped = checkpoint_file(checkpoints, task)
+    return InferenceSpec.from_meta(read_metadata(shipped if shipped.is_file() else weights))
+
+
 def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = SHIPPED,
                    max_side: int = CARD_MAX_SIDE, curve=(), source: str = "", evaluations: dict | None = None,
                    log=print) -> dict:
     """Write the candidate (float16 weights, evaluations, card, decision.json) into folder; return the decision.
     evaluations: already measured {val, test, real_photos} (the relay's tests pass fake ones)."""
     from drcnet.model.checkpoint import load_checkpoint, save_checkpoint
-    from drcnet.model.inference import InferenceSpec
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob(f"{task}.*"), folder / "decision.json"]:   # a previous candidate's files
         stale.unlink(missing_ok=True)
-    candidate = evaluations or evaluate_weights(task, weights, max_side, log=log)
+    spec = candidate_spec(task, weights, checkpoints)
+    candidate = evaluations or evaluate_weights(task, weights, max_side, log=log, spec=spec)
     shipped = shipped_results(task, checkpoints, max_side, log=log)
     decision = decide(candidate, shipped)
     for label, res in candidate.items():
@@ -196,7 +208,7 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = S
                    real_photos=decision["real_photos"], latency_512_s=candidate["latency_512_s"])
     save_checkpoint(checkpoint_file(folder, task), model, task=task, preset=meta.get("preset", ""),
                     training=meta.get("training", {}), metrics=jsonable(metrics), dtype="float16",
-                    inference=InferenceSpec.from_meta(meta),
+                    inference=spec,
                     **({"extra": {"weights": meta["weights"]}} if "weights" in meta else {}))
     write_card(task, folder, model, meta, candidate, shipped["test"], metrics["latency_512_s"], list(curve),
                source, max_side, checkpoints)
@@ -219,17 +231,23 @@ def promote(task: str, folder: Path, checkpoints: Path = SHIPPED, force: bool = 
     return copied
 
 
-def latency_512(weights: Path, repeats: int = 5) -> dict:
-    """Median seconds to restore one 512x512 image on this machine, whole and in 256 px tiles."""
+def latency_512(weights: Path, repeats: int = 5, spec=None) -> dict:
+    """Median seconds to restore one 512x512 image on this machine (eager), as the app serves it (the inference
+    spec) and in one whole pass (the paper's statistics)."""
     from drcnet.eval.timing import median_seconds
     from drcnet.serve.engine import Restorer
 
-    restorer = Restorer.from_checkpoint(weights)
+    restorer = Restorer.from_checkpoint(weights, spec=spec)
     image = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)
-    seconds = {f"{name}": round(median_seconds(lambda: restorer.restore(image, tile=tile), repeats,
-                                               restorer.device), 3)
-               for name, tile in (("whole", 0), ("tiles_256", 256))}
-    return {**seconds, "device": str(restorer.device), "precision": restorer.precision, "cpu": cpu_name()}
+
+    def whole():
+        with restorer.using(statistics="whole"):
+            restorer.restore(image, tile=0)
+
+    seconds = {name: round(median_seconds(fn, repeats, restorer.device), 3)
+               for name, fn in (("served", lambda: restorer.restore(image)), ("whole", whole))}
+    return {**seconds, "served_as": restorer.describe_statistics(), "device": str(restorer.device),
+            "precision": restorer.precision, "cpu": cpu_name()}
 
 
 def validation_curve(source: Path, task: str | None = None) -> list[tuple[int, float]]:
@@ -285,8 +303,8 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
         f"| warm start | {('from ' + tr['init']) if tr.get('init') else 'none recorded'} |",
         f"| hardware | {tr.get('hardware', '?')} |",
         f"| wall time | {fmt_seconds(tr.get('wall_time_s'))} |",
-        f"| restore 512x512 | {latency['whole']:.2f} s whole (as the app runs it), {latency['tiles_256']:.2f} s in "
-        f"256 px tiles (the engine's default); median of 5 on {latency['cpu']}, {latency['device']}, "
+        f"| restore 512x512 (eager) | {latency['served']:.2f} s as served ({latency['served_as']}), "
+        f"{latency['whole']:.2f} s in one whole pass; median of 5 on {latency['cpu']}, {latency['device']}, "
         f"{latency['precision']} |", "",
         "Reproduce:", "", "```bash", "python scripts/fetch_data.py", tr.get("command", "?"), command,
         f"python scripts/ship_checkpoint.py --task {task} --promote", "```", ""]
