@@ -122,8 +122,10 @@ def test_every_endpoint(client, server):
     (b, a), s1, facts, _ = client.predict(img, "denoise", None, True, 30, "light", 21, 1, True,
                                           api_name="/restore")
     assert s1 and "PSNR" in facts
-    (b, a), block, overview, facts = client.predict(img, "derain", 2, 1, 0.5, None, True, api_name="/inspect")
+    (b, a), block, overview, facts, shown_t = client.predict(img, "derain", 2, 1, 0.5, None, True,
+                                                             api_name="/inspect")
     assert Image.open(block).size[0] > 300 and Image.open(overview).size[0] > 300 and "t = 0.50" in facts
+    assert shown_t == 0.5 and "AUC of M_sr against the truth" in facts        # synthetic rain: the truth is known
     sweep = client.predict(img, "denoise", 1, 0, None, True, api_name="/t_sweep")
     assert Image.open(sweep).size[0] > 200
     gallery, plot, table = client.predict(img, "denoise", 0.9, None, True, api_name="/intra_cr")
