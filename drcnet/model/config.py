@@ -41,6 +41,7 @@ class DRCNetConfig:
     variant: str = "DFR"               # one of VARIANTS (Table 4 ablations)
     region_stats: str = "sample"       # "sample": per-sample region statistics; "official": public code's arithmetic
     norm_eps: float = 1e-5             # eps inside the region standard deviation (InstanceNorm's default)
+    mask_quantile: float | None = None  # None: M = [M_sr >= t] (paper); q: t per block and image at M_sr's q-quantile
 
     def __post_init__(self):
         self.sf_levels = tuple(int(i) for i in self.sf_levels)
@@ -51,6 +52,9 @@ class DRCNetConfig:
         if self.wf % 2:
             raise ValueError("wf must be even: the spatial filter splits the channels in half")
         check_threshold(self.t)
+        if self.mask_quantile is not None and not 0.0 < self.mask_quantile < 1.0:
+            raise ValueError(f"mask_quantile must lie strictly between 0 and 1 (None: the fixed t), got "
+                             f"{self.mask_quantile}")
 
     @property
     def branches(self) -> dict[str, bool]:

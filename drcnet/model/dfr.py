@@ -50,17 +50,26 @@ class SpatialResponse(nn.Module):
 class ThresholdMask(nn.Module):
     """M = [M_sr >= t], without gradient (the public code does the same; no straight-through estimator).
 
-    t is a plain attribute so it can be changed on a trained model at run time (DRCNet.set_threshold)."""
+    t is a plain attribute so it can be changed on a trained model at run time (DRCNet.set_threshold).
+    quantile q (DRCNetConfig.mask_quantile; None: the paper's fixed t): t is instead set per image at the
+    q-quantile of this block's own M_sr, so the mask always covers the top 1 - q of the map (a deviation from
+    the paper, docs/science.md: a trained M_sr rarely reaches the fixed t, and its mask is then empty)."""
 
-    def __init__(self, t: float):
+    def __init__(self, t: float, quantile: float | None = None):
         super().__init__()
-        self.t = float(t)
+        self.t, self.quantile = float(t), quantile
 
     def forward(self, response):
-        return (response.detach() >= self.t).to(response.dtype)
+        response_ = response.detach()
+        if self.quantile is None:
+            return (response_ >= self.t).to(response.dtype)
+        flat = response_.flatten(1).float()
+        rank = int(self.quantile * (flat.shape[1] - 1)) + 1          # the lower q-quantile, kthvalue's 1-based k
+        t = flat.kthvalue(rank, dim=1).values.view(-1, 1, 1, 1)      # kthvalue: any map size (quantile has a cap)
+        return (response_.float() >= t).to(response.dtype)
 
     def extra_repr(self):
-        return f"t={self.t}"
+        return f"t={self.t}" + ("" if self.quantile is None else f", quantile={self.quantile}")
 
 
 class RegionNorm(nn.Module):
