@@ -68,6 +68,8 @@ class DRCNetConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sf_levels"] = list(self.sf_levels)
+        if d["mask_quantile"] is None:    # only a quantile-mask model carries the key: fixed-t headers stay as they
+            del d["mask_quantile"]        # were, and code without the option still reads them
         return d
 
     @classmethod
