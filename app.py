@@ -287,22 +287,23 @@ def build_inspect_tab(c: Controls) -> TabRun:
     with gr.Row():
         stage = gr.Radio([1, 2], value=1, label="Stage")
         level = gr.Slider(0, 3, value=0, step=1, label="Level")
-        # starts at the trained t over 0..1; after an inspect it spans the chosen block's M_sr (D.inspect's
-        # t_control), in fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
-        t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t("denoise"), step=0.0001, label="Mask threshold t",
-                      elem_id="t-slider")
         # the engine's default takes the DFR statistics over training-patch windows; "whole" is the paper's (and
         # breaks smooth regions of large photos: docs/design.md)
         statistics = gr.Radio([("matched to training", "matched"), ("whole image (paper)", "whole")],
                               value="matched", label="DFR statistics", elem_id="statistics")
+    with gr.Row(equal_height=True):
+        # starts at the trained t over 0..1; after an inspect it spans the chosen block's M_sr (D.inspect's
+        # t_control), in fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
+        t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t("denoise"), step=0.0001, label="Mask threshold t",
+                      elem_id="t-slider", scale=3)
+        coverage = gr.Slider(1, 99, value=10, step=1, elem_id="coverage", scale=2, label="Mask coverage (%)",
+                             info="sets t at the quantile of this block's M_sr that leaves this share above it")
+        coverage_btn = gr.Button("Set t for this coverage", elem_id="coverage-btn", scale=1)
     c.task.change(lambda k: gr.update(minimum=0.0, maximum=1.0, value=REGISTRY.trained_t(k), label="Mask threshold t",
                                       info=None) if k else gr.update(), c.task, t, api_name=False, queue=False)
     with gr.Row():
         inspect_btn = gr.Button("Inspect", variant="primary")
         sweep_btn = gr.Button("Sweep t (9 runs)")
-        coverage = gr.Slider(1, 99, value=10, step=1, elem_id="coverage",
-                             label="Mask coverage (%): sets t at that share of this block's M_sr")
-        coverage_btn = gr.Button("Set t for this coverage", elem_id="coverage-btn")
         fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="inspect-figure-btn")
     ins_fig = gr.File(label="Figure of this block (PNG 200 dpi, PDF)", file_count="multiple",
                       elem_id="inspect-figure", visible=False)

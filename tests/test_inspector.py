@@ -183,3 +183,15 @@ def test_a_map_already_at_the_images_size_is_not_resized():
     image_map = np.random.default_rng(0).random((50, 70)).astype(np.float32)
     assert np.array_equal(to_image(image_map, (50, 70), 8), image_map)
     assert to_image(image_map[:7, :9], (50, 70), 8).shape == (50, 70)
+
+
+def test_coverage_on_a_map_with_large_ties_takes_the_closer_side_of_the_tie():
+    """bf16 maps have few distinct values: 42 % of this one at or above 0.53125, 12.5 % above it. Asked for 25 %,
+    the quantile alone (the tie included) gives 42 %; the tie left out is closer."""
+    from drcnet.demo.inspect_tab import t_for_share
+    response = np.repeat([0.52734, 0.53125, 0.53516], [580, 295, 125]).astype(np.float32)
+    t = t_for_share(response, 0.25)
+    assert (response >= t).mean() == 0.125 and t == round(t, 4)
+    assert (response >= t_for_share(response, 0.40)).mean() == 0.42                 # here the tie is closer
+    smooth = np.linspace(0.4, 0.6, 1000)
+    assert (smooth >= t_for_share(smooth, 0.25)).mean() == pytest.approx(0.25, abs=0.002)

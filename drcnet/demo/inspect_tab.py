@@ -133,7 +133,7 @@ def t_control(maps, stage: int, level: int, shown_t: float, trained_t: float) ->
              "below this block's M_sr: there its mask is full" if trained_t < lo else "inside this block's M_sr")
     return {"minimum": round(min(low, shown_t), 4), "maximum": round(max(high, shown_t), 4),
             "value": round(shown_t, 4),
-            "label": f"Mask threshold t. S{stage} L{level}'s M_sr: min {lo:.3f} · median {med:.3f} · max {hi:.3f}",
+            "label": f"Mask threshold t · S{stage} L{level}'s M_sr: min {lo:.3f} · median {med:.3f} · max {hi:.3f}",
             "info": f"trained t = {trained_t:.3f}, {where}"}
 
 
@@ -325,25 +325,46 @@ def sweep_figure(rows: list[dict], stage: int, level: int, default_t: float) -> 
     return fig_to_image(fig)
 
 
-def quantile_t(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
-               q: float = 0.9, settings: InputSettings = InputSettings()) -> float:
-    """The t that puts the top (1 - q) of the chosen block's M_sr in the mask. The map is read at the current t:
-    the first block's M_sr does not depend on t, later blocks' maps shift a little once t changes (their input
-    passed through earlier masks), so their coverage at the new t is close to, not exactly, 1 - q."""
+def t_for_share(response: np.ndarray, share: float) -> float:
+    """The t at which the mask M_sr >= t covers the share of this map closest to `share`. A map computed in bf16
+    has few distinct values (0.004 apart near 0.5: 17 in the derain astronaut's s2 l0), and one value can hold a
+    third of the pixels: the quantile alone (that tie included) then overshoots (41.9 % for 25 % there), so the
+    next distinct value above it (the tie left out: 12.4 %) is taken where that is closer. Rounded down to 1e-4
+    as t_at_quantile is."""
+    low = t_at_quantile(response, 1.0 - share)                 # the tie included: coverage >= share
+    above = response[response > np.quantile(response, 1.0 - share)]          # the values above the tie
+    if above.size == 0:
+        return low
+    high = round(math.floor(float(above.min()) * 1e4) / 1e4, 4)
+    if high <= low:
+        return low
+    return min((low, high), key=lambda t: abs(float((response >= t).mean()) - share))
+
+
+def block_response(registry, image, task, stage, level, t, settings: InputSettings) -> np.ndarray:
+    """The chosen block's M_sr at t (None: the trained t). Later blocks' maps shift a little once t changes
+    (their input passed through earlier masks), so a t taken from this map gives close to, not exactly, the
+    coverage it was taken for; the first block sees the input alone and gives it exactly."""
     _, _, maps, _, _, _ = _probe(registry, image, task, stage, level, t, settings)
     m = maps[(int(stage), int(level))]
     if m.response is None:
         raise DemoError(f"stage {stage} level {level} has no spatial filter: no response map to take t from")
-    return t_at_quantile(m.response, q)
+    return m.response
+
+
+def quantile_t(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
+               q: float = 0.9, settings: InputSettings = InputSettings()) -> float:
+    """The t that puts the top (1 - q) of the chosen block's M_sr in the mask (ties at t included)."""
+    return t_at_quantile(block_response(registry, image, task, stage, level, t, settings), q)
 
 
 def coverage_t(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
                coverage: float = 10.0, settings: InputSettings = InputSettings()) -> float:
-    """The t at which the chosen block's mask covers `coverage` % of its pixels: quantile_t at q = 1 - coverage."""
+    """The t at which the chosen block's mask covers about `coverage` % of its pixels (t_for_share)."""
     coverage = float(coverage)
     if not 0 < coverage < 100:
         raise DemoError(f"the mask coverage must lie between 0 and 100 %, got {coverage:g}")
-    return quantile_t(registry, image, task, stage, level, t, 1.0 - coverage / 100.0, settings)
+    return t_for_share(block_response(registry, image, task, stage, level, t, settings), coverage / 100)
 
 
 def inspect_figure(registry, image, task: str, stage: int = 1, level: int = 0, t: float | None = None,
