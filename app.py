@@ -296,9 +296,9 @@ def build_inspect_tab(c: Controls) -> TabRun:
         # t_control), in fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
         t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t("denoise"), step=0.0001, label="Mask threshold t",
                       elem_id="t-slider", scale=3)
+        # released (or typed: its number box releases on blur), it sets t and re-inspects
         coverage = gr.Slider(1, 99, value=10, step=1, elem_id="coverage", scale=2, label="Mask coverage (%)",
-                             info="sets t at the quantile of this block's M_sr that leaves this share above it")
-        coverage_btn = gr.Button("Set t for this coverage", elem_id="coverage-btn", scale=1)
+                             info="sets t so that this share of the block's M_sr lies at or above it")
     c.task.change(lambda k: gr.update(minimum=0.0, maximum=1.0, value=REGISTRY.trained_t(k), label="Mask threshold t",
                                       info=None) if k else gr.update(), c.task, t, api_name=False, queue=False)
     with gr.Row():
@@ -323,9 +323,8 @@ def build_inspect_tab(c: Controls) -> TabRun:
     sweep_btn.click(t_sweep, [c.image, c.task, stage, level, *c.prep], sweep_img, api_name="t_sweep").success(
         lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
     coverage_in = [c.image, c.task, stage, level, t, coverage, *c.prep]
-    coverage_btn.click(coverage_t, coverage_in, t, api_name="coverage_t").success(
-        inspect, ins_in, ins_out, api_name=False)
-    coverage.release(coverage_t, coverage_in, t, api_name=False).success(inspect, ins_in, ins_out, api_name=False)
+    coverage.release(coverage_t, coverage_in, t, api_name="coverage_t").success(inspect, ins_in, ins_out,
+                                                                                 api_name=False)
     fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
         lambda: gr.update(visible=True), None, ins_fig, api_name=False, queue=False)
     return TabRun("inspect", inspect_trained, trained_in, ins_out)

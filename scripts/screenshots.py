@@ -10,7 +10,7 @@ free port, drives Debian's Chromium with Playwright and writes into --out (git-i
     s2_compare_zoom.png       the same crop of every result around a clicked point
     s3_inspect_empty.png      Inspect DFR at the trained t = 0.75, where the chosen block's mask is empty: the
                               mask is drawn at the 90 % quantile of its M_sr, and the facts say so
-    s4_inspect_quantile.png   after "Set t for this coverage" (--coverage %): the model runs at that t
+    s4_inspect_quantile.png   after setting the mask coverage to --coverage %: the model runs at that t
     s3b_/s4b_..._overview.png all blocks' response maps and histograms at those two values of t
     s5_examples_gallery.png   the captioned examples gallery
     s6_sweep.png              "Sweep t": coverage and PSNR at t values spread over the block's own M_sr
@@ -133,7 +133,7 @@ def inspect(page, out: Path, stage: int, level: int, coverage: float, found: dic
     shoot(page, out / "s3_inspect_empty.png", "t-slider", "inspect-block")
     page.locator("#inspect-overview").screenshot(path=out / "s3b_inspect_empty_overview.png")
     page.locator("#coverage input[type=number]").fill(f"{coverage:g}")
-    page.locator("#coverage-btn").click()
+    page.locator("#coverage input[type=number]").blur()          # the number box releases the slider on blur
     page.wait_for_function(f"() => {idle} && {text_of('inspect-facts')}.includes('% of the pixels have M_sr') "
                            f"&& {text_of('inspect-facts')}.includes('S{stage} L{level}')", timeout=300_000)
     page.wait_for_timeout(1000)

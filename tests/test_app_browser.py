@@ -57,7 +57,7 @@ def test_inspect_coverage_control_fills_an_empty_mask(page):
     assert "No pixel reaches t = 1.000" in page.locator("#inspect-facts").inner_text()
     page.screenshot(path=SHOTS / "b01_inspect_empty_mask.png", full_page=True)
     page.locator("#coverage input[type=number]").fill("20")
-    page.locator("#coverage-btn").click()
+    page.locator("#coverage input[type=number]").blur()          # the number box releases the slider on blur
     page.wait_for_function(f"() => {text_of('inspect-facts')}.includes('% of the pixels have M_sr >= t')",
                            timeout=90_000)
     facts = page.locator("#inspect-facts").inner_text()

@@ -84,8 +84,8 @@ def explain_mask(maps, t: float) -> str:
         return (f"{where} t = {t:.3f} ({span}): the mask is {'empty' if maps.coverage == 0 else 'full'}, so the "
                 "region normalisation has a single region, the whole map, and normalises each channel with the "
                 "whole map's mean and variance (a plain instance normalisation). The threshold then changes "
-                "nothing in this block; M_sr still shapes the output through gamma and beta. Set t at a quantile "
-                "of the map to see where the block responds most.")
+                "nothing in this block; M_sr still shapes the output through gamma and beta. Move t within the "
+                "block's range or set a mask coverage to see where the block responds most.")
     return (f"{percent(maps.coverage)} of the pixels have M_sr >= t = {t:.3f} ({span}): the masked region and "
             "the rest are each normalised with their own mean and variance.")
 
