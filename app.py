@@ -59,20 +59,25 @@ def restore(image, task, reference=_R, synthesize=_S, sigma=_SIG, rain=_RAIN, bl
 def inspect(image, task, stage=1, level=0, t=None, reference=_R, synthesize=_S, sigma=_SIG, rain=_RAIN,
             blur_size=_BLUR, seed=_SEED, statistics="matched"):
     """Re-run at threshold t (None: the checkpoint's trained t) and return (before, after), the chosen block's
-    maps and the all-blocks overview (with each block's AUC when the degradation is known), the facts, and the t
-    the block's mask is drawn at (on the page: the t slider, spanned over the block's M_sr). statistics:
-    "matched" (DFR statistics over windows of the training patch) or "whole" (the paper's)."""
+    maps and the all-blocks overview (with each block's AUC when the degradation is known) and the facts; last,
+    for the page only (a State, not part of the API answer), the t slider for this block (set_t_slider).
+    statistics: "matched" (DFR statistics over windows of the training patch) or "whole" (the paper's)."""
     settings = InputSettings(reference, synthesize, sigma, rain, blur_size, seed)
     r = D.inspect(REGISTRY, image, task, stage, level, t, settings, statistics)
     out = REGISTRY.outputs
     return ((out.display_png(r.before, "before"), out.display_png(r.after, "after")),
-            out.display_png(r.block, "block"), out.display_png(r.overview, "overview"), r.facts,
-            gr.update(**r.t_control))
+            out.display_png(r.block, "block"), out.display_png(r.overview, "overview"), r.facts, r.t_control)
 
 
 def inspect_trained(image, task, stage=1, level=0, *rest):
     """inspect at the trained t (the default view): what the Inspect button, a block change and an example run."""
     return inspect(image, task, stage, level, None, *rest)
+
+
+def set_t_slider(control):
+    """The t slider spanned over the inspected block's M_sr, its label giving the range and the trained t. Run by
+    the page after an inspect, never by an API call: a session's slider bounds would refuse its next t."""
+    return gr.update(**control) if control else gr.update()
 
 
 @gpu
@@ -314,20 +319,25 @@ def build_inspect_tab(c: Controls) -> TabRun:
                             show_label=False, elem_id="inspect-overview")
     sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot",
                          show_label=False, visible=False)     # shown once a sweep has run
+    t_control = gr.State(None)            # the inspected block's t slider, applied by set_t_slider
     ins_in = [c.image, c.task, stage, level, t, *c.prep, statistics]
     trained_in = [c.image, c.task, stage, level, *c.prep, statistics]
-    ins_out = [ins_slider, block_img, overview_img, ins_facts, t]
-    t.release(inspect, ins_in, ins_out, api_name="inspect")
+    ins_out = [ins_slider, block_img, overview_img, ins_facts, t_control]
+
+    def then_set_slider(event):
+        return event.success(set_t_slider, t_control, t, api_name=False, queue=False)
+    then_set_slider(t.release(inspect, ins_in, ins_out, api_name="inspect"))
     for event in (inspect_btn.click, stage.input, level.release, statistics.input):
-        event(inspect_trained, trained_in, ins_out, api_name=False)
+        then_set_slider(event(inspect_trained, trained_in, ins_out, api_name=False))
     sweep_btn.click(t_sweep, [c.image, c.task, stage, level, *c.prep], sweep_img, api_name="t_sweep").success(
         lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
     coverage_in = [c.image, c.task, stage, level, t, coverage, *c.prep]
-    coverage.release(coverage_t, coverage_in, t, api_name="coverage_t").success(inspect, ins_in, ins_out,
-                                                                                 api_name=False)
+    then_set_slider(coverage.release(coverage_t, coverage_in, t, api_name="coverage_t").success(
+        inspect, ins_in, ins_out, api_name=False))
     fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
         lambda: gr.update(visible=True), None, ins_fig, api_name=False, queue=False)
-    return TabRun("inspect", inspect_trained, trained_in, ins_out)
+    return TabRun("inspect", inspect_trained, trained_in, ins_out,
+                  then=TabRun("inspect", set_t_slider, [t_control], [t]))
 
 
 def build_intra_cr_tab(c: Controls) -> TabRun:

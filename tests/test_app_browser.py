@@ -64,8 +64,9 @@ def test_inspect_coverage_control_fills_an_empty_mask(page):
     assert "No pixel reaches" not in facts.split("S1 L0")[1]
     t_box = page.locator("#t-slider input[type=number]").input_value()
     assert float(t_box) < 1.0 and len(t_box.split(".")[-1]) <= 4, t_box     # no float noise (0.494100004)
-    # the slider now spans the block's M_sr, and its label gives the map's range and the trained t
-    assert float(page.locator("#t-slider input[type=range]").get_attribute("max")) < 1.0
+    # then the slider spans the block's M_sr (set after the maps arrive), its label giving the map's range
+    page.wait_for_function("() => Number(document.querySelector('#t-slider input[type=range]').max) < 1",
+                           timeout=30_000)
     assert "median" in page.locator("#t-slider").inner_text()
     page.screenshot(path=SHOTS / "b02_inspect_after_quantile.png", full_page=True)
     page.locator("#inspect-figure-btn").click()
