@@ -231,7 +231,7 @@ def grid(rows: list[list[Image.Image]], gap: int = GAP) -> Image.Image:
 
 # ------------------------------------------------------------------------------ the inspector's two pictures
 
-DIRECTION_WORDS = {"toward": "finds the degradation", "away": "points away", "chance": "near chance",
+DIRECTION_WORDS = {"toward": "points at it", "away": "points away", "chance": "near chance",
                    "unknown": "AUC undefined"}
 OVERVIEW_PANEL = 190
 
