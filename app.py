@@ -3,7 +3,8 @@
     python app.py                       # honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
     DRCNET_CHECKPOINTS=/path python app.py
 
-API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /intra_cr, /compare, /diagnose, /status.
+API endpoints (see the README, "The app"): /restore, /inspect, /t_sweep, /coverage_t, /intra_cr, /compare,
+/diagnose, /status.
 """
 from __future__ import annotations
 
@@ -58,22 +59,36 @@ def restore(image, task, reference=_R, synthesize=_S, sigma=_SIG, rain=_RAIN, bl
 def inspect(image, task, stage=1, level=0, t=None, reference=_R, synthesize=_S, sigma=_SIG, rain=_RAIN,
             blur_size=_BLUR, seed=_SEED, statistics="matched"):
     """Re-run at threshold t (None: the checkpoint's trained t) and return (before, after), the chosen block's
-    maps and the all-blocks overview. statistics: "matched" (DFR statistics over windows of the training patch)
-    or "whole" (the paper's)."""
+    maps and the all-blocks overview (with each block's AUC when the degradation is known) and the facts; last,
+    for the page only (a State, not part of the API answer), the t slider for this block (set_t_slider).
+    statistics: "matched" (DFR statistics over windows of the training patch) or "whole" (the paper's)."""
     settings = InputSettings(reference, synthesize, sigma, rain, blur_size, seed)
     r = D.inspect(REGISTRY, image, task, stage, level, t, settings, statistics)
     out = REGISTRY.outputs
     return ((out.display_png(r.before, "before"), out.display_png(r.after, "after")),
-            out.display_png(r.block, "block"), out.display_png(r.overview, "overview"), r.facts)
+            out.display_png(r.block, "block"), out.display_png(r.overview, "overview"), r.facts, r.t_control)
+
+
+def inspect_trained(image, task, stage=1, level=0, *rest):
+    """inspect at the trained t (the default view): what the Inspect button, a block change and an example run."""
+    return inspect(image, task, stage, level, None, *rest)
+
+
+def set_t_slider(control):
+    """The t slider spanned over the inspected block's M_sr, its label giving the range and the trained t. Run by
+    the page after an inspect, never by an API call: a session's slider bounds would refuse its next t."""
+    return gr.update(**control) if control else gr.update()
 
 
 @gpu
 @user_errors
-def quantile_t(image, task, stage=1, level=0, t=None, q=0.9, reference=_R, synthesize=_S, sigma=_SIG, rain=_RAIN,
-               blur_size=_BLUR, seed=_SEED):
-    """The t at the q-quantile of the chosen block's M_sr (coverage 1 - q); the UI then re-inspects."""
+def coverage_t(image, task, stage=1, level=0, t=None, coverage=10, reference=_R, synthesize=_S, sigma=_SIG,
+               rain=_RAIN, blur_size=_BLUR, seed=_SEED):
+    """The t at which the chosen block's mask covers `coverage` % of its pixels; the UI then re-inspects (which
+    spans the slider over the block's M_sr again: until then it spans 0..1, so the new t always fits)."""
     settings = InputSettings(reference, synthesize, sigma, rain, blur_size, seed)
-    return D.quantile_t(REGISTRY, image, task, stage, level, t, q, settings)
+    return gr.update(minimum=0.0, maximum=1.0, value=D.coverage_t(REGISTRY, image, task, stage, level, t, coverage,
+                                                                  settings))
 
 
 @gpu
@@ -266,26 +281,34 @@ def build_restore_tab(c: Controls) -> TabRun:
 
 def build_inspect_tab(c: Controls) -> TabRun:
     gr.Markdown("Maps of one DFR block (spatial response, mask at t, spatial filter, energy attention, identity, "
-                "fused output). **Inputs are downscaled to at most "
-                f"{REGISTRY.limits.inspect_max_side} px** (long side) here for speed. Moving t re-runs the model.")
+                "fused output) and, when the degradation is known, how well each block's M_sr points at it. "
+                "**Inputs are downscaled to at most "
+                f"{REGISTRY.limits.inspect_max_side} px** (long side) here for speed. **Inspect** (and a new block) "
+                "shows the trained t; moving t or the coverage re-runs the model.")
+    with gr.Accordion("What the mask does", open=False, elem_id="mask-note"):
+        gr.Markdown(D.MASK_NOTE)
+        with gr.Accordion("The measurements (docs/science.md)", open=False):
+            gr.Markdown(D.science_page())
     with gr.Row():
         stage = gr.Radio([1, 2], value=1, label="Stage")
         level = gr.Slider(0, 3, value=0, step=1, label="Level")
-        # fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51); starts at the trained t
-        t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t("denoise"), step=0.0001, label="Mask threshold t",
-                      elem_id="t-slider")
         # the engine's default takes the DFR statistics over training-patch windows; "whole" is the paper's (and
         # breaks smooth regions of large photos: docs/design.md)
         statistics = gr.Radio([("matched to training", "matched"), ("whole image (paper)", "whole")],
                               value="matched", label="DFR statistics", elem_id="statistics")
-    c.task.change(lambda k: gr.update(value=REGISTRY.trained_t(k)) if k else gr.update(), c.task, t,
-                  api_name=False, queue=False)
+    with gr.Row(equal_height=True):
+        # starts at the trained t over 0..1; after an inspect it spans the chosen block's M_sr (D.inspect's
+        # t_control), in fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
+        t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t("denoise"), step=0.0001, label="Mask threshold t",
+                      elem_id="t-slider", scale=3)
+        # released (or typed: its number box releases on blur), it sets t and re-inspects
+        coverage = gr.Slider(1, 99, value=10, step=1, elem_id="coverage", scale=2, label="Mask coverage (%)",
+                             info="sets t so that this share of the block's M_sr lies at or above it")
+    c.task.change(lambda k: gr.update(minimum=0.0, maximum=1.0, value=REGISTRY.trained_t(k), label="Mask threshold t",
+                                      info=None) if k else gr.update(), c.task, t, api_name=False, queue=False)
     with gr.Row():
         inspect_btn = gr.Button("Inspect", variant="primary")
         sweep_btn = gr.Button("Sweep t (9 runs)")
-        q = gr.Number(0.9, minimum=0, maximum=1, step=0.05, elem_id="quantile",
-                      label="Quantile q of this block's M_sr (mask coverage 1 - q)")
-        q_btn = gr.Button("Set t at this quantile", elem_id="quantile-btn")
         fig_btn = gr.Button("Figure for slides (PNG + PDF)", elem_id="inspect-figure-btn")
     ins_fig = gr.File(label="Figure of this block (PNG 200 dpi, PDF)", file_count="multiple",
                       elem_id="inspect-figure", visible=False)
@@ -296,18 +319,25 @@ def build_inspect_tab(c: Controls) -> TabRun:
                             show_label=False, elem_id="inspect-overview")
     sweep_img = gr.Image(type="pil", format="png", label="Coverage and PSNR against t", elem_id="sweep-plot",
                          show_label=False, visible=False)     # shown once a sweep has run
+    t_control = gr.State(None)            # the inspected block's t slider, applied by set_t_slider
     ins_in = [c.image, c.task, stage, level, t, *c.prep, statistics]
-    ins_out = [ins_slider, block_img, overview_img, ins_facts]
-    inspect_btn.click(inspect, ins_in, ins_out, api_name="inspect")
-    for event in (t.release, stage.input, level.release, statistics.input):
-        event(inspect, ins_in, ins_out, api_name=False)
+    trained_in = [c.image, c.task, stage, level, *c.prep, statistics]
+    ins_out = [ins_slider, block_img, overview_img, ins_facts, t_control]
+
+    def then_set_slider(event):
+        return event.success(set_t_slider, t_control, t, api_name=False, queue=False)
+    then_set_slider(t.release(inspect, ins_in, ins_out, api_name="inspect"))
+    for event in (inspect_btn.click, stage.input, level.release, statistics.input):
+        then_set_slider(event(inspect_trained, trained_in, ins_out, api_name=False))
     sweep_btn.click(t_sweep, [c.image, c.task, stage, level, *c.prep], sweep_img, api_name="t_sweep").success(
         lambda: gr.update(visible=True), None, sweep_img, api_name=False, queue=False)
-    q_btn.click(quantile_t, [c.image, c.task, stage, level, t, q, *c.prep], t, api_name="quantile_t").success(
-        inspect, ins_in, ins_out, api_name=False)
+    coverage_in = [c.image, c.task, stage, level, t, coverage, *c.prep]
+    then_set_slider(coverage.release(coverage_t, coverage_in, t, api_name="coverage_t").success(
+        inspect, ins_in, ins_out, api_name=False))
     fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
         lambda: gr.update(visible=True), None, ins_fig, api_name=False, queue=False)
-    return TabRun("inspect", inspect, ins_in, ins_out)
+    return TabRun("inspect", inspect_trained, trained_in, ins_out,
+                  then=TabRun("inspect", set_t_slider, [t_control], [t]))
 
 
 def build_intra_cr_tab(c: Controls) -> TabRun:

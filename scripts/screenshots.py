@@ -1,6 +1,6 @@
 """Screenshots of the app with the shipped checkpoints, for the README, talks and reviews.
 
-    python scripts/screenshots.py [--out tests/screenshots] [--stage 1 --level 0 --q 0.9]
+    python scripts/screenshots.py [--out tests/screenshots] [--stage 1 --level 0 --coverage 10]
 
 Launches `python app.py` exactly as a user does (DRCNET_CHECKPOINTS unset: checkpoints/ of this repository) on a
 free port, drives Debian's Chromium with Playwright and writes into --out (git-ignored by default):
@@ -8,8 +8,9 @@ free port, drives Debian's Chromium with Playwright and writes into --out (git-i
     s1_compare_slider.png     Compare on a synthetic denoise example (astronaut, sigma 25): the before/after
                               slider between --left (default bm3d, after it has finished) and DRCNet
     s2_compare_zoom.png       the same crop of every result around a clicked point
-    s3_inspect_empty.png      Inspect DFR at t = 0.75: the chosen block's mask is empty (coverage 0 %)
-    s4_inspect_quantile.png   after "Set t at this quantile" (q = --q): the mask is visible
+    s3_inspect_empty.png      Inspect DFR at the trained t = 0.75, where the chosen block's mask is empty: the
+                              mask is drawn at the 90 % quantile of its M_sr, and the facts say so
+    s4_inspect_quantile.png   after setting the mask coverage to --coverage %: the model runs at that t
     s3b_/s4b_..._overview.png all blocks' response maps and histograms at those two values of t
     s5_examples_gallery.png   the captioned examples gallery
     s6_sweep.png              "Sweep t": coverage and PSNR at t values spread over the block's own M_sr
@@ -113,7 +114,7 @@ def compare(page, out: Path, left: str, found: dict) -> None:
     page.screenshot(path=out / "s2_compare_zoom.png", full_page=False)
 
 
-def inspect(page, out: Path, stage: int, level: int, q: float, found: dict) -> None:
+def inspect(page, out: Path, stage: int, level: int, coverage: float, found: dict) -> None:
     page.get_by_role("tab", name="Inspect DFR").click()
     page.get_by_label(str(stage), exact=True).check()
     if level:
@@ -131,8 +132,8 @@ def inspect(page, out: Path, stage: int, level: int, q: float, found: dict) -> N
     found["inspect_t075"] = page.locator("#inspect-facts").inner_text()
     shoot(page, out / "s3_inspect_empty.png", "t-slider", "inspect-block")
     page.locator("#inspect-overview").screenshot(path=out / "s3b_inspect_empty_overview.png")
-    page.locator("#quantile input").fill(str(q))
-    page.locator("#quantile-btn").click()
+    page.locator("#coverage input[type=number]").fill(f"{coverage:g}")
+    page.locator("#coverage input[type=number]").blur()          # the number box releases the slider on blur
     page.wait_for_function(f"() => {idle} && {text_of('inspect-facts')}.includes('% of the pixels have M_sr') "
                            f"&& {text_of('inspect-facts')}.includes('S{stage} L{level}')", timeout=300_000)
     page.wait_for_timeout(1000)
@@ -222,7 +223,7 @@ def main() -> None:
     ap.add_argument("--left", default="bm3d", help="the method left of DRCNet in the slider")
     ap.add_argument("--stage", type=int, default=1)
     ap.add_argument("--level", type=int, default=0)
-    ap.add_argument("--q", type=float, default=0.9, help="the quantile for the inspector's t")
+    ap.add_argument("--coverage", type=float, default=10, help="the inspector's mask coverage (%%) that sets t")
     ap.add_argument("--camera-shake-only", action="store_true", help="only the s10 pictures (a minute, no BM3D)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +243,7 @@ def main() -> None:
             page.locator("#checkpoint-status").screenshot(path=args.out / "s8_status.png")
             gallery(page, args.out, found)
             compare(page, args.out, args.left, found)
-            inspect(page, args.out, args.stage, args.level, args.q, found)
+            inspect(page, args.out, args.stage, args.level, args.coverage, found)
             sweep(page, args.out, found)
             intra_cr(page, args.out, found)
             uploads(browser, url, args.out, found)

@@ -1,5 +1,5 @@
 """The new controls in a real browser (Debian's Chromium via Playwright): the compare slider and zoom, the
-quantile control of the inspector, the figure downloads, the captioned examples gallery, an example click on
+coverage control of the inspector, the figure downloads, the captioned examples gallery, an example click on
 a tab other than Restore, and the upload check and diagnosis on arrival.
 
     pytest -m slow tests/test_app_browser.py
@@ -47,7 +47,7 @@ def test_no_server_path_on_the_page(page, server):  # noqa: F811
     assert "/tmp/" not in body and str(ROOT) not in body
 
 
-def test_inspect_quantile_control_fills_an_empty_mask(page):
+def test_inspect_coverage_control_fills_an_empty_mask(page):
     page.get_by_label("denoise", exact=True).check()
     page.get_by_role("tab", name="Inspect DFR").click()
     slider = page.locator("#t-slider input[type=range]")
@@ -56,14 +56,18 @@ def test_inspect_quantile_control_fills_an_empty_mask(page):
     page.wait_for_function(f"() => {text_of('inspect-facts')}.includes('t = 1.00')", timeout=90_000)
     assert "No pixel reaches t = 1.000" in page.locator("#inspect-facts").inner_text()
     page.screenshot(path=SHOTS / "b01_inspect_empty_mask.png", full_page=True)
-    page.locator("#quantile input").fill("0.8")
-    page.locator("#quantile-btn").click()
+    page.locator("#coverage input[type=number]").fill("20")
+    page.locator("#coverage input[type=number]").blur()          # the number box releases the slider on blur
     page.wait_for_function(f"() => {text_of('inspect-facts')}.includes('% of the pixels have M_sr >= t')",
                            timeout=90_000)
     facts = page.locator("#inspect-facts").inner_text()
     assert "No pixel reaches" not in facts.split("S1 L0")[1]
     t_box = page.locator("#t-slider input[type=number]").input_value()
     assert float(t_box) < 1.0 and len(t_box.split(".")[-1]) <= 4, t_box     # no float noise (0.494100004)
+    # then the slider spans the block's M_sr (set after the maps arrive), its label giving the map's range
+    page.wait_for_function("() => Number(document.querySelector('#t-slider input[type=range]').max) < 1",
+                           timeout=30_000)
+    assert "median" in page.locator("#t-slider").inner_text()
     page.screenshot(path=SHOTS / "b02_inspect_after_quantile.png", full_page=True)
     page.locator("#inspect-figure-btn").click()
     page.wait_for_function("() => document.querySelectorAll('#inspect-figure a').length >= 2", timeout=90_000)

@@ -124,6 +124,9 @@ def test_every_endpoint(client, server):
     assert s1 and "PSNR" in facts
     (b, a), block, overview, facts = client.predict(img, "derain", 2, 1, 0.5, None, True, api_name="/inspect")
     assert Image.open(block).size[0] > 300 and Image.open(overview).size[0] > 300 and "t = 0.50" in facts
+    assert "AUC of M_sr against the truth" in facts                         # synthetic rain: the truth is known
+    # the page spans its t slider over the block's M_sr; an API session's slider keeps 0..1, so any t is taken
+    assert "t = 0.99" in client.predict(img, "derain", 2, 1, 0.99, None, True, api_name="/inspect")[3]
     sweep = client.predict(img, "denoise", 1, 0, None, True, api_name="/t_sweep")
     assert Image.open(sweep).size[0] > 200
     gallery, plot, table = client.predict(img, "denoise", 0.9, None, True, api_name="/intra_cr")
@@ -259,11 +262,15 @@ def test_browser(server):
                                timeout=90_000)
         page.screenshot(path=SHOTS / "04_inspect.png", full_page=True)
         slider = page.locator("#t-slider input[type=range]")
-        slider.fill("0.4")
+        # after an inspect the slider spans the block's M_sr: move t to the middle of that range
+        page.wait_for_function("() => Number(document.querySelector('#t-slider input[type=range]').max) < 1",
+                               timeout=30_000)
+        middle = round((float(slider.get_attribute("min")) + float(slider.get_attribute("max"))) / 2, 2)
+        slider.fill(str(middle))
         slider.dispatch_event("pointerup")
-        page.wait_for_function("() => (document.querySelector('#inspect-facts')?.innerText || '').includes('t = 0.40')",
-                               timeout=90_000)
-        page.screenshot(path=SHOTS / "05_inspect_t040.png", full_page=True)
+        page.wait_for_function(f"() => (document.querySelector('#inspect-facts')?.innerText || '')"
+                               f".includes('t = {middle:.2f}')", timeout=90_000)
+        page.screenshot(path=SHOTS / "05_inspect_t_moved.png", full_page=True)
         page.get_by_role("button", name=re.compile(r"^Sweep t \(\d+ runs\)$")).click()
         page.wait_for_selector("#sweep-plot img", state="attached", timeout=120_000)
         page.locator("#sweep-plot img").scroll_into_view_if_needed()

@@ -342,12 +342,13 @@ def test_empty_mask_is_explained_and_the_quantile_control_fills_it(reg, photo):
 
 
 def test_block_figure_has_fitted_colour_scale_and_histogram(inspected):
-    from drcnet.demo.inspect_tab import fitted_range
+    from drcnet.demo.map_pictures import OVERVIEW_PANEL, PANEL, fitted_range
     assert fitted_range(np.array([[0.47, 0.51]])) == (0.47, 0.51)
     lo, hi = fitted_range(np.full((2, 2), 0.5))
     assert lo < 0.5 < hi                                     # a flat map still gets a drawable scale
     r = inspected[0]
-    assert r.block.size[0] >= 1200 and r.overview.size[1] > 700       # 2x4 block grid; maps + histograms rows
+    assert r.block.size[0] >= 4 * PANEL and r.block.size[1] >= 2 * PANEL              # 2 rows of 4 panels
+    assert r.overview.size[0] >= 4 * OVERVIEW_PANEL and r.overview.size[1] > 2 * OVERVIEW_PANEL  # a row per stage
 
 
 def test_inspect_figure_download_is_high_resolution_png_and_pdf(reg, photo):

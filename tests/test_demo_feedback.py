@@ -214,7 +214,7 @@ def test_mask_colour_stands_out_from_a_red_photo():
 def test_mask_overlay_draws_the_outline_in_the_chosen_colour():
     import matplotlib.pyplot as plt
     from drcnet.demo.figures import MARK_COLOURS, fig_to_image
-    from drcnet.demo.inspect_tab import mask_overlay
+    from drcnet.demo.inspect_slides import mask_overlay
     photo = np.zeros((64, 64, 3), np.float32)
     photo[..., 0], photo[..., 1] = 0.9, 0.4                             # an orange photo
     mask = np.zeros((64, 64), bool)

@@ -53,10 +53,10 @@ def shipped(tmp_path):
     return ckpts, run
 
 
-def leg(shipped, tmp_path, candidate):
+def leg(shipped, tmp_path, candidate, photos=()):
     ckpts, run = shipped
     return relay.finish_leg("deblur", run, ckpts, 30.0, "cpu test", tmp_path / "candidates", evaluations=candidate,
-                            log=lambda *a: None)
+                            log=lambda *a: None, photos=list(photos))
 
 
 def test_a_better_candidate_is_shipped_and_the_leg_recorded(shipped, tmp_path):
@@ -105,7 +105,7 @@ def test_a_leg_trained_by_hand_is_recorded_with_its_minutes_and_the_trainers_own
     with (run / "log.jsonl").open("a") as f:
         f.write(json.dumps({"iter": 50, "loss": 0.1, "lr": 4e-5, "cum_lr": 0.0049}) + "\n")
     result = relay.finish_leg("deblur", run, ckpts, None, "cpu", tmp_path / "candidates",
-                              evaluations=fake_candidate(26.9, 26.5), log=lambda *a: None)
+                              evaluations=fake_candidate(26.9, 26.5), log=lambda *a: None, photos=[])
     assert result["minutes"] == 30.0 and result["cumulative_lr"] == pytest.approx(0.0049)
     assert result["iterations"] == 50 and not result["ship"]
 
@@ -183,3 +183,30 @@ def test_the_card_tracks_the_dfr_mask_against_the_learning_rate_summed_over_all_
     offset = first["cumulative_lr"]
     assert f"| {offset:.3g} | 0.512 |" in card and f"| {offset + 0.003:.3g} | 0.761 (1.2 %) |" in card
     assert "| 0 | 0.512 |" in card and "| 0.003 | 0.761 (1.2 %) |" in card
+
+
+def test_each_leg_records_where_the_mask_points_before_and_after_and_the_card_shows_it(shipped, tmp_path):
+    """The leg carries the per-block AUC of M_sr against the true degradation (drcnet.eval.alignment) for the
+    weights it started from and the candidate; the card's table shows before -> after."""
+    import numpy as np
+    from drcnet.eval.alignment import alignment_table
+    from drcnet.model.checkpoint import load_checkpoint
+
+    ckpts, run = shipped
+    rng = np.random.default_rng(0)
+    photos = [np.clip(rng.random((48, 48, 3)).cumsum(0) / 30, 0, 1).astype(np.float32) for _ in range(2)]
+
+    def aucs(weights):
+        model, _ = load_checkpoint(weights)
+        table = alignment_table("deblur", drcnet.Restorer(model, device="cpu", precision="fp32"), photos)
+        return {f"stage{s}.level{lv}": round(a.auc, 3) for (s, lv), a in table.items()}
+    expected = {"before": aucs(ckpts / "deblur.safetensors"), "after": aucs(run / "best.safetensors")}
+    result = leg(shipped, tmp_path, fake_candidate(26.9, 26.5), photos)
+    assert result["alignment"]["before"] == expected["before"] and result["alignment"]["after"] == expected["after"]
+    assert result["alignment"]["before"] != result["alignment"]["after"]           # two different weights
+    card = (ckpts / "deblur.md").read_text()
+    assert "### Does M_sr point at the degradation?" in card and "2 validation photos, 48x48 px" in card
+    first = f"{expected['before']['stage1.level0']:.2f} -> {expected['after']['stage1.level0']:.2f}"
+    assert first in card and json.loads((ckpts / "deblur.legs.json").read_text())[0]["alignment"] == result["alignment"]
+    assert relay.leg_alignment("deblur", ckpts / "deblur.safetensors", run / "best.safetensors", []) == \
+        {"photos": "no validation photos found"}                                   # nothing measured

@@ -114,3 +114,36 @@ def test_device_batches_with_loader_workers_train_end_to_end(photos, tmp_path):
     assert result["iterations"] == 2 and "made on cpu" in result["data"]
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in log if "loss" in r] == [1, 2]
+
+
+# ------------------------------------------------------------------------- --mask-quantile (issue 37 item 4)
+
+def test_a_quantile_mask_covers_the_top_of_each_images_own_map():
+    from drcnet.model.dfr import ThresholdMask
+
+    rng = np.random.default_rng(0)
+    response = torch.from_numpy(np.stack([rng.uniform(0.4, 0.5, (1, 10, 12)), rng.uniform(0.7, 0.9, (1, 10, 12))]))
+    mask = ThresholdMask(0.75, quantile=0.9)(response.float())
+    for image, m in zip(response.numpy(), mask.numpy()):          # one image entirely below t, one above
+        assert np.array_equal(m > 0, image >= np.quantile(image, 0.9, method="lower"))
+        assert 0.1 <= m.mean() <= 0.1 + 1 / image.size
+    assert ThresholdMask(0.75)(response.float())[0].sum() == 0   # the fixed t: empty for the first
+
+
+def test_mask_quantile_reaches_the_model_the_checkpoint_and_the_mask_log(photos, tmp_path):
+    from drcnet.model.checkpoint import load_checkpoint
+
+    assert parse_config(["--mask-quantile", "0.9"]).mask_quantile == 0.9 and TrainConfig().mask_quantile is None
+    with pytest.raises(ValueError, match="mask_quantile"):
+        TrainConfig(mask_quantile=1.0)
+    train(TrainConfig(task="denoise", preset="tiny", data=str(photos), val_data=str(photos), iters=2, batch=2,
+                      patch=32, loss="l1", out=str(tmp_path / "run"), log_every=1, val_every=0, val_count=2,
+                      val_size=64, precision="fp32", threads=1, workers=0, device="cpu", progress=False,
+                      compile="off", mask_quantile=0.9))
+    model, _ = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert model.cfg.mask_quantile == 0.9
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    (masks,) = [r for r in log if r.get("event") == "mask"]
+    for block in masks["blocks"].values():    # every block's mask covers the top 10 % of its map (8x8 at level 3:
+        assert block["quantile"] == 0.9 and 0.1 <= block["coverage"] <= 0.125      # 8 of 64 pixels, ties none)
+        assert block["p50"] <= block["t"] <= block["p99"]

@@ -18,8 +18,8 @@ from drcnet.demo.compare_tab import (INPUT, CompareResult, baseline_info, compar
 from drcnet.demo.examples import example_caption, example_gallery, examples, known_degradation  # noqa: F401
 from drcnet.demo.figures import fig_to_image  # noqa: F401
 from drcnet.demo.inputs import Prepared, PreparedCache, prepare, quality, resize_max, to_pil  # noqa: F401
-from drcnet.demo.inspect_tab import (InspectResult, block_figure, explain_mask, inspect, inspect_figure,  # noqa: F401
-                                     T_SWEEP, overview_figure, prepare_small, probe_run, quantile_t,
+from drcnet.demo.inspect_tab import (MASK_NOTE, InspectResult, coverage_t, explain_mask, inspect,  # noqa: F401
+                                     inspect_figure, T_SWEEP, prepare_small, probe_run, quantile_t, science_page,
                                      t_at_quantile, t_sweep)
 from drcnet.demo.intra_cr_tab import IntraCRResult, cr_ratios, intra_cr, other_example  # noqa: F401
 from drcnet.demo.messages import (NO_TASK, DemoError, check_task, hide_paths, setting_label,  # noqa: F401

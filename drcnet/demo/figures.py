@@ -1,6 +1,8 @@
-"""Matplotlib helpers shared by the tabs: render a figure to a PIL image, heatmaps with colour bars."""
+"""Matplotlib helpers shared by the tabs (render a figure to a PIL image, heatmaps with colour bars, save for
+slides) and the small picture helpers beside them: text on images, the mark colour that stands out, percentages."""
 from __future__ import annotations
 
+import functools
 import io
 
 import matplotlib
@@ -47,8 +49,10 @@ def save_figure(fig, stem: str, outputs) -> list:
     return paths
 
 
-def _font(size: int):
-    """DejaVu Sans (matplotlib ships it) at `size` px; Pillow's built-in font where it cannot be found."""
+@functools.lru_cache(maxsize=None)
+def font(size: int):
+    """DejaVu Sans (matplotlib ships it) at `size` px; Pillow's built-in font where it cannot be found. Looked up
+    once per size: the page's pictures write many labels."""
     from PIL import ImageFont
     try:
         from matplotlib import font_manager
@@ -68,15 +72,15 @@ def labelled(image: Image.Image, text: str, size: int = 15, lines: int = 1) -> I
     draws captions over the thumbnail and cuts long ones off). Long text is wrapped to the image's width; the
     strip has room for at least `lines` lines, so a row of pictures can share one height."""
     from PIL import ImageDraw
-    font = _font(size)
+    typeface = font(size)
     wrapped = label_lines(text, image.width, size)
     strip = (size + 4) * max(lines, len(wrapped)) + 6
     out = Image.new("RGB", (image.width, image.height + strip), "white")
     out.paste(image.convert("RGB"), (0, 0))
     draw = ImageDraw.Draw(out)
     for i, line in enumerate(wrapped):
-        width = draw.textlength(line, font=font)
-        draw.text(((image.width - width) / 2, image.height + 3 + i * (size + 4)), line, fill="black", font=font)
+        width = draw.textlength(line, font=typeface)
+        draw.text(((image.width - width) / 2, image.height + 3 + i * (size + 4)), line, fill="black", font=typeface)
     return out
 
 

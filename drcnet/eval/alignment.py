@@ -55,6 +55,7 @@ BLUR_SIZE = 21                    # the table's settings: heavy rain, 21 px moti
 NOISE_RANGE = (5.0, 50.0)         # (0-255 units) within the training range U[0, 55]
 TRUTH_SMOOTHING = 5               # box filter of the blur truth
 TASKS = ("derain", "deblur", "denoise")   # the table's row order (drcnet.core.tasks has the task list)
+MARGIN = 0.10                     # an AUC this far from 0.5 or more: the block points toward / away (direction)
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -194,12 +195,30 @@ def block_responses(restorer_or_model, degraded: np.ndarray) -> dict:
 
 def to_image(block_map: np.ndarray, shape, multiple: int, mode: str = "bilinear") -> np.ndarray:
     """A block's map resized to the image: the model pads the image to `multiple` (bottom, right), so the map
-    covers the padded image; resize to that and crop. mode: "bilinear" (M_sr) or "nearest" (the mask)."""
+    covers the padded image; resize to that and crop. mode: "bilinear" (M_sr) or "nearest" (the mask).
+    A map already of the image's size (maps stitched from tiles come that way) is returned as it is."""
     h, w = shape
+    if np.shape(block_map) == (h, w):
+        return np.asarray(block_map, np.float32)
     hp, wp = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     t = torch.from_numpy(np.asarray(block_map, np.float32))[None, None]
     kw = {"align_corners": False} if mode == "bilinear" else {}
     return F.interpolate(t, size=(hp, wp), mode=mode, **kw)[0, 0, :h, :w].numpy()
+
+
+def response_auc(response: np.ndarray, label: np.ndarray, multiple: int) -> float:
+    """The AUC of one block: its M_sr (at its level's size or the image's), bilinearly resized to the image, as a
+    score for the boolean `label` (top_label of the truth). What block_alignment and the inspector both report."""
+    return roc_auc(to_image(response, label.shape, multiple, "bilinear"), label)
+
+
+def direction(auc: float) -> str:
+    """How a block's M_sr relates to the degradation: "toward" (AUC >= 0.5 + MARGIN: high responses mark it),
+    "away" (AUC <= 0.5 - MARGIN: low responses mark it, so M_sr >= t selects the wrong side), else "chance"."""
+    if not math.isfinite(auc):
+        return "unknown"
+    auc = round(auc, 2)          # judged as reported (two decimals): a printed 0.60 never reads "chance"
+    return "toward" if auc >= 0.5 + MARGIN else "away" if auc <= 0.5 - MARGIN else "chance"
 
 
 def block_alignment(restorer_or_model, degraded: np.ndarray, truth: np.ndarray, top: float = TOP) -> dict:
@@ -214,7 +233,7 @@ def block_alignment(restorer_or_model, degraded: np.ndarray, truth: np.ndarray, 
         selected = to_image(mask, truth.shape, model.cfg.multiple, "nearest") > 0.5
         hits = int((selected & label).sum())
         out[key] = BlockAlignment(
-            auc=roc_auc(score, label), spearman=spearman(score, truth),
+            auc=response_auc(response, label, model.cfg.multiple), spearman=spearman(score, truth),
             precision=hits / int(selected.sum()) if selected.any() else float("nan"), recall=hits / int(label.sum()),
             coverage=float(mask.mean()), t=thresholds[key], t_top=float(np.quantile(response, 1.0 - top)))
     return out

@@ -44,6 +44,7 @@ class DRCNetConfig:
     norm_eps: float = 1e-5             # eps inside the region standard deviation (InstanceNorm's default)
     min_region: int = MIN_REGION       # a mask region (or its complement) under this many pixels joins the rest:
                                        # our deviation (dfr.ThresholdMask); 0 is the paper's mask
+    mask_quantile: float | None = None  # None: M = [M_sr >= t] (paper); q: t per block and image at M_sr's q-quantile
 
     def __post_init__(self):
         self.sf_levels = tuple(int(i) for i in self.sf_levels)
@@ -54,6 +55,9 @@ class DRCNetConfig:
         if self.wf % 2:
             raise ValueError("wf must be even: the spatial filter splits the channels in half")
         check_threshold(self.t)
+        if self.mask_quantile is not None and not 0.0 < self.mask_quantile < 1.0:
+            raise ValueError(f"mask_quantile must lie strictly between 0 and 1 (None: the fixed t), got "
+                             f"{self.mask_quantile}")
 
     @property
     def branches(self) -> dict[str, bool]:
@@ -67,6 +71,8 @@ class DRCNetConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sf_levels"] = list(self.sf_levels)
+        if d["mask_quantile"] is None:    # only a quantile-mask model carries the key: fixed-t headers stay as they
+            del d["mask_quantile"]        # were, and code without the option still reads them
         return d
 
     @classmethod

@@ -52,20 +52,30 @@ class ThresholdMask(nn.Module):
 
     Deviation from the paper (docs/design.md, "Regions of a pixel or two"): a sample whose masked region has
     fewer than `min_region` pixels gets an empty mask, one whose complement has fewer gets a full mask; either
-    way the block normalises the whole map as one region. A region of one or two pixels, normalised by its own mean and variance,
-    turns the smallest rounding difference into a different picture: on the derain example a compiled bf16
-    graph painted a black blob through two such regions (max M_sr 0.777 and 0.755 against t = 0.75) that the
-    eager model happened not to. min_region = 0 is the paper's mask.
+    way the block normalises the whole map as one region. A region of one or two pixels, normalised by its own
+    mean and variance, turns the smallest rounding difference into a different picture: on the derain example a
+    compiled bf16 graph painted a black blob through two such regions (max M_sr 0.777 and 0.755 against
+    t = 0.75) that the eager model happened not to. min_region = 0 is the paper's mask.
 
-    t is a plain attribute so it can be changed on a trained model at run time (DRCNet.set_threshold)."""
+    t is a plain attribute so it can be changed on a trained model at run time (DRCNet.set_threshold).
+    quantile q (DRCNetConfig.mask_quantile; None: the paper's fixed t): t is instead set per image at the
+    q-quantile of this block's own M_sr, so the mask always covers the top 1 - q of the map (a deviation from
+    the paper, docs/science.md: a trained M_sr rarely reaches the fixed t, and its mask is then empty)."""
 
-    def __init__(self, t: float, min_region: int = 0):
+    def __init__(self, t: float, min_region: int = 0, quantile: float | None = None):
         super().__init__()
-        self.t = float(t)
+        self.t, self.quantile = float(t), quantile
         self.min_region = int(min_region)
 
     def forward(self, response):
-        mask = (response.detach() >= self.t).to(response.dtype)
+        response_ = response.detach()
+        if self.quantile is None:
+            mask = (response_ >= self.t).to(response.dtype)
+        else:
+            flat = response_.flatten(1).float()
+            rank = int(self.quantile * (flat.shape[1] - 1)) + 1      # the lower q-quantile, kthvalue's 1-based k
+            t = flat.kthvalue(rank, dim=1).values.view(-1, 1, 1, 1)  # kthvalue: any map size (quantile has a cap)
+            mask = (response_.float() >= t).to(response.dtype)
         if self.min_region <= 0:
             return mask
         area = mask.sum(dim=(1, 2, 3), keepdim=True)             # per sample, without data-dependent branches
@@ -74,7 +84,8 @@ class ThresholdMask(nn.Module):
         return torch.where(area < self.min_region, torch.zeros_like(mask), mask)
 
     def extra_repr(self):
-        return f"t={self.t}, min_region={self.min_region}"
+        return (f"t={self.t}, min_region={self.min_region}"
+                + ("" if self.quantile is None else f", quantile={self.quantile}"))
 
 
 class RegionNorm(nn.Module):

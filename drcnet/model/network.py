@@ -115,6 +115,9 @@ class DRCNet(HubMixin, nn.Module):
         self.cat12 = nn.Conv2d(2 * cfg.wf, cfg.wf, 1)
         self.stage2 = Stage(cfg, csff=True)
         self.last = nn.Conv2d(cfg.wf, cfg.in_ch, 3, padding=1)
+        for m in self.modules():                # t per block at a quantile of its M_sr (None: the fixed t)
+            if isinstance(m, ThresholdMask):
+                m.quantile = cfg.mask_quantile
 
     def set_threshold(self, t: float) -> None:
         """Change the mask threshold t of every spatial filter at run time."""

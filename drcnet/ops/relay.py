@@ -10,7 +10,9 @@ furthest_task); continue its shipped weights with its recipe on the wall-clock s
 measured (else estimated) evaluation time and a start-up margin out of --minutes; then make the run a release
 candidate (drcnet.ops.release: validation, test, grid gate), ship it only if it beats the shipped weights on
 validation and test and passes the gate, and in every case append the leg to checkpoints/<task>.legs.json and
-to the "Relay legs" table of checkpoints/<task>.md.
+to the "Relay legs" table of checkpoints/<task>.md. The leg also records, per DFR block, how well M_sr points at
+the degradation (its ROC-AUC against the true degradation map, drcnet.eval.alignment, docs/science.md) on the
+validation photos, for the weights before and after the leg: whether training moves the mask's alignment.
 
 Time: the trainer keeps its own deadline (it ends its schedule, validates and saves at M_train), and the relay
 puts no wall-clock timeout on it: a paused (SIGSTOP) relay must not kill its child for the minutes it was
@@ -92,6 +94,42 @@ def mask_trace(records: list[dict]) -> list[dict]:
             for r in records if r.get("event") == "mask"]
 
 
+ALIGNMENT_SIDE = 256      # px: the validation photos' centre crops, as the trainer validates (val_size)
+
+
+def validation_photos(task: str, side: int = ALIGNMENT_SIDE) -> list:
+    """The validation split's photos as side px centre crops, downscaled first as the task's recipe trains
+    (max_side); [] where no validation split is found."""
+    from drcnet.data.datasets import centre_crop, read_photo, split_images
+    from drcnet.train.recipe import load_recipe
+
+    try:
+        paths = sorted(split_images("val"))
+    except (FileNotFoundError, OSError):
+        return []
+    max_side = load_recipe(task).train.get("max_side")
+    return [centre_crop(read_photo(p, max_side), side) for p in paths]
+
+
+def leg_alignment(task: str, before: Path, after: Path, photos: list) -> dict:
+    """Per block ("stage1.level0" ...), the mean ROC-AUC of M_sr against the true degradation map over `photos`
+    (each degraded as drcnet.eval.alignment.alignment_table does: heavy rain, a 21 px blur, noise of varying
+    sigma), for the weights the leg started from and the candidate. 0.5 is chance, below it M_sr points away."""
+    from drcnet.eval.alignment import alignment_table
+    from drcnet.model.checkpoint import load_checkpoint
+    from drcnet.serve.engine import Restorer
+
+    if not photos:
+        return {"photos": "no validation photos found"}
+    h, w = photos[0].shape[:2]
+    out = {"photos": f"{len(photos)} validation photos, {w}x{h} px centre crops"}
+    for label, weights in (("before", before), ("after", after)):
+        model, meta = load_checkpoint(weights)
+        table = alignment_table(task, Restorer(model, device="cpu", precision="fp32", meta=meta), photos)
+        out[label] = {f"stage{s}.level{lv}": round(a.auc, 3) for (s, lv), a in sorted(table.items())}
+    return out
+
+
 def load_legs(task: str, checkpoints: Path) -> list[dict]:
     path = checkpoint_file(checkpoints, task, "legs")
     return json.loads(path.read_text()) if path.is_file() else []
@@ -99,10 +137,11 @@ def load_legs(task: str, checkpoints: Path) -> list[dict]:
 
 def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, hardware: str, candidates: Path,
                evaluations: dict | None = None, max_side: int = release.CARD_MAX_SIDE, log=log,
-               guard=None) -> dict:
+               guard=None, photos: list | None = None) -> dict:
     """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
     the leg's training time (None: the wall time the weights' metadata records). guard: a context in which
-    the files of checkpoints/ are written (the relay's Stop defers signals there)."""
+    the files of checkpoints/ are written (the relay's Stop defers signals there). photos: clean photos for the
+    mask's alignment before and after (None: the validation photos)."""
     from drcnet.model.checkpoint import read_metadata
 
     start = time.monotonic()
@@ -115,11 +154,15 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
     decision = release.make_candidate(task, weights, folder, checkpoints, max_side,
                                       release.validation_curve(run), source=str(run), evaluations=evaluations,
                                       log=log)
+    alignment = leg_alignment(task, checkpoint_file(checkpoints, task), weights,
+                              validation_photos(task) if photos is None else photos)
     with guard or contextlib.nullcontext():
-        return record_leg(task, run, folder, checkpoints, minutes, hardware, decision, time.monotonic() - start, log)
+        return record_leg(task, run, folder, checkpoints, minutes, hardware, decision, time.monotonic() - start, log,
+                          alignment)
 
 
-def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval_seconds, log=log) -> dict:
+def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval_seconds, log=log,
+               alignment: dict | None = None) -> dict:
     if decision["ship"]:
         for path in release.promote(task, folder, checkpoints):
             log(f"shipped {path}")
@@ -131,6 +174,7 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
            **{k: decision[k] for k in ("val_before", "val_after", "test_before", "test_after", "test_settings",
                                        "gate", "ship", "reasons", "grid_local_max", "real_photos")}}
     leg["mask"] = mask_trace(records)
+    leg["alignment"] = alignment or {}
     legs = load_legs(task, checkpoints) + [leg]
     (checkpoint_file(checkpoints, task, "legs")).write_text(json.dumps(legs, indent=1) + "\n")
     release.write_legs_section(checkpoint_file(checkpoints, task, "card"), legs)

@@ -384,7 +384,7 @@ def write_legs_section(card: Path, legs: list[dict]) -> None:
     section = [LEGS_HEADING, "", "Each leg continues the shipped weights with the task's recipe (drcnet/ops/relay.py); "
                "it is shipped only if it beats them on validation and test and passes the grid gate. Cumulative "
                "lr: the sum of the learning rate over the leg's iterations.", "", *head, *rows, "",
-               *mask_table(legs)]
+               *mask_table(legs), *alignment_table(legs)]
     text = card.read_text() if card.is_file() else ""
     before, _, after = text.partition(LEGS_HEADING)
     rest = after[after.find("\n## "):] if "\n## " in after else ""
@@ -413,6 +413,32 @@ def mask_table(legs: list[dict]) -> list[str]:
         cells = [f"{b['p99']:.3f}" + (f" ({100 * b['coverage']:.2g} %)" if b["coverage"] > 0 else "")
                  for b in (blocks[n] for n in names)]
         lines.append(f"| {cum:.3g} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def alignment_table(legs: list[dict]) -> list[str]:
+    """Per leg and DFR block, the ROC-AUC of M_sr against the true degradation map on the validation photos,
+    before -> after the leg (drcnet.ops.relay.leg_alignment; docs/science.md): does training move where the
+    mask points? 0.5 is chance; a block that points away from the degradation is marked "away"."""
+    from drcnet.eval.alignment import MARGIN, direction
+
+    measured = [leg for leg in legs if leg.get("alignment", {}).get("after")]
+    if not measured:
+        return []
+    names = list(measured[0]["alignment"]["after"])
+
+    def cell(before, after):
+        mark = " away" if direction(after) == "away" else ""
+        return f"{before:.2f} -> {after:.2f}{mark}" if before is not None else f"{after:.2f}{mark}"
+    lines = ["### Does M_sr point at the degradation? (per-block AUC, before -> after each leg)", "",
+             f"ROC-AUC of each block's M_sr against the true degradation map ({measured[0]['alignment']['photos']}, "
+             f"degraded as in docs/science.md). 0.5 is chance; \"away\": {0.5 - MARGIN:.2f} or below, the low "
+             "responses mark the degradation, so M_sr >= t selects the wrong side.", "",
+             "| date | " + " | ".join(n.replace("stage", "s").replace(".level", " L") for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for leg in measured:
+        before, after = leg["alignment"].get("before", {}), leg["alignment"]["after"]
+        lines.append(f"| {leg['date']} | " + " | ".join(cell(before.get(n), after[n]) for n in names) + " |")
     return lines + [""]
 
 

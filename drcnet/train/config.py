@@ -55,6 +55,10 @@ class TrainConfig:
     # model knobs
     t: typing.Optional[float] = field(default=None, metadata={"help": "mask threshold t (default: the preset's)"})
     variant: typing.Optional[str] = field(default=None, metadata={"help": "Table 4 variant (default DFR)"})
+    mask_quantile: typing.Optional[float] = field(default=None, metadata={
+        "help": "set each DFR block's t per image at this quantile of its own M_sr (0.9: every mask covers the "
+                "top 10 %%) instead of the fixed t; a deviation from the paper (docs/science.md), written into "
+                "the checkpoint's config so inference masks the same way"})
     # bookkeeping
     out: typing.Optional[str] = field(default=None, metadata={"help": "run directory (default runs/TASK-PRESET)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/state.pt (a fresh start if absent)"})
@@ -115,6 +119,8 @@ class TrainConfig:
         for name in ("iters", "batch", "patch", "log_every", "save_every", "val_count", "val_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.mask_quantile is not None and not 0.0 < self.mask_quantile < 1.0:
+            raise ValueError(f"mask_quantile must lie strictly between 0 and 1, got {self.mask_quantile}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be positive")
         if self.schedule not in ("iters", "time"):

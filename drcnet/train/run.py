@@ -78,9 +78,10 @@ class TrainingRun:
         return self.state.start
 
     def _build_model(self) -> nn.Module:
-        """The configured network (t and variant overridden), warm-started from --init on a fresh run."""
+        """The configured network (t, variant and mask quantile overridden), warm-started from --init on a fresh
+        run."""
         cfg = self.cfg
-        overrides = {k: getattr(cfg, k) for k in ("t", "variant") if getattr(cfg, k) is not None}
+        overrides = {k: getattr(cfg, k) for k in ("t", "variant", "mask_quantile") if getattr(cfg, k) is not None}
         model = create_model(cfg.preset, **overrides)
         if cfg.init and not self.files.resuming:
             load_init_weights(model, cfg.init)
