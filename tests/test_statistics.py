@@ -87,7 +87,7 @@ def test_the_inspector_switch_runs_either_and_says_which(reg, tmp_path, monkeypa
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
-                    training={"patch": 32})
+                    training={"patch": 32}, inference=InferenceSpec("matched", 32, 8))
     monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path))
     reg.clear()
     photo = str(tmp_path / "photo.png")
@@ -95,9 +95,9 @@ def test_the_inspector_switch_runs_either_and_says_which(reg, tmp_path, monkeypa
     try:
         matched = D.inspect(reg, photo, "denoise", 1, 0, 0.75, statistics="matched")
         whole = D.inspect(reg, photo, "denoise", 1, 0, 0.75, statistics="whole")
-        assert "matched to training: 32 px tiles" in matched.facts and "whole image" in whole.facts
+        assert "matched to training: 32 px tiles, 8 px overlap" in matched.facts and "whole image" in whole.facts
         assert np.abs(np.asarray(matched.after, float) - np.asarray(whole.after, float)).max() > 0
-        assert matched.block.size == whole.block.size           # the maps at the image's size either way
+        assert matched.block.size == whole.block.size           # the same page, whatever the maps' resolution
         restored = D.restore(reg, photo, "denoise")
         assert "matched to training" in restored.facts and restored.stats["tiles"] > 1
     finally:

@@ -181,13 +181,16 @@ def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int =
               statistics: str = "matched"):
     """(restored image, maps) at threshold t from ONE pass; the caller holds the task lock. With "matched"
     statistics (what Restore runs) every block's maps are stitched from the very tiles that made the output,
-    blended with the same weights; with "whole" they come from the paper's single pass over the image. Either
-    way the maps are at the image's resolution (drcnet/model/probes.py)."""
+    blended with the same weights, at the image's resolution (drcnet/model/probes.py); with "whole" they come
+    from the paper's single pass over the image, at each block's own resolution."""
     if statistics not in STATISTICS:
         raise DemoError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
     with restorer.using(t=float(t), statistics=statistics):
         with FeatureProbe(restorer.model, channel=channel, pca=False) as probe:
-            out = restorer.restore(degraded, probe=probe, **({"tile": 0} if statistics == "whole" else {}))
+            if statistics == "whole":      # one forward: the maps at each block's own resolution
+                out = restorer.restore(degraded, tile=0)
+            else:
+                out = restorer.restore(degraded, probe=probe)
     return out, probe.maps
 
 

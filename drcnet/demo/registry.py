@@ -82,7 +82,7 @@ class Registry:
 
     def restorer(self, path):
         """The cached Restorer of a checkpoint file (CUDA when present, else the engine's CPU path)."""
-        from drcnet.serve.compiled import compile_setting
+        from drcnet.core.inductor import compile_setting
         from drcnet.serve.engine import Restorer
         path = Path(path)
         try:
