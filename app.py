@@ -287,16 +287,19 @@ class TabRun:
 
 
 def build_settings(reference) -> list:
-    """The input settings' controls (the reference is an upload beside the input), listed in InputSettings' order."""
+    """The input settings' controls (the reference is an upload beside the input), listed in InputSettings' order;
+    each control's elem_id is setting-<its field> (the wiring's test reads it)."""
     controls = {"reference": reference}
-    controls["synthesize"] = gr.Checkbox(DEFAULT.synthesize,
+    controls["synthesize"] = gr.Checkbox(DEFAULT.synthesize, elem_id="setting-synthesize",
                                          label="Degrade a clean photo first (the input is the clean photo)")
     with gr.Accordion("Synthetic degradation settings", open=False):
-        controls["sigma"] = gr.Slider(0, 75, value=DEFAULT.sigma, step=1, label="Noise sigma (0-255 units), denoise")
-        controls["rain"] = gr.Radio(["light", "heavy"], value=DEFAULT.rain, label="Rain, derain")
-        controls["blur_size"] = gr.Slider(13, 31, value=DEFAULT.blur_size, step=2,
+        controls["sigma"] = gr.Slider(0, 75, value=DEFAULT.sigma, step=1, elem_id="setting-sigma",
+                                      label="Noise sigma (0-255 units), denoise")
+        controls["rain"] = gr.Radio(["light", "heavy"], value=DEFAULT.rain, label="Rain, derain",
+                                    elem_id="setting-rain")
+        controls["blur_size"] = gr.Slider(13, 31, value=DEFAULT.blur_size, step=2, elem_id="setting-blur_size",
                                           label="Blur kernel size (px), deblur")
-        controls["seed"] = gr.Number(DEFAULT.seed, precision=0, label="Seed")
+        controls["seed"] = gr.Number(DEFAULT.seed, precision=0, label="Seed", elem_id="setting-seed")
     return [controls[name] for name in InputSettings.names()]
 
 
@@ -308,7 +311,7 @@ def build_controls() -> Controls:
                 image = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                   label="Input image", height=280)
                 reference = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280,
-                                      label="Clean reference (optional, for PSNR/SSIM)")
+                                      label="Clean reference (optional, for PSNR/SSIM)", elem_id="setting-reference")
             with gr.Row():
                 # checked on arrival, on every tab: the reader's message, or which task fits the photo
                 upload_msg = gr.Markdown(elem_id="upload-message")
