@@ -355,7 +355,7 @@ def build_inspect_tab(c: Controls) -> TabRun:
         stage = gr.Radio([1, 2], value=1, label="Stage")
         level = gr.Slider(0, 3, value=0, step=1, label="Level")
         # fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51); starts at the trained t
-        t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t("denoise"), step=0.0001, label="Mask threshold t",
+        t = gr.Slider(0.0, 1.0, value=REGISTRY.trained_t(FIRST_TASK), step=0.0001, label="Mask threshold t",
                       elem_id="t-slider")
         # the engine's default takes the DFR statistics over training-patch windows; "whole" is the paper's (and
         # breaks smooth regions of large photos: docs/design.md)
@@ -363,6 +363,8 @@ def build_inspect_tab(c: Controls) -> TabRun:
                               value="matched", label="DFR statistics", elem_id="statistics")
     c.task.change(lambda k: gr.update(value=REGISTRY.trained_t(k)) if k else gr.update(), c.task, t,
                   api_visibility="private", queue=False)
+    # and at each page load (a retrained checkpoint may have another t); a load event, not an API endpoint or MCP tool
+    gr.on(None, lambda: REGISTRY.trained_t(FIRST_TASK), None, t, api_visibility="private", queue=False)
     with gr.Row():
         inspect_btn = gr.Button("Inspect", variant="primary")
         sweep_btn = gr.Button("Sweep t (9 runs)")
