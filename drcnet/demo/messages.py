@@ -23,8 +23,7 @@ class NoTaskSelected(DemoError):
 
 
 NO_TASK = "No task selected: choose which task to run on this photo (denoise, derain or deblur)."
-OUT_OF_MEMORY = ("Out of {where} for this image: try a smaller one (half the width and height needs a quarter of "
-                 "the memory).")
+OUT_OF_MEMORY = "Out of {where} for this image: try a smaller one."
 
 
 def check_task(task: str | None) -> str:
