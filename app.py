@@ -139,6 +139,17 @@ def intra_cr(image, task, lam=0.95, settings=DEFAULT):
 @gpu(D.GPU_SECONDS["compare"])
 @user_errors
 @D.takes_input_settings()
+def compare_on_page(image, task, settings=DEFAULT, progress=gr.Progress()):
+    """Compare's page listener: compare's outputs, then the comparison itself (the results by name and the metrics
+    table) for the session State that the slider, the zoom and the figure read."""
+    def tick(i, n, name):
+        progress(i / n, desc=f"{name} ({i + 1}/{n})")
+    for r in D.compare_steps(REGISTRY, image, task, settings, progress=tick):
+        notes = "\n".join(f"- {n}" for n in r.notes)
+        yield r.gallery, {"headers": r.headers, "data": r.table}, notes, {"images": r.images, "table": r.table}
+
+
+@D.takes_input_settings()
 def compare(image, task, settings=DEFAULT, progress=gr.Progress()):
     """Compare DRCNet with its stage 1, any ablation checkpoints and classical baselines (NLM, TV, wavelet, BM3D
     for small images; Wiener and Richardson-Lucy given the true blur kernel; a median filter) on one photo.
@@ -150,13 +161,10 @@ def compare(image, task, settings=DEFAULT, progress=gr.Progress()):
         a gallery of every result, a metrics table (method, PSNR, SSIM, seconds, rank; best PSNR first) and notes.
         Streamed: the fast methods first, then BM3D.
     """
-    def tick(i, n, name):
-        progress(i / n, desc=f"{name} ({i + 1}/{n})")
-    for r in D.compare_steps(REGISTRY, image, task, settings, progress=tick):
-        notes = "\n".join(f"- {n}" for n in r.notes)
-        # the results themselves go to one session State (not part of the API answer; an MCP tool call drops it)
-        # for the slider, the zoom and the figure
-        yield r.gallery, {"headers": r.headers, "data": r.table}, notes, {"images": r.images, "table": r.table}
+    # compare_on_page's answers without its session State: Gradio 6.31's MCP tools fail on an endpoint with a
+    # State output when the client asks for no progress
+    for outputs in compare_on_page(image, task, *settings.as_row(), progress=progress):
+        yield outputs[:3] if isinstance(outputs, tuple) else outputs      # (a missing task's gr.skip() as it is)
 
 
 def comparison(result) -> tuple[dict | None, list | None]:
@@ -198,21 +206,34 @@ def compare_figure(result, point, size):
     return [str(p) for p in D.compare_figure(REGISTRY, *comparison(result), point, int(size))]
 
 
-def example_values(evt: gr.SelectData):
+def example_values(current_tab, stage1, evt: gr.SelectData):
     """The clicked example's parameters [image, task, *InputSettings' fields], empty upload messages (they spoke of
-    the previous photo), no diagnosis, and the example's index (the Restore tab shows its stored result)."""
-    return *D.examples()[evt.index], "", "", None, evt.index
+    the previous photo), no diagnosis, the example's index, and on the Restore tab the example's stored result, in
+    the same answer (one round trip: the before/after shows at once)."""
+    shown = stored_example(evt.index, stage1) if current_tab == "restore" else gr.skip()
+    return (*D.examples()[evt.index], "", "", None, evt.index,
+            *((gr.skip(),) * RESTORE_OUTPUTS if shown == gr.skip() else shown))
+
+
+RESTORE_OUTPUTS = 4                 # before/after, stage 1, facts, result file
+
+
+def stored_example(index, stage1):
+    """Restore's outputs for example `index` from the result stored at start-up (no model, no GPU); gr.skip()
+    while none is stored yet (restore_unless_stored then runs the model)."""
+    stored = EXAMPLES.get(EXAMPLE_REGISTRY, index)
+    if stored is None:
+        return gr.skip()
+    return ((str(stored.before), str(stored.after)), str(stored.stage1) if stage1 else None, stored.facts,
+            str(stored.download))
 
 
 @user_errors
-def restore_example(index, stage1, progress=gr.Progress()):
-    """An example click on Restore: the result computed at start-up (no model run, no GPU), else, until it is
-    ready, a restore like the button's."""
-    stored = EXAMPLES.get(EXAMPLE_REGISTRY, index)
-    if stored is None:
-        return restore(*D.examples()[index], stage1, progress=progress)
-    return ((str(stored.before), str(stored.after)), str(stored.stage1) if stage1 else None, stored.facts,
-            str(stored.download))
+def restore_unless_stored(index, stage1, progress=gr.Progress()):
+    """After stored_example: the example restored as the Restore button would, when no result was stored for it."""
+    if EXAMPLES.get(EXAMPLE_REGISTRY, index) is not None:
+        return gr.skip()
+    return restore(*D.examples()[index], stage1, progress=progress)
 
 
 @user_errors
@@ -343,8 +364,10 @@ def build_restore_tab(c: Controls) -> TabRun:
     result_file = gr.File(label="Result file (PNG as the input was: alpha, grey, 16-bit kept)", elem_id="result-file")
     inputs, outputs = [c.image, c.task, *c.prep, stage1], [slider, stage1_img, facts, result_file]
     run_btn.click(restore, inputs, outputs, api_name="restore", concurrency_limit=1)
-    # an example click shows the example's stored result (computed at start-up) instead of running the model
-    return TabRun("restore", restore_example, [c.example, stage1], outputs)
+    # an example click shows the example's stored result (computed at start-up) with the controls' values
+    # (build_examples); the model runs, queued as the button's, only for an example whose result is not stored yet
+    return TabRun("restore", restore_unless_stored, [c.example, stage1], outputs,
+                  {"concurrency_limit": 1, "show_progress": "minimal"})
 
 
 def build_inspect_tab(c: Controls) -> TabRun:
@@ -444,34 +467,38 @@ def build_compare_tab(c: Controls) -> TabRun:
     gallery = gr.Gallery(label="All results", columns=5, height=360, format="png")
     cmp_in, cmp_out = [c.image, c.task, *c.prep], [gallery, cmp_table, cmp_notes, cmp_result]
     choices = TabRun("compare", compare_choices, [cmp_result], [left, right, pair_slider, zoom_src])
-    cmp_btn.click(compare, cmp_in, cmp_out, api_name="compare").success(
+    cmp_btn.click(compare_on_page, cmp_in, cmp_out, api_visibility="private").success(
         compare_choices, choices.inputs, choices.outputs, api_visibility="private")
     for dd in (left, right):
         dd.input(compare_pair, [cmp_result, left, right], pair_slider, api_visibility="private")
     zoom_src.select(zoom, [cmp_result, zoom_size], [zoom_gallery, cmp_point], api_visibility="private")
     cmp_fig_btn.click(compare_figure, [cmp_result, cmp_point, zoom_size], cmp_fig,
                       api_visibility="private")   # works on session state: no API use
-    return TabRun("compare", compare, cmp_in, cmp_out, then=choices)
+    gr.Button(visible=False).click(compare, cmp_in, cmp_out[:3], api_name="compare")    # the API and MCP tool
+    return TabRun("compare", compare_on_page, cmp_in, cmp_out, then=choices)
 
 
 def build_examples(c: Controls, runs: list[TabRun]) -> None:
     """A captioned gallery instead of gr.Examples' table of raw parameters; a click fills the (hidden) parameters
-    into the controls (at once, outside the queue), then runs the tab the visitor is on (Restore: the example's
-    stored result)."""
+    into the controls and, on Restore, shows the example's stored result (at once, outside the queue), then runs
+    the tab the visitor is on (Restore: only when no result is stored)."""
     if not D.examples():
         return
     ex_gallery = gr.Gallery(D.example_gallery(), columns=6, height="auto", allow_preview=False,
                             label="Examples (click one to run the tab you are on; \"clean + ...\": a clean photo, "
                                   "degraded that way when clicked)", elem_id="examples", format="png")
-    filled = ex_gallery.select(example_values, None, [c.image, c.task, *c.prep, c.upload_msg, c.reference_msg,
-                                                      c.diagnosis, c.example], api_visibility="private", queue=False)
+    restore_run = next(run for run in runs if run.tab == "restore")
+    _, stage1 = restore_run.inputs
+    filled = ex_gallery.select(example_values, [c.current_tab, stage1],
+                               [c.image, c.task, *c.prep, c.upload_msg, c.reference_msg, c.diagnosis, c.example,
+                                *restore_run.outputs], api_visibility="private", queue=False)
     for run in runs:
         step = filled.success(only_on(run.tab, run.fn, len(run.outputs)), [c.current_tab, *run.inputs],
                               run.outputs, api_visibility="private", **run.kw)
         if run.then is not None:
             then = run.then
             step.success(only_on(then.tab, then.fn, len(then.outputs)), [c.current_tab, *then.inputs],
-                         then.outputs, api_visibility="private")
+                         then.outputs, api_visibility="private", **then.kw)
 
 
 TABS = (("Restore", "restore", build_restore_tab), ("Inspect DFR", "inspect", build_inspect_tab),

@@ -21,7 +21,8 @@ from drcnet import demo as D
 from conftest import tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_HANDLERS = ("restore", "inspect", "quantile_t", "inspect_figure", "t_sweep", "intra_cr", "compare")
+SETTINGS_HANDLERS = ("restore", "inspect", "quantile_t", "inspect_figure", "t_sweep", "intra_cr", "compare",
+                     "compare_on_page")
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +54,15 @@ def first_paragraph(fn) -> str:
 
 def test_the_documented_endpoints_are_mcp_tools_described_by_their_docstrings(app):
     pytest.importorskip("mcp")
+    import gradio as gr
     from gradio.mcp import GradioMCPServer
 
     assert app["recorded"]["launch"]["mcp_server"] is True
     server = GradioMCPServer(app["demo"])
     tools = server.tool_to_endpoint
     assert {"restore", "diagnose", "inspect", "compare"} <= set(tools)
-    private = {"on_upload", "follow_task", "example_values", "restore_example", "zoom", "compare_pair",
-               "compare_choices", "compare_figure", "on_reference_upload"}
+    private = {"on_upload", "follow_task", "example_values", "stored_example", "restore_unless_stored", "zoom",
+               "compare_pair", "compare_choices", "compare_figure", "on_reference_upload", "compare_on_page"}
     assert not private & set(tools) and not any("lambda" in name for name in tools)
     for name in ("restore", "diagnose", "inspect", "compare"):
         block_fn = server.get_block_fn_from_endpoint_name(tools[name])
@@ -69,6 +71,9 @@ def test_the_documented_endpoints_are_mcp_tools_described_by_their_docstrings(ap
         schema, files = server.get_input_schema(name, parameters)
         assert ["image"] in files                                   # a URL or a data URL, turned into a file
         assert all(prop.get("description") for prop in schema["properties"].values()), (name, schema)
+        # no State among a tool's outputs: Gradio 6.31 answers such a tool with an error unless the client asks
+        # for progress notifications
+        assert not any(isinstance(out, gr.State) for out in block_fn.outputs), name
     png = base64.b64encode((D.ASSETS / "hubble_noise.png").read_bytes()).decode()
     converted = server.convert_strings_to_filedata({"image": f"data:image/png;base64,{png}"}, [["image"]])
     assert Path(converted["image"]["path"]).read_bytes() == (D.ASSETS / "hubble_noise.png").read_bytes()
@@ -135,25 +140,51 @@ def test_the_upload_message_follows_the_task_choice(app):
 # ---------------------------------------------------------------- instant examples and start-up
 
 def test_an_example_click_on_restore_shows_its_stored_result_without_running_the_model(app, monkeypatch):
+    import gradio as gr
+
     examples, registry = app["EXAMPLES"], app["EXAMPLE_REGISTRY"]
     index = next(i for i, row in enumerate(D.examples()) if row[1] == "denoise")
     assert examples.fill(registry, "denoise") > 0
     stored = examples.get(registry, index)
     monkeypatch.setattr(app["REGISTRY"], "model_for", lambda task: pytest.fail("the model ran on a stored example"))
     start = time.perf_counter()
-    (before, after), stage1, facts, download = app["restore_example"](index, True)
+    (before, after), stage1, facts, download = app["stored_example"](index, True)
     seconds = time.perf_counter() - start
     assert (before, after, stage1, download) == tuple(map(str, (stored.before, stored.after, stored.stage1,
                                                                  stored.download)))
     assert facts == stored.facts and seconds < 0.1
-    assert app["restore_example"](index, False)[1] is None          # the stage-1 output only when asked for
+    assert app["stored_example"](index, False)[1] is None           # the stage-1 output only when asked for
+    assert app["restore_unless_stored"](index, True) == gr.skip()   # and the model is not run after it
 
 
 def test_an_example_without_a_stored_result_runs_the_model(app):
+    import gradio as gr
+
     index = next(i for i, row in enumerate(D.examples()) if row[1] == "derain")
     assert app["EXAMPLES"].get(app["EXAMPLE_REGISTRY"], index) is None
-    (before, after), _, facts, download = app["restore_example"](index, False)
+    assert app["stored_example"](index, False) == gr.skip()
+    (before, after), _, facts, download = app["restore_unless_stored"](index, False)
     assert os.path.isfile(after) and "derain" in facts and "start-up" not in facts
+
+
+def test_an_example_click_on_restore_fills_the_controls_and_the_result_in_one_answer(app):
+    """One round trip outside the queue: the gallery's select listener answers with the controls' values and, on
+    the Restore tab, the stored result; on another tab it leaves Restore's outputs alone."""
+    import gradio as gr
+
+    index = next(i for i, row in enumerate(D.examples()) if row[1] == "denoise")
+    app["EXAMPLES"].fill(app["EXAMPLE_REGISTRY"], "denoise")
+    event = gr.SelectData(None, {"index": index, "value": None})
+    answer = app["example_values"]("restore", False, event)
+    row = D.examples()[index]
+    assert list(answer[:len(row)]) == row and answer[len(row) + 3] == index
+    assert answer[-app["RESTORE_OUTPUTS"]:] == app["stored_example"](index, False)
+    elsewhere = app["example_values"]("inspect", False, event)
+    assert all(value == gr.skip() for value in elsewhere[-app["RESTORE_OUTPUTS"]:])
+    gallery = next(b for b in app["demo"].blocks.values() if getattr(b, "elem_id", None) == "examples")
+    select = next(fn for fn in app["demo"].fns.values() if any(t[0] == gallery._id for t in fn.targets))
+    assert select.queue is False
+    assert any(getattr(o, "elem_id", None) == "restore-slider" for o in select.outputs)
 
 
 def test_start_up_warms_the_task_the_page_selects_first_then_stores_the_examples(app):

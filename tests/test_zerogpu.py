@@ -23,7 +23,8 @@ from drcnet import demo as D
 from conftest import tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_HANDLERS = {"restore", "inspect", "quantile_t", "inspect_figure", "t_sweep", "intra_cr", "compare"}
+# compare_on_page does Compare's work (the /compare endpoint is it without the page's session State)
+MODEL_HANDLERS = {"restore", "inspect", "quantile_t", "inspect_figure", "t_sweep", "intra_cr", "compare_on_page"}
 
 STAND_IN = '''
 """A stand-in for Hugging Face's `spaces` package: records the import order, each spaces.GPU request and every
