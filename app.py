@@ -439,10 +439,18 @@ def build_intra_cr_tab(c: Controls) -> TabRun:
     return TabRun("intra_cr", intra_cr, cr_in, cr_out)
 
 
+def bm3d_side() -> str:
+    """BM3D's size limit in Compare as a visitor reads it ("128 x 128")."""
+    from drcnet.eval.baselines import MAX_PIXELS
+    side = int(MAX_PIXELS["bm3d"] ** 0.5)
+    return f"{side} x {side}" if side * side == MAX_PIXELS["bm3d"] else f"{MAX_PIXELS['bm3d']:,}"
+
+
 def build_compare_tab(c: Controls) -> TabRun:
     gr.Markdown("The input through DRCNet (and its stage 1), any ablation checkpoints (`<task>-*.safetensors`) "
                 "and the classical baselines (inputs downscaled to at most "
-                f"{REGISTRY.limits.inspect_max_side} px). BM3D is slow: the other results appear first.")
+                f"{REGISTRY.limits.inspect_max_side} px). BM3D runs on images up to {bm3d_side()} pixels (it takes "
+                "seconds, and grows with the pixels) and joins the others when done.")
     cmp_btn = gr.Button("Compare", variant="primary")
     # one State for the comparison (Gradio's MCP tools drop one State output, not two), one for the zoom's point
     cmp_result, cmp_point = gr.State(None), gr.State(None)
