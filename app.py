@@ -37,7 +37,7 @@ gpu = D.gpu_decorator(spaces)               # gpu(seconds or a callable of the h
 REGISTRY = D.Registry(**D.serving_options(ZERO_GPU))
 EXAMPLE_REGISTRY = D.Registry(device="cpu", compile="off") if ZERO_GPU else REGISTRY
 EXAMPLES = D.ExampleResults()
-FIRST_TASK = "denoise"                      # the task the page selects first: warmed up, and its examples, first
+FIRST_TASK = "denoise"                      # the task the page selects first: it and its examples are warmed first
 TASK_ORDER = [FIRST_TASK, *(t for t in D.TASKS if t != FIRST_TASK)]
 user_errors = errors_shown_to_users(lambda: REGISTRY.folder)
 DEFAULT = InputSettings()      # the controls' defaults read it: no setting's default is written twice here
@@ -541,6 +541,6 @@ if __name__ == "__main__":
     demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(ASSETS), str(EXAMPLES.folder)],
                 mcp_server=mcp_installed(), prevent_thread_lock=True)
     # Once the page is served, in the background, one task at a time (the page's first task first): its model, its
-    # compiled graphs (off on ZeroGPU, where this runs on the CPU copy), then its examples' results.
+    # examples' results, then its compiled graphs (none on ZeroGPU, where this runs on the CPU copy).
     EXAMPLE_REGISTRY.warm_up(TASK_ORDER, after_each=functools.partial(EXAMPLES.fill, EXAMPLE_REGISTRY))
     demo.block_thread()

@@ -38,7 +38,7 @@ def app(tmp_path_factory):
     mp.setenv("DRCNET_EXAMPLE_CACHE", str(tmp_path_factory.mktemp("examples")))
     mp.setattr(gr.Blocks, "launch", lambda self, *a, **kw: recorded.update(launch=kw))
     mp.setattr(gr.Blocks, "block_thread", lambda self: None)
-    mp.setattr(D.Registry, "warm_up", lambda self, tasks, after_each=None: recorded.update(warm_up=(tasks, after_each)))
+    mp.setattr(D.Registry, "warm_up", lambda self, *args, **kwargs: recorded.update(warm_up=(args, kwargs)))
     try:
         namespace = runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
         yield {**namespace, "recorded": recorded}
@@ -188,7 +188,8 @@ def test_an_example_click_on_restore_fills_the_controls_and_the_result_in_one_an
 
 
 def test_start_up_warms_the_task_the_page_selects_first_then_stores_the_examples(app):
-    tasks, after_each = app["recorded"]["warm_up"]
+    (tasks,), options = app["recorded"]["warm_up"]
+    after_each = options["after_each"]
     radio = next(b for b in app["demo"].blocks.values() if getattr(b, "elem_id", None) == "task")
     assert tasks[0] == radio.value and sorted(tasks) == sorted(D.TASKS)
     assert after_each.func == app["EXAMPLES"].fill and after_each.args == (app["EXAMPLE_REGISTRY"],)

@@ -1,5 +1,6 @@
 """The examples' results, ready before anyone clicks: computed by the start-up warm-up, one task at a time (the
-page's first task first), stored on disk under their checkpoint's digest, so a new checkpoint gets new results."""
+page's first task first; its examples before its compiled graphs), stored on disk under their checkpoint's
+digest, so a new checkpoint gets new results."""
 from __future__ import annotations
 
 import threading
@@ -80,4 +81,4 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
     assert isinstance(thread, threading.Thread)
     thread.join(30)
     assert events == [(step, task, True) if step == "graphs" else (step, task)
-                      for task in ("derain", "denoise", "deblur") for step in ("load", "graphs", "examples")]
+                      for task in ("derain", "denoise", "deblur") for step in ("load", "examples", "graphs")]

@@ -148,18 +148,19 @@ class Registry:
 
     def warm_up(self, tasks=TASKS, after_each: Callable[[str], None] | None = None) -> threading.Thread:
         """Start-up hook, in the background, one task at a time in the order given (the task the page selects
-        first, first): load its model, build its compiled graphs (when compiling is on) and wait for them, then
-        after_each(task) (its examples' results), and only then the next task. Requests meanwhile use the eager
-        model; one task at a time keeps the first task's work from waiting behind the others'."""
+        first, first): load its model, then after_each(task) (its examples' results: seconds, on the eager model),
+        then build its compiled graphs (when compiling is on; minutes on a cold cache) and wait for them, and only
+        then the next task. Requests meanwhile use the eager model; one task at a time keeps the first task's work
+        from waiting behind the others'."""
         from drcnet.serve.compiled import COMPILE_MAX_SIDE
 
         def one_at_a_time():
             for task in self.available(tasks):
                 try:
-                    self.model_for(task).warm_up(sorted({(COMPILE_MAX_SIDE,) * 2, (self.limits.tile,) * 2}),
-                                                 wait=True)
+                    model = self.model_for(task)
                     if after_each is not None:
                         after_each(task)
+                    model.warm_up(sorted({(COMPILE_MAX_SIDE,) * 2, (self.limits.tile,) * 2}), wait=True)
                 except Exception:               # a start-up nicety: a failure must not end the others
                     log.exception("warming up %s failed; it runs eagerly on its first request", task)
 
