@@ -541,6 +541,6 @@ if __name__ == "__main__":
     demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(ASSETS), str(EXAMPLES.folder)],
                 mcp_server=mcp_installed(), prevent_thread_lock=True)
     # Once the page is served, in the background, one task at a time (the page's first task first): its model, its
-    # examples' results, then its compiled graphs (none on ZeroGPU, where this runs on the CPU copy).
+    # examples' results, then its compiled graph (none on ZeroGPU, where this runs on the CPU copy).
     EXAMPLE_REGISTRY.warm_up(TASK_ORDER, after_each=functools.partial(EXAMPLES.fill, EXAMPLE_REGISTRY))
     demo.block_thread()

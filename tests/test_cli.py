@@ -84,9 +84,13 @@ def test_unusable_checkpoint_exits_2(tmp_path, cli):
     assert "Traceback" not in r.stderr
 
 
-def test_missing_task_checkpoint_says_so(tmp_path, cli):
+def test_missing_task_checkpoint_says_so(tmp_path, cli, monkeypatch):
+    from drcnet.core import paths
+
     empty = tmp_path / "no-checkpoints"
     empty.mkdir()
+    monkeypatch.setattr(paths, "in_clone", lambda: False)       # no clone and an empty package: nowhere to fall
+    monkeypatch.setattr(paths, "WHEEL_WEIGHTS", empty)          # back to (tests/test_resolver.py has the order)
     r = cli("restore", "x.png", "--task", "deblur", "--out", "o", cwd=tmp_path, DRCNET_CHECKPOINTS=str(empty))
     assert r.returncode == 2
     assert "no trained checkpoint for task 'deblur'" in r.stderr and "deblur.safetensors" in r.stderr

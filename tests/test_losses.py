@@ -1,10 +1,13 @@
-"""Intra-CR and its ablations, and the converted VGG19 on a real photo."""
+"""Intra-CR and its ablations, and the converted VGG19 (in torchvision's VGG19 layers) on a real photo."""
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
+import torchvision
 from skimage import data, transform
 
 from drcnet import create_model
@@ -42,6 +45,30 @@ def test_vgg_is_frozen_and_wrong_preprocessing_gives_other_features():
 def test_deeper_layers_need_the_converted_slice(tmp_path):
     with pytest.raises((FileNotFoundError, ValueError), match="relu5_1|VGG19"):
         VGG19Features(("relu5_1",), weights=DEFAULT_WEIGHTS["relu3_1"])
+
+
+def test_the_extractor_is_torchvisions_vgg19_features():
+    ours = VGG19Features().features
+    with torch.device("meta"):                  # shapes without allocating the 143M-parameter network
+        reference = torchvision.models.vgg19(weights=None).features[: len(ours)]
+    assert [type(m) for m in ours] == [type(m) for m in reference]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+
+
+def test_torchvisions_in_place_relus_leave_the_intra_cr_gradient_unchanged():
+    """torchvision's VGG19 rectifies in place; the gradient that trains the network must not notice."""
+    in_place = VGG19Features()
+    out_of_place = copy.deepcopy(in_place)
+    for layer in out_of_place.features:
+        if isinstance(layer, nn.ReLU):
+            layer.inplace = False
+    clean, degraded = _pair(1)
+    grads = []
+    for vgg in (in_place, out_of_place):
+        x = (0.5 * clean + 0.5 * degraded).requires_grad_(True)
+        IntraCR(vgg=vgg)(x, clean, degraded).backward()
+        grads.append(x.grad)
+    assert grads[0].abs().sum() > 0 and torch.equal(grads[0], grads[1])
 
 
 def test_mixup_negatives_follow_the_code_form():

@@ -29,7 +29,8 @@ def fake_eval(psnr: float, grid=1.1, local=1.2) -> dict:
 def fake_candidate(val: float, test: float, grid=1.1, local=1.2, photo=1.1) -> dict:
     return {"val": fake_eval(val), "test": fake_eval(test, grid, local),
             "real_photos": {"assets/clock_motion.png": photo},
-            "latency_512_s": {"whole": 0.1, "tiles_256": 0.2, "device": "cpu", "precision": "fp32", "cpu": "test"}}
+            "latency_512_s": {"whole": 0.1, "served": 0.2, "served_as": "tiles", "device": "cpu",
+                              "precision": "fp32", "cpu": "test"}}
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ nearly unchanged at the app's sizes, and the examples grow no colour blotch. The
 is shipped (drcnet.ops.release), on the test photos."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from drcnet.eval import safety
 from drcnet.serve.engine import Restorer
@@ -11,15 +10,7 @@ from drcnet.serve.engine import Restorer
 
 @pytest.fixture(scope="module")
 def photos():
-    """The clean photos of assets/ as they are (256-320 px), and two of them resized to the app's 512 px: an
-    upscaled photo is smooth, which is where whole-image statistics break."""
-    photos = safety.asset_photos()
-    for name in ("rocket_clean.png", "coffee_clean.png"):
-        h, w = photos[name].shape[:2]
-        big = Image.fromarray(np.round(photos[name] * 255).astype(np.uint8)).resize(
-            (512, round(512 * h / w)), Image.LANCZOS)
-        photos[name.replace(".png", "@512.png")] = np.asarray(big, np.float32) / 255
-    return photos
+    return safety.suite_photos()
 
 
 @pytest.mark.parametrize("task", ["denoise", "derain", "deblur"])

@@ -174,17 +174,15 @@ STATISTICS = {"matched": "matched to training", "whole": "whole image (paper)"}
 
 def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int = 0,
               statistics: str = "matched"):
-    """(restored image, maps) at threshold t; the caller holds the task lock. The maps always come from one
-    probed pass over the whole image (a block's map is one picture); the restored image comes from the chosen
-    statistics: "matched" (tiles of the training patch, what Restore runs) or "whole" (that same whole pass)."""
+    """(restored image, maps) at threshold t from ONE pass; the caller holds the task lock. With "matched"
+    statistics (what Restore runs) every block's maps are stitched from the very tiles that made the output,
+    blended with the same weights; with "whole" they come from the paper's single pass over the image. Either
+    way the maps are at the image's resolution (drcnet/model/probes.py)."""
     if statistics not in STATISTICS:
         raise DemoError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
-    with restorer.using(t=float(t), statistics="whole"):
+    with restorer.using(t=float(t), statistics=statistics):
         with FeatureProbe(restorer.model, channel=channel, pca=False) as probe:
-            out = restorer.restore(degraded, tile=0)
-    if statistics == "matched" and restorer.matched_patch:
-        with restorer.using(t=float(t), statistics="matched"):
-            out = restorer.restore(degraded, tile=0)
+            out = restorer.restore(degraded, probe=probe, **({"tile": 0} if statistics == "whole" else {}))
     return out, probe.maps
 
 

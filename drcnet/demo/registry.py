@@ -97,7 +97,7 @@ class Registry:
 
     def restorer(self, path):
         """The cached Restorer of a checkpoint file (CUDA when present, else the engine's CPU path)."""
-        from drcnet.serve.compiled import compile_setting
+        from drcnet.core.inductor import compile_setting
         from drcnet.serve.engine import Restorer
         path = Path(path)
         try:
@@ -149,10 +149,10 @@ class Registry:
     def warm_up(self, tasks=TASKS, after_each: Callable[[str], None] | None = None) -> threading.Thread:
         """Start-up hook, in the background, one task at a time in the order given (the task the page selects
         first, first): load its model, then after_each(task) (its examples' results: seconds, on the eager model),
-        then build its compiled graphs (when compiling is on; minutes on a cold cache) and wait for them, and only
-        then the next task. Requests meanwhile use the eager model; one task at a time keeps the first task's work
-        from waiting behind the others'."""
-        from drcnet.serve.compiled import COMPILE_MAX_SIDE
+        then build its compiled graph (when compiling is on; minutes on a cold cache), checked against the eager
+        model on the task's example photos, and wait for it, and only then the next task. Requests meanwhile use
+        the eager model; one task at a time keeps the first task's work from waiting behind the others'."""
+        from drcnet.eval.safety import example_photos
 
         def one_at_a_time():
             for task in self.available(tasks):
@@ -160,7 +160,7 @@ class Registry:
                     model = self.model_for(task)
                     if after_each is not None:
                         after_each(task)
-                    model.warm_up(sorted({(COMPILE_MAX_SIDE,) * 2, (self.limits.tile,) * 2}), wait=True)
+                    model.warm_up(list(example_photos(task).values()), wait=True)
                 except Exception:               # a start-up nicety: a failure must not end the others
                     log.exception("warming up %s failed; it runs eagerly on its first request", task)
 

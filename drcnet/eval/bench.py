@@ -24,6 +24,7 @@ import torch
 
 from drcnet.core.device import describe_device
 from drcnet.core.metrics import psnr
+from drcnet.serve.engine import WHOLE_TILE
 from drcnet.eval.timing import (conv_flops, median_seconds, peak_conv_flops, proc_status_kib, reset_peak_rss,
                                 synthetic_image)
 from drcnet.model.network import create_model
@@ -181,7 +182,7 @@ def main(argv=None) -> None:
         if not args.skip_large:
             preset = "paper" if args.full else ("tiny" if args.quick else "lite")
             s = large_image(preset, height, width, device)
-            print(f"\n{height}x{width} ({height * width / 1e6:.1f} MP), {preset} preset, tiled {s['tiles']} x 256 px, "
+            print(f"\n{height}x{width} ({height * width / 1e6:.1f} MP), {preset} preset, tiled {s["tiles"]} x {WHOLE_TILE} px, "
                   f"{s['device']} {s['precision']}: {s['seconds']:.1f} s, peak RSS {s['peak_rss_mb']:.0f} MB "
                   f"(child process VmHWM)")
 

@@ -223,8 +223,13 @@ def load_restorer(checkpoint, tile: int | None = None):
         from drcnet.serve.engine import Restorer
     except ImportError:
         return _direct_restorer(checkpoint)
-    restorer = Restorer.from_checkpoint(checkpoint)
-    return lambda image: restorer.restore(image, tile=tile)
+    if tile == 0:                       # one pass over every image: the paper's whole-image statistics
+        restorer = Restorer.from_checkpoint(checkpoint, statistics="whole")
+        return lambda image: restorer.restore(image, tile=0)
+    from drcnet.model.inference import InferenceSpec
+
+    restorer = Restorer.from_checkpoint(checkpoint, spec=InferenceSpec("matched", tile, 0) if tile else None)
+    return restorer.restore
 
 
 def _direct_restorer(checkpoint):
@@ -259,7 +264,8 @@ def main(argv=None) -> dict:
     p.add_argument("--baselines", nargs="*", help="baseline names (default all; none with an empty list)")
     p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
                    help="centre-crop images to at most this side, 0 for whole images (default %(default)s)")
-    p.add_argument("--tile", type=int, help="tile size for DRCNet (engine default if omitted, 0 = whole image)")
+    p.add_argument("--tile", type=int, help="tile size for DRCNet (the checkpoint's inference spec if omitted, "
+                                            "0 = one pass over the whole image)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the full results here")
     p.add_argument("--quiet", action="store_true", help="no per-image lines")

@@ -20,7 +20,6 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from drcnet.eval.timing import synthetic_image
-from drcnet.serve.engine import Restorer
 from drcnet.model.network import create_model
 
 
@@ -33,13 +32,16 @@ def canonical(name: str) -> str:
     return re.sub(r"(Torch-Compiled Region): \d+/\d+", r"\1", name)
 
 
-def op_times(restorer: Restorer, size: int, runs: int = 2) -> dict[str, float]:
-    """Self CPU microseconds per operator over `runs` forwards of a size x size image, after one warm-up."""
+def op_times(forward, size: int, runs: int = 2) -> dict[str, float]:
+    """Self CPU microseconds per operator over `runs` forwards of a size x size image, after one warm-up (for a
+    compiled forward: the compile)."""
     image = synthetic_image(size, size)
-    restorer.restore(image, tile=0)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(runs):
-            restorer.restore(image, tile=0)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        forward(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                forward(x)
     times: dict[str, float] = defaultdict(float)
     for event in prof.key_averages():
         if event.self_cpu_time_total > 0:
@@ -53,20 +55,16 @@ def shares(times: dict[str, float], top: int) -> list[tuple[str, float]]:
 
 
 def profile_preset(preset: str, sizes: list[int], compiled: bool) -> dict[int, dict[str, float]]:
+    """The model as the engine holds it (bf16, channels_last), eager or through torch.compile (one graph per
+    size; the engine itself compiles only its tile batch, drcnet/serve/compiled.py)."""
     torch.manual_seed(0)
-    restorer = Restorer(create_model(preset), device="cpu", compile=compiled)
+    model = create_model(preset).eval().to(torch.bfloat16, memory_format=torch.channels_last)
+    forward = model
     if compiled:
         import torch._inductor.config as inductor_config
         inductor_config.cpp.enable_kernel_profile = True       # name each fused kernel in the profile
-        restorer.warm_up([(s, s) for s in sizes], wait=True)
-        if restorer.graphs.failed:
-            raise SystemExit(f"compile failed: {restorer.graphs.failed}")
-    by_size = {}
-    for size in sizes:
-        by_size[size] = op_times(restorer, size)
-        if compiled and not restorer.last_stats["compiled"]:
-            raise SystemExit(f"{size} px ran eagerly: the graphs cover 128 ... 512 px inputs that fill half a bucket")
-    return by_size
+        forward = torch.compile(model, dynamic=False)
+    return {size: op_times(forward, size) for size in sizes}
 
 
 def print_tables(preset: str, mode: str, by_size: dict[int, dict[str, float]], top: int) -> None:

@@ -12,6 +12,9 @@ the first thing a talk audience sees. So, for every task, a shipped checkpoint m
   (a 7 px motion blur starts below LIGHT_EACH_DB: it must not get worse);
 - agree with itself: whole and tiled, eager and compiled outputs within AGREE_DB of each other.
 
+Every restore here goes through the Restorer as the app runs it (its checkpoint's inference spec), so the
+gate judges what a visitor is served, tile blending included.
+
 Measured at 256 px and at the app's 512 px (centre crops), on the test photos when shipping (drcnet.ops.release) and
 on the clean photos and examples of assets/ in the test suite (tests/test_safety.py). The numbers of the shipped
 checkpoints are in their cards ("Safety on clean photos"); `python scripts/safety.py` prints them.
@@ -166,26 +169,46 @@ def asset_photos(assets=None) -> dict:
     return {p.name: np.ascontiguousarray(load_image(p).rgb, np.float32) for p in sorted(folder.glob("*_clean.png"))}
 
 
-def example_moves(task: str, restore, assets=None) -> dict:
-    """{example: largest block move against its input} for every example of assets/examples.json of this task,
-    restored whole (as the app does): a colour blotch on a real photo shows here."""
+def suite_photos(assets=None) -> dict:
+    """What the test suite gates every shipped checkpoint on (tests/test_safety.py), at the app's 512 px: the
+    clean photos of assets/ as they are (256-320 px), and two of them resized to 512 px wide (an upscaled photo
+    is smooth, which is where whole-image statistics break)."""
+    from PIL import Image
+
+    photos = asset_photos(assets)
+    for name in ("rocket_clean.png", "coffee_clean.png"):
+        h, w = photos[name].shape[:2]
+        big = Image.fromarray(np.round(photos[name] * 255).astype(np.uint8)).resize(
+            (512, round(512 * h / w)), Image.LANCZOS)
+        photos[name.replace(".png", "@512.png")] = np.asarray(big, np.float32) / 255
+    return photos
+
+
+def example_photos(task: str, assets=None) -> dict:
+    """{file: float32 RGB in [0, 1]} of the inputs of every example of assets/examples.json of this task: real
+    photos of the task (the gate checks them, the compiled graph is checked against eager on them)."""
     import json
 
     from drcnet.serve.imageio import load_image
     from drcnet.core.paths import ASSETS
 
     folder = ASSETS if assets is None else assets
-    moves = {}
-    for example in json.loads((folder / "examples.json").read_text()):
-        if example["task"] == task:
-            photo = np.ascontiguousarray(load_image(folder / example["input"]).rgb, np.float32)
-            moves[example["input"]] = block_move(np.clip(restore(photo), 0, 1), photo)
-    return moves
+    index = folder / "examples.json"
+    entries = json.loads(index.read_text()) if index.is_file() else []
+    return {e["input"]: np.ascontiguousarray(load_image(folder / e["input"]).rgb, np.float32)
+            for e in entries if e["task"] == task}
+
+
+def example_moves(task: str, restore, assets=None) -> dict:
+    """{example: largest block move against its input} for every example of this task, restored as the app
+    does: a colour blotch on a real photo shows here."""
+    return {name: block_move(np.clip(restore(photo), 0, 1), photo)
+            for name, photo in example_photos(task, assets).items()}
 
 
 def gate(task: str, restorer, photos: dict, sizes=SIZES, assets=None) -> dict:
     """The whole gate for one restorer: the clean-photo report, the examples, and the failures (empty: pass)."""
-    restore = lambda image: restorer.restore(image, tile=0)      # noqa: E731 - whole, as the app runs <= 512 px
+    restore = restorer.restore          # as the app runs it: the checkpoint's inference spec
     report = clean_photo_report(task, restore, photos, sizes)
     moves = example_moves(task, restore, assets)
     failures = report.failures() + [f"example {name}: a {BLOCK} px block moved by {m:.0f} grey levels "
@@ -210,7 +233,7 @@ def before_after(task: str, checkpoint, photos: dict, sizes=SIZES, log=print) ->
         restorer.set_statistics(statistics)
         for size in sizes:
             log(f"{task}: {statistics} statistics, {size} px ...")
-            restore = lambda image: restorer.restore(image, tile=size)      # noqa: E731 - as the app at this size
+            restore = restorer.restore      # as the app: the spec's tiles, or one pass up to WHOLE_TILE px
             res = evaluate(task, restore, photos, baselines=[], max_side=size)
             report = clean_photo_report(task, restore, photos, (size,))
             clean = report.summary()[size]["clean"]

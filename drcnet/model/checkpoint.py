@@ -24,6 +24,7 @@ import torch
 
 from drcnet.core.files import atomic_write
 from drcnet.model.config import DRCNetConfig
+from drcnet.model.inference import INFERENCE_KEY, InferenceSpec
 from drcnet.model.network import DRCNet
 
 FORMAT = "drcnet/1"
@@ -37,9 +38,12 @@ STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def save_checkpoint(path, model: DRCNet, *, task: str = "", preset: str = "", training: dict | None = None,
-                    metrics: dict | None = None, extra: dict | None = None, dtype: str = "float32") -> Path:
+                    metrics: dict | None = None, extra: dict | None = None, dtype: str = "float32",
+                    inference: InferenceSpec | None = None) -> Path:
     """Write atomically (temp file + rename), so a kill at any moment leaves the old file or the new one.
-    dtype: the storage type of the floating-point weights ("float16" for shipped checkpoints)."""
+    dtype: the storage type of the floating-point weights ("float16" for shipped checkpoints).
+    inference: how the model is meant to be run (drcnet/model/inference.py); by default the spec of the
+    training patch, so every checkpoint carries one."""
     from safetensors.torch import save_file
 
     if dtype not in STORAGE_DTYPES:
@@ -49,7 +53,8 @@ def save_checkpoint(path, model: DRCNet, *, task: str = "", preset: str = "", tr
     tensors = {k: v.detach().to("cpu", STORAGE_DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "task": task, "preset": preset, "config": json.dumps(model.cfg.to_dict()),
-            "training": json.dumps(training or {}), "metrics": json.dumps(metrics or {})}
+            "training": json.dumps(training or {}), "metrics": json.dumps(metrics or {}),
+            INFERENCE_KEY: json.dumps((inference or InferenceSpec.for_patch((training or {}).get("patch"))).to_meta())}
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -72,7 +77,7 @@ def read_metadata(path) -> dict:
         raise CheckpointError(f"{path}: not a DRCNet checkpoint (metadata format is {raw.get('format')!r}, "
                               f"expected {FORMAT!r})")
     meta = dict(raw)
-    for key in ("config", "training", "metrics"):
+    for key in ("config", "training", "metrics", INFERENCE_KEY):
         try:
             meta[key] = json.loads(raw.get(key) or "{}")
         except json.JSONDecodeError:
@@ -92,8 +97,9 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
             model = load_official(path, **config_overrides)
         except ValueError as e:   # load_official's messages already name the file
             raise CheckpointError(str(e)) from None
-        return model, {"task": "", "preset": "official", "config": model.cfg.to_dict(), "training": {},
-                       "metrics": {}}
+        model.checkpoint_metadata = {"task": "", "preset": "official", "config": model.cfg.to_dict(),
+                                     "training": {}, "metrics": {}}
+        return model, model.checkpoint_metadata
     meta = read_metadata(path)
     if not meta["config"]:
         raise CheckpointError(f"{path}: metadata has no model config")
@@ -108,7 +114,18 @@ def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
     model = DRCNet(cfg)
     check_state_dict(model, state, path)
     model.load_state_dict(state)            # copies into the float32 parameters, whatever the storage type
+    model.checkpoint_metadata = meta        # travels on: save_pretrained writes every key back
     return model.eval(), meta
+
+
+def storage_dtype(path) -> str:
+    """The STORAGE_DTYPES name the floating-point weights of a checkpoint file are stored in ("float16" for the
+    shipped ones), so a copy can keep them exactly as they are."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        stored = {f.get_slice(k).get_dtype() for k in f.keys()}
+    return "float16" if "F16" in stored and "F32" not in stored else "float32"
 
 
 def check_state_dict(model: DRCNet, state: dict, source) -> None:

@@ -20,6 +20,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
 
 REGION_STATS = ("sample", "official")
 T_DEFAULT = 0.75        # the mask threshold t of the paper: the one place that writes it
+MIN_REGION = 16         # pixels; a checkpoint written before this field existed loads with it too (design.md)
 
 
 def check_threshold(t: float) -> float:
@@ -41,6 +42,8 @@ class DRCNetConfig:
     variant: str = "DFR"               # one of VARIANTS (Table 4 ablations)
     region_stats: str = "sample"       # "sample": per-sample region statistics; "official": public code's arithmetic
     norm_eps: float = 1e-5             # eps inside the region standard deviation (InstanceNorm's default)
+    min_region: int = MIN_REGION       # a mask region (or its complement) under this many pixels joins the rest:
+                                       # our deviation (dfr.ThresholdMask); 0 is the paper's mask
 
     def __post_init__(self):
         self.sf_levels = tuple(int(i) for i in self.sf_levels)

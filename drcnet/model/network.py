@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from drcnet.model.config import DRCNetConfig, check_threshold, make_config
 from drcnet.model.dfr import DFRBlock, ThresholdMask
+from drcnet.model.hub import HubMixin
 
 
 class EncoderLevel(nn.Module):
@@ -21,6 +22,7 @@ class EncoderLevel(nn.Module):
         super().__init__()
         self.dfr = DFRBlock(cin, c, t=cfg.t, delta=cfg.delta, relu_slope=cfg.relu_slope,
                             use_filter=level in cfg.sf_levels, mode=cfg.region_stats, eps=cfg.norm_eps,
+                            min_region=cfg.min_region,
                             **cfg.branches)
         self.csff_enc = nn.Conv2d(c, c, 3, padding=1) if csff else None
         self.csff_dec = nn.Conv2d(c, c, 3, padding=1) if csff else None
@@ -99,7 +101,10 @@ class Stage(nn.Module):
         return x, skips, outs
 
 
-class DRCNet(nn.Module):
+class DRCNet(HubMixin, nn.Module):
+    """The network. From the Hub's conventions (drcnet.model.hub): DRCNet.from_pretrained("denoise" | folder |
+    "owner/name"), model.save_pretrained(folder), model.push_to_hub("owner/name")."""
+
     def __init__(self, cfg: DRCNetConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or DRCNetConfig()

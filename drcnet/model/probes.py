@@ -6,8 +6,14 @@
     maps.response, maps.mask, maps.coverage, maps.energy.pca ...
 
 Forward hooks sit on the block's named submodules (see drcnet/model/dfr.py). Maps are summarised the moment they
-are produced (first batch item only), so no activation tensor outlives its forward. When several forwards run
-inside one probe (tiled inference runs one per tile), each block keeps the maps of the LAST forward.
+are produced, so no activation tensor outlives its forward. A plain forward records the first batch item; when
+several forwards run inside one probe, each block keeps the maps of the LAST forward.
+
+Tiled passes (the engine's restore(image, probe=probe)) tell the probe where every tile of a batch sits
+(place()); every block's maps are then stitched at the image's resolution from all the tiles, blended with the
+tiles' own blend weights: the maps of the very pass that made the output. A stitched mask is the blend of the
+tiles' binary masks (fractions only where tiles overlap); its coverage is its mean. Stitching keeps channel
+means and the chosen channel; a PCA needs one feature space, so it is off for stitched maps.
 """
 from __future__ import annotations
 
@@ -108,6 +114,7 @@ class FeatureProbe:
         self._pending: dict[tuple[int, int], dict] = {}
         self._hooks = Hooks()
         self._generator = torch.Generator().manual_seed(0)
+        self._stitch: Stitch | None = None
 
     def __enter__(self) -> "FeatureProbe":
         for stage, level, block in self.model.dfr_blocks():
@@ -128,14 +135,31 @@ class FeatureProbe:
         """Forget the recorded maps (hooks stay in place)."""
         self.maps.clear()
         self._pending.clear()
+        self._stitch = None
+
+    def place(self, tiles, image_size: tuple[int, int]) -> None:
+        """The next forward is a batch of these tiles (drcnet.serve.tiling.Tile: y, x, h, w, weight) of an
+        image of image_size: stitch every block's maps from them (the engine calls this before each batch)."""
+        if self._stitch is None or self._stitch.size != tuple(image_size):
+            self.maps.clear()
+            self._stitch = Stitch(tuple(image_size), self.channel)
+        self._stitch.tiles = list(tiles)
+        self._stitch.batch += 1
 
     def _recorder(self, key, field):
         def hook(module, inputs, output):
-            self._pending.setdefault(key, {})[field] = self.summarise(output, field)
+            if self._stitch is not None:
+                self._stitch.add(key, field, output)
+            else:
+                self._pending.setdefault(key, {})[field] = self.summarise(output, field)
         return hook
 
     def _finisher(self, key):
         def hook(module, inputs, output):
+            if self._stitch is not None:
+                self._stitch.add(key, "fused", output)
+                self.maps[key] = self._stitch.block_maps(key, output.shape[1])
+                return
             found = self._pending.pop(key, {})
             mask = found.get("mask")
             _, c, h, w = output.shape
@@ -154,3 +178,55 @@ class FeatureProbe:
             return x[0].numpy().copy()
         return Summary(mean=x.mean(dim=0).numpy(), channel=x[self.channel % x.shape[0]].numpy().copy(),
                        pca=pca_projection(x, self._generator) if self.pca else None)
+
+
+class Stitch:
+    """The maps of a tiled pass, blended at the image's resolution (see the module docstring)."""
+
+    def __init__(self, size: tuple[int, int], channel: int):
+        self.size, self.channel = size, channel
+        self.tiles, self.batch = [], 0            # the tiles of the current batch, and its number
+        self.sums: dict[tuple, np.ndarray] = {}      # (block key, field, part) -> HxW weighted sum
+        self.weights: dict[tuple, np.ndarray] = {}   # block key -> HxW sum of weights
+        self.counted: set[tuple] = set()              # (block key, batch number) whose weights are added
+
+    @torch.no_grad()
+    def add(self, key, field: str, output: torch.Tensor) -> None:
+        """One hooked output (a batch of tiles at the block's level) into the image-size sums."""
+        x = output.detach().float()
+        level = key[1]
+        parts = {"map": x[:, 0]} if field in ("response", "mask") or x.shape[1] == 1 else \
+            {"mean": x.mean(dim=1), "channel": x[:, self.channel % x.shape[1]]}
+        for part, maps in parts.items():
+            total = self.sums.setdefault((key, field, part), np.zeros(self.size, np.float32))
+            for tile, level_map in zip(self.tiles, maps.cpu().numpy()):
+                total[tile.y:tile.y + tile.h, tile.x:tile.x + tile.w] += to_tile(level_map, level, tile) * tile.weight
+        if (key, self.batch) not in self.counted:          # once per block and batch, whatever the fields
+            self.counted.add((key, self.batch))
+            weights = self.weights.setdefault(key, np.zeros(self.size, np.float32))
+            for tile in self.tiles:
+                weights[tile.y:tile.y + tile.h, tile.x:tile.x + tile.w] += tile.weight
+
+    def field(self, key, field: str, part: str = "map") -> np.ndarray | None:
+        total = self.sums.get((key, field, part))
+        return None if total is None else total / np.maximum(self.weights[key], 1e-12)
+
+    def summary(self, key, field: str) -> Summary | None:
+        mean = self.field(key, field, "mean")
+        return None if mean is None else Summary(mean=mean, channel=self.field(key, field, "channel"), pca=None)
+
+    def block_maps(self, key, channels: int) -> BlockMaps:
+        mask = self.field(key, "mask")
+        h, w = self.size
+        return BlockMaps(response=self.field(key, "response"), mask=mask,
+                         coverage=None if mask is None else float(mask.mean()),
+                         spatial=self.summary(key, "spatial"), energy=self.summary(key, "energy"),
+                         identity=self.summary(key, "identity"), fused=self.summary(key, "fused"),
+                         height=-(-h // 2 ** key[1]), width=-(-w // 2 ** key[1]), channels=channels)
+
+
+def to_tile(level_map: np.ndarray, level: int, tile) -> np.ndarray:
+    """A block's map of one tile (at 1/2^level of the tile, padded to the model's multiple) at the tile's pixels:
+    each value repeated over the 2^level x 2^level pixels it stands for, cropped to the tile."""
+    f = 2 ** level
+    return np.repeat(np.repeat(level_map, f, axis=0), f, axis=1)[:tile.h, :tile.w]

@@ -21,6 +21,7 @@ import numpy as np
 from drcnet.core.device import cpu_name
 from drcnet.core.files import jsonable, read_jsonl
 from drcnet.eval.evaluate import GRID_BOUND, LOCAL_GRID_BOUND, evaluate, local_grid_ratio
+from drcnet.model.card import front_matter, with_front_matter
 from drcnet.ops.jobs import ROOT
 from drcnet.core.paths import SHIPPED, checkpoint_file
 CANDIDATES = ROOT / "runs" / "candidates"
@@ -29,7 +30,7 @@ CANDIDATES = ROOT / "runs" / "candidates"
 REAL_PHOTOS = {"deblur": ["assets/clock_motion.png"]}
 CARD_MAX_SIDE = 256        # the evaluation crops of every shipped card: candidates are compared at the same size
 SPLIT_FILES = {"val": "val", "test": "test", "test, with BM3D": "test-BM3D", "test, 512 px": "test-512"}
-APP_SIDE = 512             # the app runs images up to this side whole: the cards report this size too
+APP_SIDE = 512             # the app's working size (uploads are downscaled to it): the cards report it too
 
 
 class GridArtifactError(SystemExit):
@@ -75,14 +76,14 @@ def real_photo_ratios(task: str, restore) -> dict:
 
 
 def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, sets=("val", "test"),
-                     bm3d_settings=("sigma25",), log=print) -> dict:
+                     bm3d_settings=("sigma25",), log=print, spec=None) -> dict:
     """{label: evaluation} for each set (cheap baselines beside DRCNet; denoise also BM3D at bm3d_settings on
     the test set), plus "real_photos" (the local grid ratios of REAL_PHOTOS) and "latency_512_s"."""
     from drcnet.eval.baselines import BASELINES
     from drcnet.data.datasets import split_images
     from drcnet.serve.engine import Restorer
 
-    restorer = Restorer.from_checkpoint(weights)
+    restorer = Restorer.from_checkpoint(weights, spec=spec)
     cheap = [name for name in BASELINES[task] if name != "bm3d"]
     runs = [(split, split, None, cheap) for split in sets]
     if task == "denoise" and "bm3d" in BASELINES["denoise"] and bm3d_settings and "test" in sets:
@@ -92,15 +93,15 @@ def evaluate_weights(task: str, weights: Path, max_side: int = CARD_MAX_SIDE, se
         log(f"evaluating {weights} on {label} ...")
         results[label] = jsonable(evaluate(task, restorer.restore, split_images(split), settings=settings,
                                             baselines=baselines, max_side=max_side))
-        results[label]["statistics"] = restorer.statistics
+        results[label]["statistics"] = restorer.describe_statistics()
     if "test" in sets:       # what the app does: photos up to 512 px, restored as the app restores them
         log(f"evaluating {weights} on test, {APP_SIDE} px ...")
-        results["test, 512 px"] = jsonable(evaluate(task, lambda image: restorer.restore(image, tile=APP_SIDE),
+        results["test, 512 px"] = jsonable(evaluate(task, restorer.restore,
                                                      split_images("test"), baselines=[], max_side=APP_SIDE))
         log(f"safety gate of {weights} (clean and lightly degraded test photos, 256 and {APP_SIDE} px) ...")
         results["safety"] = jsonable(safety_gate(task, restorer, split_images("test")))
-    results["real_photos"] = real_photo_ratios(task, lambda image: restorer.restore(image, tile=0))
-    results["latency_512_s"] = latency_512(weights)
+    results["real_photos"] = real_photo_ratios(task, restorer.restore)      # as the app serves them
+    results["latency_512_s"] = latency_512(weights, spec=spec)
     return results
 
 
@@ -121,20 +122,24 @@ def shipped_results(task: str, checkpoints: Path, max_side: int, log=print) -> d
     for split in ("val", "test"):
         saved = checkpoint_file(checkpoints, task, split)
         restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints, task))
-        if saved.is_file() and same_protocol(json.loads(saved.read_text()), max_side, restorer.statistics):
+        if saved.is_file() and same_protocol(json.loads(saved.read_text()), max_side,
+                                             restorer.describe_statistics()):
             results[split] = json.loads(saved.read_text())
             continue
         log(f"scoring the shipped {task} weights on {split} ...")
         results[split] = jsonable(evaluate(task, restorer.restore, split_images(split), baselines=[],
                                             max_side=max_side))
-        results[split]["statistics"] = restorer.statistics
+        results[split]["statistics"] = restorer.describe_statistics()
     return results
 
 
 def same_protocol(saved: dict, max_side: int, statistics: str) -> bool:
     """Whether a saved evaluation was made the way a candidate is evaluated now: the same crops, and the same
-    engine statistics (files from before "matched" statistics record none: they ran whole images)."""
-    return saved.get("max_side") == max_side and saved.get("statistics", "whole") == statistics
+    engine statistics and tiling (Restorer.describe_statistics(); files from before "matched" statistics record
+    none: they ran whole images; files from before the inference spec record only "matched")."""
+    from drcnet.model.inference import InferenceSpec
+
+    return saved.get("max_side") == max_side and saved.get("statistics", InferenceSpec().describe()) == statistics
 
 
 def mean_psnr(results: dict) -> float:
@@ -169,6 +174,16 @@ def describe(decision: dict) -> str:
             f"{decision['test_before']:.2f} -> {decision['test_after']:.2f} dB, gate {decision['gate']}: {verdict}")
 
 
+def candidate_spec(task: str, weights: Path, checkpoints: Path):
+    """The tiling a candidate is judged and shipped with: the shipped checkpoint's (a retrained model keeps the
+    tiles that passed the gate, e.g. derain's 128 px; see docs/design.md section 11), else the weights' own."""
+    from drcnet.model.checkpoint import read_metadata
+    from drcnet.model.inference import InferenceSpec
+
+    shipped = checkpoint_file(checkpoints, task)
+    return InferenceSpec.from_meta(read_metadata(shipped if shipped.is_file() else weights))
+
+
 def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = SHIPPED,
                    max_side: int = CARD_MAX_SIDE, curve=(), source: str = "", evaluations: dict | None = None,
                    log=print) -> dict:
@@ -179,7 +194,8 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = S
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob(f"{task}.*"), folder / "decision.json"]:   # a previous candidate's files
         stale.unlink(missing_ok=True)
-    candidate = evaluations or evaluate_weights(task, weights, max_side, log=log)
+    spec = candidate_spec(task, weights, checkpoints)
+    candidate = evaluations or evaluate_weights(task, weights, max_side, log=log, spec=spec)
     shipped = shipped_results(task, checkpoints, max_side, log=log)
     decision = decide(candidate, shipped)
     for label, res in candidate.items():
@@ -192,6 +208,7 @@ def make_candidate(task: str, weights: Path, folder: Path, checkpoints: Path = S
                    real_photos=decision["real_photos"], latency_512_s=candidate["latency_512_s"])
     save_checkpoint(checkpoint_file(folder, task), model, task=task, preset=meta.get("preset", ""),
                     training=meta.get("training", {}), metrics=jsonable(metrics), dtype="float16",
+                    inference=spec,
                     **({"extra": {"weights": meta["weights"]}} if "weights" in meta else {}))
     write_card(task, folder, model, meta, candidate, shipped["test"], metrics["latency_512_s"], list(curve),
                source, max_side, checkpoints)
@@ -214,17 +231,23 @@ def promote(task: str, folder: Path, checkpoints: Path = SHIPPED, force: bool = 
     return copied
 
 
-def latency_512(weights: Path, repeats: int = 5) -> dict:
-    """Median seconds to restore one 512x512 image on this machine, whole and in 256 px tiles."""
+def latency_512(weights: Path, repeats: int = 5, spec=None) -> dict:
+    """Median seconds to restore one 512x512 image on this machine (eager), as the app serves it (the inference
+    spec) and in one whole pass (the paper's statistics)."""
     from drcnet.eval.timing import median_seconds
     from drcnet.serve.engine import Restorer
 
-    restorer = Restorer.from_checkpoint(weights)
+    restorer = Restorer.from_checkpoint(weights, spec=spec)
     image = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)
-    seconds = {f"{name}": round(median_seconds(lambda: restorer.restore(image, tile=tile), repeats,
-                                               restorer.device), 3)
-               for name, tile in (("whole", 0), ("tiles_256", 256))}
-    return {**seconds, "device": str(restorer.device), "precision": restorer.precision, "cpu": cpu_name()}
+
+    def whole():
+        with restorer.using(statistics="whole"):
+            restorer.restore(image, tile=0)
+
+    seconds = {name: round(median_seconds(fn, repeats, restorer.device), 3)
+               for name, fn in (("served", lambda: restorer.restore(image)), ("whole", whole))}
+    return {**seconds, "served_as": restorer.describe_statistics(), "device": str(restorer.device),
+            "precision": restorer.precision, "cpu": cpu_name()}
 
 
 def validation_curve(source: Path, task: str | None = None) -> list[tuple[int, float]]:
@@ -251,9 +274,10 @@ LEGS_HEADING = "## Relay legs"
 
 
 def write_card(task, folder, model, meta, results, previous, latency, curve, source, max_side, checkpoints):
-    """<task>.md in folder: how the weights were made, their target, the hand-written assessment
-    (checkpoints/<task>.notes.md), the comparison with the weights they would replace, every evaluation table,
-    and the relay legs recorded so far (checkpoints/<task>.legs.json)."""
+    """<task>.md in folder: YAML front matter for the Hub (its model-index made from the test evaluation), how
+    the weights were made, their target, the hand-written assessment (checkpoints/<task>.notes.md), the
+    comparison with the weights they would replace, every evaluation table, and the relay legs recorded so far
+    (checkpoints/<task>.legs.json)."""
     from drcnet.eval.evaluate import markdown_table
     from drcnet.model.network import count_parameters
     from drcnet.train.recipe import load_recipe
@@ -279,8 +303,8 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
         f"| warm start | {('from ' + tr['init']) if tr.get('init') else 'none recorded'} |",
         f"| hardware | {tr.get('hardware', '?')} |",
         f"| wall time | {fmt_seconds(tr.get('wall_time_s'))} |",
-        f"| restore 512x512 | {latency['whole']:.2f} s whole (as the app runs it), {latency['tiles_256']:.2f} s in "
-        f"256 px tiles (the engine's default); median of 5 on {latency['cpu']}, {latency['device']}, "
+        f"| restore 512x512 (eager) | {latency['served']:.2f} s as served ({latency['served_as']}), "
+        f"{latency['whole']:.2f} s in one whole pass; median of 5 on {latency['cpu']}, {latency['device']}, "
         f"{latency['precision']} |", "",
         "Reproduce:", "", "```bash", "python scripts/fetch_data.py", tr.get("command", "?"), command,
         f"python scripts/ship_checkpoint.py --task {task} --promote", "```", ""]
@@ -304,10 +328,19 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
         if label in SPLIT_FILES:
             lines += [f"### {label} (centre crops of at most {max_side} px)", "", markdown_table(res), ""]
     card = checkpoint_file(folder, task, "card")
-    card.write_text("\n".join(lines) + "\n")
+    card.write_text(front_matter(task, results["test"]) + "\n" + "\n".join(lines) + "\n")
     legs = checkpoint_file(checkpoints, task, "legs")
     if legs.is_file():
         write_legs_section(card, json.loads(legs.read_text()))
+
+
+def refresh_front_matter(task: str, checkpoints: Path = SHIPPED) -> Path:
+    """Rewrite the YAML front matter of checkpoints/<task>.md from <task>.test.json beside it (the body kept):
+    for cards written before the front matter existed, or after an evaluation was re-measured."""
+    card = checkpoint_file(checkpoints, task, "card")
+    test = json.loads(checkpoint_file(checkpoints, task, "test").read_text())
+    card.write_text(with_front_matter(card.read_text(), task, test))
+    return card
 
 
 def safety_section(gate: dict) -> list[str]:

@@ -1,20 +1,24 @@
-"""Compiled graphs for the engine: `torch.compile` (inductor) per input-size bucket, built in the background.
+"""The engine's compiled graph: one `torch.compile`d forward for a batch of tiles, trusted only once it agrees
+with the eager model on real photos.
 
-Why buckets: a compiled graph is specialised to one input shape and compiling one takes tens of seconds, so the
-engine pads every whole image or tile up to the next multiple of BUCKET px per side (reflect, the model's own
-pad_to_multiple) and crops the result back. A handful of graphs (128 ... 512 per side) then serve every upload.
-An image that would fill less than half of its bucket runs eagerly instead: at about 2x the speed, the compiled
-graph would not win back the padded pixels, and the padding would change the image statistics more (the region
-and SimAM statistics are taken over the whole input, so padding is not free: see docs/design.md).
+Why one graph: a compiled graph is specialised to one input shape and compiling one takes tens of seconds. With
+statistics matched to training every input is a batch of `spec.batch` tiles of `spec.tile` px (a partial last
+batch is filled with copies of its own real tiles, never zeros, so no sample sees padding), so one graph per
+model serves every upload. Whole-image passes (the paper's statistics) and feature probes run eagerly.
+
+Why a check against eager: inductor's bf16 graph once drew a black blob on the derain example (36.5 dB against
+eager, one pixel 201 grey levels off) while its outputs were finite. The graph is therefore trusted only after
+it agrees with eager on tiles of real photos of its task (the app passes its examples; never random input):
+at least AGREE_DB and no pixel more than AGREE_WORST grey levels off, else the task serves eagerly and
+`reason` says why. A request whose compiled output is not finite is served eagerly (and logged); the graph
+stays in use for the next one.
 
 Why a private copy of the model: it shares the weight tensors with the eager model but has its own threshold t,
-fixed when the graphs are built. Inductor treats t as a constant of the graph, and hooks on the eager model's
-submodules would not fire inside a compiled graph, so the feature probes and the inspector's threshold changes
-keep running on the eager model (GraphSet.graph_for says when the compiled one may run).
+fixed when the graph is built (inductor treats it as a constant), and no probe hooks.
 
-Why one background thread: compiles run one at a time (they share the CPU with the requests being served) and
-never block a request; until a bucket's graph is ready the engine serves eagerly. Any failure (no C++ compiler,
-an inductor error) logs one line and turns the compiled path off for that model: never an error for the user.
+Why one low-priority background thread: compiles run one at a time, niced, with inductor's compile workers
+kept in that thread, so requests in the first minutes are not held up behind them; the inductor cache in
+.cache/inductor makes the next start compile in seconds.
 """
 from __future__ import annotations
 
@@ -22,87 +26,27 @@ import copy
 import logging
 import os
 import queue
-import shutil
 import sys
 import threading
 import time
 from itertools import chain
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from drcnet.core.paths import INDUCTOR_CACHE
+from drcnet.core.inductor import use_inductor_cache, why_not_compile
+from drcnet.model.inference import InferenceSpec
+from drcnet.serve.tiling import tiles_for
 
 log = logging.getLogger(__name__)
 
-BUCKET = 128                 # graphs exist for multiples of this per side ...
-COMPILE_MAX_SIDE = 512       # ... up to this side: the app's whole-image limit (and its tile)
-
-
-# ---------------------------------------------------------------- where compiling works
-
-def find_cpp_compiler() -> str | None:
-    """The C++ compiler inductor would use on the CPU: $CXX, else g++ (inductor's own search order)."""
-    for name in (os.environ.get("CXX"), "g++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def why_not_compile(device: torch.device) -> str | None:
-    """None where inductor can compile for `device`, else the reason in a few words (compile="auto")."""
-    if device.type == "cpu":
-        if sys.platform not in ("linux", "darwin"):
-            return f"inductor's CPU backend is not supported here ({sys.platform})"
-        if find_cpp_compiler() is None:
-            return "no C++ compiler found (set $CXX or install g++)"
-        return None
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-        return None if has_triton() else "Triton is not installed"
-    return f"inductor does not compile for {device.type}"
-
-
-def use_inductor_cache() -> str:
-    """Keep inductor's on-disk cache in the repository's .cache/inductor unless TORCHINDUCTOR_CACHE_DIR is set,
-    so that the next start reuses the compiled kernels (a warm start compiles in seconds, not a minute)."""
-    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
-
-
-def compile_setting(text: str | bool) -> bool | str:
-    """"auto", or on / off in the usual spellings (1, true, yes / 0, false, no): e.g. $DRCNET_COMPILE."""
-    value = str(text).strip().lower()
-    if value == "auto":
-        return "auto"
-    if value in ("1", "true", "on", "yes"):
-        return True
-    if value in ("0", "false", "off", "no", ""):
-        return False
-    raise ValueError(f"compile must be auto, on or off, got {text!r}")
-
-
-_warned: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """One log line per process and reason, however many models (the app has one per task) run into it."""
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
-
-
-def reset_warnings() -> None:
-    """Forget the reasons already logged (each is logged once per process): for tests that look for the line."""
-    _warned.clear()
-
-
-def bucket_shape(h: int, w: int) -> tuple[int, int]:
-    return -(-h // BUCKET) * BUCKET, -(-w // BUCKET) * BUCKET
-
-
-def has_hooks(model: nn.Module) -> bool:
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+AGREE_DB = 45.0              # the compiled graph's output against eager on the check photos, PSNR over 8-bit
+AGREE_WORST = 40             # ... and the largest difference of any pixel, in grey levels
+COMPILE_NICE = 10            # the compile thread's niceness (Linux: per thread)
+COMPILE_SWITCH_S = 1e-4      # the interpreter's switch interval while a graph is traced (default 5 ms)
+CHECK_TILES = 2              # batches of tiles from the check photos compared with eager
 
 
 # ---------------------------------------------------------------- the one background compile thread
@@ -113,6 +57,10 @@ _worker_lock = threading.Lock()
 
 
 def _work() -> None:
+    try:                     # lower this thread only (and the compiler processes it starts): requests keep theirs
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPILE_NICE)
+    except (AttributeError, OSError):
+        pass
     while True:
         job = _jobs.get()
         try:
@@ -135,105 +83,149 @@ def wait_for_compiles() -> None:
     _jobs.join()
 
 
-# ---------------------------------------------------------------- the graphs of one model
+def has_hooks(model: nn.Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
-class GraphSet:
-    """The compiled graphs of one model, one per bucket, built on the compile thread.
 
-    Nothing compiles before the first warm_up() (so a Restorer made in a test or a script costs nothing extra);
-    after it, a bucket met for the first time is queued too and the request is served eagerly meanwhile.
+def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    """(PSNR in dB, largest difference in grey levels) of two float images in [0, 1], rounded to 8 bits."""
+    a8, b8 = (np.rint(np.clip(v, 0, 1) * 255).astype(np.int16) for v in (a, b))
+    mse = float(np.mean((a8 - b8).astype(np.float64) ** 2))
+    return (float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)), int(np.abs(a8 - b8).max())
 
-    mode True compiles wherever asked; "auto" first checks why_not_compile. Either way a failure logs one line
-    and leaves `failed` set, after which graph_for always answers None (eager)."""
 
-    def __init__(self, model: nn.Module, device: torch.device, memory_format, mode: bool | str = "auto",
-                 max_side: int = COMPILE_MAX_SIDE):
-        self.device, self.memory_format, self.max_side = device, memory_format, max_side
-        self.failed: str | None = why_not_compile(device) if mode == "auto" else None
-        if self.failed:
-            warn_once(f"torch.compile off, serving the eager model: {self.failed}")
+def check_batches(images, spec: InferenceSpec, batches: int = CHECK_TILES) -> list[torch.Tensor]:
+    """Full batches of spec.tile px tiles cut from real photos (uint8 or float HxWx3), as the engine cuts them:
+    what the graph is compiled on and checked against eager."""
+    tiles = []
+    for image in images:
+        image = np.asarray(image)
+        rgb = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image.astype(np.float32)
+        h, w = rgb.shape[:2]
+        if min(h, w) >= spec.tile:
+            tiles += [rgb[t.y:t.y + t.h, t.x:t.x + t.w] for t in tiles_for(h, w, spec.tile, spec.overlap)]
+    if not tiles:
+        return []
+    x = torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2)
+    idx = [i % len(tiles) for i in range(spec.batch * batches)]
+    return [x[idx[i:i + spec.batch]] for i in range(0, len(idx), spec.batch)]
+
+
+# ---------------------------------------------------------------- the graph of one model
+
+class TileGraph:
+    """The compiled forward of one model for a batch of tiles, built and checked on the compile thread.
+
+    state: "idle" (nothing compiles before warm_up, so a Restorer made in a test costs nothing extra),
+    "building", "ready", or "off" (`reason` says why: no toolchain, an inductor error, disagreement with eager).
+    mode True compiles wherever asked; "auto" first checks why_not_compile."""
+
+    def __init__(self, model: nn.Module, device: torch.device, memory_format, spec: InferenceSpec,
+                 mode: bool | str = "auto"):
+        self.device, self.memory_format, self.spec = device, memory_format, spec
+        self.reason: str | None = why_not_compile(device) if mode == "auto" else None
+        self.state = "off" if self.reason else "idle"
         # same weight and buffer tensors, own modules (so its own threshold t and no probe hooks)
         shared = {id(t): t for t in chain(model.parameters(), model.buffers())}
         self.model = copy.deepcopy(model, memo=shared)
         self.t = float(model.cfg.t)
+        self.agreement: tuple[float, int] | None = None
+        self.compile_seconds: float | None = None
+        self.eager_requests = 0        # requests served eagerly because the graph's output was not finite
         self._compiled = None
-        self._ready: dict[tuple[int, int], threading.Event] = {}
-        self.compile_seconds: dict[tuple[int, int], float] = {}
-        self._lock = threading.Lock()
+        self.ready_event = threading.Event()
 
-    def graph_for(self, eager: nn.Module, h: int, w: int) -> Callable | None:
-        """The compiled forward for an h x w input (padded to its bucket) when it is ready and may run, else None."""
-        if self.failed:
-            return None
-        bucket = bucket_shape(h, w)
-        if max(bucket) > self.max_side or 2 * h * w < bucket[0] * bucket[1]:
-            return None                     # too large to have a graph, or mostly padding: eager is faster
-        if float(eager.cfg.t) != self.t or has_hooks(eager):
-            return None                     # the inspector's threshold or the feature probes: eager only
-        done = self._ready.get(bucket)
-        if done is None and self._ready:    # after a first warm_up, other buckets compile on first use
-            done = self.warm_up([bucket])[0]
-        return self._compiled if done is not None and done.is_set() and not self.failed else None
+    def accepts(self, eager: nn.Module, batch: torch.Tensor) -> bool:
+        """Whether these tiles may run through the graph: it is ready, they have its shape, fill at least half of
+        its batch (else the eager model is faster), and the eager model runs at the trained t without hooks."""
+        n, _, h, w = batch.shape
+        return (self.state == "ready" and (h, w) == (self.spec.tile, self.spec.tile)
+                and 2 * n >= self.spec.batch and n <= self.spec.batch
+                and float(eager.cfg.t) == self.t and not has_hooks(eager))
 
-    def warm_up(self, shapes, wait: bool = False) -> list[threading.Event]:
-        """Queue the graphs of these (h, w) shapes (rounded up to buckets) on the compile thread; with wait,
-        block until they are built (or failed). Returns one Event per shape, set when its graph is ready."""
-        events = []
-        for h, w in shapes:
-            bucket = bucket_shape(h, w)
-            with self._lock:
-                event = self._ready.get(bucket)
-                if event is None:
-                    event = self._ready[bucket] = threading.Event()
-                    submit(lambda bucket=bucket: self._build(bucket))
-            events.append(event)
-        if wait:
-            wait_for_compiles()
-        return events
-
-    def ready(self, bucket: tuple[int, int]) -> bool:
-        """Whether the graph of this (h, w) bucket has been built."""
-        event = self._ready.get(bucket)
-        return event is not None and event.is_set()
-
-    def run(self, forward: Callable, x: torch.Tensor):
-        """The compiled forward on x, or None (after one log line) if it fails: the caller then runs eagerly.
-        A graph whose output is not finite fails too: with torch 2.14.1 on this CPU the 128 x 128 bf16 graph of
-        the lite model returns NaN where the eager model does not (found 2026-12-06; docs/design.md section 7),
-        and a visitor must never get a NaN image."""
+    def run(self, batch: torch.Tensor):
+        """(out1, out2) for n <= spec.batch tiles (NCHW float32, CPU), or None: the caller then runs eagerly."""
+        n = batch.shape[0]
+        full = batch[[i % n for i in range(self.spec.batch)]]        # copies of real tiles, never zeros
         try:
-            outputs = forward(x)
-        except Exception as error:     # noqa: BLE001 - any inductor failure means: serve eagerly from now on
-            self._fail(error)
+            outputs = self._forward(full)
+        except Exception as error:     # noqa: BLE001 - an inductor failure at run time: eager from now on
+            self._off(f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}")
             return None
         if not all(bool(torch.isfinite(o).all()) for o in outputs):
-            self._fail(RuntimeError("the compiled graph returned non-finite values"))
+            self.eager_requests += 1
+            log.warning("the compiled graph returned non-finite values; this request is served eagerly")
             return None
-        return outputs
+        return tuple(o[:n] for o in outputs)
 
-    def _build(self, bucket: tuple[int, int]) -> None:
-        """Compile (first call) the graph of one bucket on a random input shaped like the engine's."""
-        if self.failed:
-            return
+    def warm_up(self, check_images, wait: bool = False) -> threading.Event:
+        """Queue compiling and checking the graph on tiles of `check_images` (real photos of the model's task);
+        with wait, block until done. Without a photo to check against, the graph is never trusted."""
+        if self.state == "idle":
+            batches = check_batches(check_images, self.spec)
+            if not batches:
+                self._off("no photo of at least one tile to check the compiled graph against")
+            else:
+                self.state = "building"
+                submit(lambda: self._build(batches))
+        if wait:
+            wait_for_compiles()
+        return self.ready_event
+
+    def describe(self) -> str:
+        """One line for the facts: which path serves this model, and why."""
+        if self.state == "ready":
+            db, worst = self.agreement
+            return (f"compiled graph ({self.spec.batch} x {self.spec.tile} px tiles; agrees with eager on the "
+                    f"examples: {db:.1f} dB, worst pixel {worst} levels)")
+        if self.state == "off":
+            return f"eager model ({self.reason})"
+        return "eager model (the compiled graph is being built)" if self.state == "building" else "eager model"
+
+    def _forward(self, batch: torch.Tensor):
+        x = batch.to(self.device).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            return tuple(o.float().cpu() for o in self._compiled(x))
+
+    def _build(self, batches: list[torch.Tensor]) -> None:
+        # Tracing a graph is pure Python: it holds the GIL for seconds, and a request served meanwhile waits up to
+        # the switch interval each time one of its eager ops hands the GIL back. A short interval while building
+        # keeps those waits short (before this, /restore took 8.7 s in the first minute against 2.6 s steady).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(COMPILE_SWITCH_S)
+        try:
+            self._build_and_check(batches)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _build_and_check(self, batches: list[torch.Tensor]) -> None:
         start = time.perf_counter()
         try:
-            if self._compiled is None:
-                use_inductor_cache()
-                limit = torch._dynamo.config.recompile_limit
-                torch._dynamo.config.recompile_limit = max(limit, 64)   # one entry per bucket and model
-                self._compiled = torch.compile(self.model, dynamic=False)
-            x = torch.rand(1, 3, *bucket, generator=torch.Generator().manual_seed(0))
-            with torch.inference_mode():
-                self._compiled(x.to(self.device).contiguous(memory_format=self.memory_format))
-        except Exception as error:     # noqa: BLE001 - see run()
-            self._fail(error)
+            use_inductor_cache()
+            import torch._inductor.config as inductor_config
+            inductor_config.compile_threads = 1          # compile in this (niced) thread, no worker pool
+            self._compiled = torch.compile(self.model, dynamic=False)
+            compiled = [self._forward(b) for b in batches]
+        except Exception as error:     # noqa: BLE001 - any failure means: serve eagerly
+            self._off(f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}")
             return
-        self.compile_seconds[bucket] = time.perf_counter() - start
-        log.info("compiled the %dx%d graph in %.0f s", *bucket, self.compile_seconds[bucket])
-        self._ready[bucket].set()
+        self.compile_seconds = time.perf_counter() - start
+        with torch.inference_mode():
+            eager = [self.model(b.to(self.device).contiguous(memory_format=self.memory_format))[1].float().cpu()
+                     for b in batches]
+        self.agreement = agreement(torch.cat([c[1] for c in compiled]).numpy(), torch.cat(eager).numpy())
+        db, worst = self.agreement
+        if db < AGREE_DB or worst > AGREE_WORST:
+            self._off(f"the compiled graph disagrees with eager on the examples: {db:.1f} dB, a pixel "
+                      f"{worst} levels off")
+            return
+        log.info("compiled and checked the %d x %d px tile graph in %.0f s (%.1f dB against eager)",
+                 self.spec.batch, self.spec.tile, self.compile_seconds, db)
+        self.state = "ready"
+        self.ready_event.set()
 
-    def _fail(self, error: Exception) -> None:
-        if not self.failed:
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            self.failed = f"{type(error).__name__}: {first_line}"
-            warn_once(f"torch.compile failed, serving the eager model: {self.failed}")
+    def _off(self, reason: str) -> None:
+        if self.state != "off":
+            self.state, self.reason = "off", reason
+            log.warning("serving the eager model: %s", reason)
+        self.ready_event.set()

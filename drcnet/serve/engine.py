@@ -3,16 +3,19 @@
     restorer = Restorer.from_checkpoint("checkpoints/denoise.safetensors")
     clean = restorer.restore(noisy_uint8)           # same dtype and shape as the input
 
-Large images go through overlapping tiles (default 256 px, the size the paper evaluated big images at: the
-region and SimAM statistics depend on the size of what the network sees). By default ("matched" statistics) the
-tiles are never larger than the patch the checkpoint was trained on: see STATISTICS below. Tiles are blended with a raised-cosine
-window whose up- and down-ramps add up to exactly one, so the seams vanish; the output is accumulated on the CPU
-in float32 and only one batch of tiles (TILE_BATCH) at a time lives on the device.
+How an image is cut is the checkpoint's inference spec (drcnet/model/inference.py), read once here: with
+statistics "matched" (every shipped checkpoint) the image goes through overlapping tiles of about the training
+patch, spec.batch tiles per forward, blended without seams (drcnet/serve/tiling.py); with "whole" (the
+paper's) it runs in one pass, or in WHOLE_TILE px tiles when larger (to bound memory). The output is
+accumulated on the CPU in float32; only one batch of tiles at a time lives on the device.
 
-With compile=True or "auto" (off by default) whole images and tiles up to 512 px run through `torch.compile`d
-graphs, one per 128-px size bucket, built in a background thread (`restorer.warm_up([(512, 512)])`); until a
-bucket's graph is ready, and always for feature probes and a changed threshold, the eager model runs
+With compile=True or "auto" (off by default) the batches of tiles run through one `torch.compile`d graph,
+built and checked against eager in a background thread (`restorer.warm_up(example_photos)`); until it is
+ready, and always for feature probes, a changed threshold or whole-image statistics, the eager model runs
 (drcnet/serve/compiled.py; docs/design.md, "The compiled path").
+
+A FeatureProbe passed to restore() sees every batch of tiles and where each tile sits, so the maps it stitches
+are those of the very pass that made the output (drcnet/model/probes.py).
 """
 from __future__ import annotations
 
@@ -24,21 +27,15 @@ import numpy as np
 import torch
 
 from drcnet.core.device import pick_device, pick_precision
-from drcnet.serve.compiled import BUCKET, COMPILE_MAX_SIDE, GraphSet
-from drcnet.model.network import DRCNet, pad_to_multiple
+from drcnet.model.inference import STATISTICS, InferenceSpec
+from drcnet.model.network import DRCNet
+from drcnet.serve.compiled import TileGraph
+from drcnet.serve.tiling import Blender, tiles_for
 
 Progress = Callable[[int, int], None]
 
-STATISTICS = ("matched", "whole")
-# "matched" (the default): restore in tiles of the patch the checkpoint was trained on (its metadata's
-# training.patch), overlapping by a quarter of it and blended, so that every DFR block takes its normalisation
-# statistics over the field it saw in training. "whole": one pass over the whole image (or the caller's tiles),
-# the paper's behaviour. Why: a lite model trained on 128 px patches and run over a whole 512 px photo paints
-# colour blocks over smooth regions (their per-channel variance is tiny at that scale); statistics taken over
-# windows of the patch size (TLC) fixed clean photos but lost 1.4-2 dB at sigma 25, tiles of the patch gained
-# everywhere (docs/design.md, "Statistics matched to training").
-MATCHED_OVERLAP = 4        # tiles overlap by patch / MATCHED_OVERLAP
-TILE_BATCH = 8             # eager tiles run this many at a time (one forward per batch; see Restorer._run)
+WHOLE_TILE = 512           # "whole" statistics: images up to this side run in one pass, larger in tiles of it
+WHOLE_OVERLAP = 32         # (memory: the paper's single pass over a 4000 px photo would need tens of GB)
 
 
 # ---------------------------------------------------------------- image <-> float conversion
@@ -70,52 +67,6 @@ def from_float_rgb(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:
     return out.astype(like.dtype, copy=False)
 
 
-# ---------------------------------------------------------------- tiling
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets covering [0, length) with tiles of `tile` px overlapping by at least `overlap`."""
-    if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]        # the last tile sits flush with the edge (it may overlap more)
-
-
-def blend_ramp(size: int, overlap: int, ramp_in: bool, ramp_out: bool) -> np.ndarray:
-    """1-D window: sin^2 ramp up over the first `overlap` px, cos^2 ramp down over the last, 1 between.
-
-    The ramp down of one tile and the ramp up of the next add to exactly 1 (sin^2 + cos^2), and no weight is
-    ever 0, so normalising by the summed weights is always safe. Image borders get no ramp."""
-    w = np.ones(size, np.float32)
-    if overlap > 0:
-        ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap).astype(np.float32) ** 2
-        if ramp_in:
-            w[:overlap] = ramp
-        if ramp_out:
-            w[size - overlap:] = ramp[::-1]
-    return w
-
-
-def tiles_for(h: int, w: int, tile: int, overlap: int):
-    """Yield (y, x, th, tw, weight) for every tile of an h x w image; weight is th x tw float32."""
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    for y in ys:
-        th = min(tile, h)
-        wy = blend_ramp(th, overlap, y > 0, y + th < h)
-        for x in xs:
-            tw = min(tile, w)
-            wx = blend_ramp(tw, overlap, x > 0, x + tw < w)
-            yield y, x, th, tw, wy[:, None] * wx[None, :]
-
-
-# ---------------------------------------------------------------- statistics matched to training
-
-def training_patch(meta: dict) -> int | None:
-    """The patch size a checkpoint was trained on (its metadata's training.patch), or None if it does not say."""
-    patch = (meta or {}).get("training", {}).get("patch")
-    return int(patch) if patch else None
-
-
 # ---------------------------------------------------------------- the engine
 
 class Restorer:
@@ -124,13 +75,11 @@ class Restorer:
     The Restorer takes the model over: it is put in eval mode and moved / converted in place."""
 
     def __init__(self, model: DRCNet, device=None, precision: str | None = None, meta: dict | None = None,
-                 tile: int = 256, overlap: int = 32, compile: bool | str = False,
-                 compile_max_side: int = COMPILE_MAX_SIDE, statistics: str = "matched"):
-        """compile: False (eager only), True, or "auto" (only where inductor works here; else one log line).
-        Compiled graphs cover buckets up to compile_max_side px per side; build them with warm_up().
-        statistics: "matched" (the default) restores in tiles of the training patch, so the DFR statistics are
-        taken over the field they were trained on (a model whose metadata records no patch runs "whole");
-        "whole" runs whole images, or the requested tiles, as the paper does (see STATISTICS)."""
+                 spec: InferenceSpec | None = None, compile: bool | str = False, statistics: str | None = None):
+        """spec: how to cut images (default: the checkpoint's, InferenceSpec.from_meta(meta)).
+        compile: False (eager only), True, or "auto" (only where inductor works here; else one log line); the
+        graph is built by warm_up(). statistics: "matched" or "whole" (default: the spec's); a spec without a
+        tile can only run "whole"."""
         if compile not in (False, True, "auto"):
             raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.device = pick_device(device)
@@ -140,12 +89,12 @@ class Restorer:
         self.memory_format = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
         self.model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         self.meta = dict(meta or {})
+        self.spec = spec or InferenceSpec.from_meta(self.meta)
         # the threshold the weights were trained with (the config's; None for a model without DFR blocks)
         self.default_t = float(model.cfg.t) if hasattr(model, "cfg") else None
-        self.tile, self.overlap = tile, overlap
-        self.set_statistics(statistics)
-        self.graphs = GraphSet(self.model, self.device, self.memory_format, compile, compile_max_side) \
-            if compile else None
+        self.set_statistics(statistics or self.spec.statistics)
+        self.graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile) \
+            if compile and self.spec.statistics == "matched" else None
         self._compiled_runs = 0
         self.last_stats: dict = {}
 
@@ -157,34 +106,35 @@ class Restorer:
         return cls(model, device=device, precision=precision, meta=meta, **kw)
 
     def set_statistics(self, statistics: str) -> None:
-        """"matched" or "whole" (see STATISTICS). A checkpoint that records no training patch stays "whole"."""
+        """"matched" or "whole" (see drcnet/model/inference.py). A spec without a tile stays "whole"."""
         if statistics not in STATISTICS:
             raise ValueError(f"statistics must be one of {STATISTICS}, got {statistics!r}")
-        self.statistics = statistics if self.matched_patch else "whole"
-
-    @property
-    def matched_patch(self) -> int | None:
-        """The training patch of the checkpoint (the tile of the "matched" statistics), None if unknown."""
-        return training_patch(self.meta)
+        self.statistics = statistics if self.spec.statistics == "matched" else "whole"
 
     def describe_statistics(self) -> str:
         """One line for the app's facts and the CLI: where the DFR statistics were taken."""
-        if self.statistics == "matched":
-            return (f"DFR statistics matched to training: {self.matched_patch} px tiles, "
-                    f"{self.matched_patch // MATCHED_OVERLAP} px overlap")
-        return "DFR statistics over the whole image (the paper's)"
+        return (self.spec if self.statistics == "matched" else InferenceSpec()).describe()
 
-    def field(self, tile: int, overlap: int) -> tuple[int, int]:
-        """The tiling that a restore at (tile, overlap) runs with: "matched" caps the tile at the training patch
-        (tile 0, "no tiling", included) and overlaps by at least a quarter of it; "whole" keeps the request."""
-        if self.statistics != "matched":
-            return tile, overlap
-        patch = self.matched_patch
-        tile = patch if not tile or tile > patch else tile
-        return tile, min(max(overlap, patch // MATCHED_OVERLAP), tile // 2)
+    def describe_path(self) -> str:
+        """One line for the facts: the compiled graph or the eager model, and why."""
+        return self.graph.describe() if self.graph is not None else "eager model"
+
+    def tiling(self, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
+        """(tile, overlap) of a restore: the spec's with "matched" statistics; with "whole", one pass up to
+        WHOLE_TILE px, else tiles of it, unless the caller asks for other tiles (tile=0: one pass always)."""
+        if self.statistics == "matched":
+            if tile is not None or overlap is not None:
+                raise ValueError("tile and overlap apply to whole-image statistics; with matched statistics the "
+                                 "checkpoint's inference spec decides (pass spec= to the Restorer to change it)")
+            return self.spec.tile, self.spec.overlap
+        tile = WHOLE_TILE if tile is None else tile
+        overlap = WHOLE_OVERLAP if overlap is None else overlap
+        if tile and 2 * overlap > tile:
+            raise ValueError(f"overlap ({overlap}) must be at most half the tile ({tile})")
+        return tile, overlap
 
     def set_threshold(self, t: float) -> None:
-        self.model.set_threshold(t)          # the eager model only: the compiled graphs keep theirs
+        self.model.set_threshold(t)          # the eager model only: the compiled graph keeps its own
 
     def reset_threshold(self) -> None:
         """Back to the trained threshold (default_t), e.g. after the inspector tried another t."""
@@ -207,90 +157,72 @@ class Restorer:
             if statistics is not None:
                 self.set_statistics(before)
 
-    def warm_up(self, shapes=((512, 512),), wait: bool = False) -> None:
-        """Build the compiled graphs that restoring images of these (h, w) sizes runs, in the background (wait:
-        block until built): with "matched" statistics, the graph of the training patch's tile. Does nothing
-        without compile."""
-        if self.graphs is not None:
-            if self.statistics == "matched":
-                patch = self.matched_patch
-                shapes = sorted({(min(h, patch), min(w, patch)) for h, w in shapes})
-            self.graphs.warm_up(shapes, wait=wait)
+    def warm_up(self, check_images=(), wait: bool = False) -> None:
+        """Build the compiled graph in the background (wait: block until built) and check it against the eager
+        model on tiles of `check_images`, real photos of the model's task (the app passes its examples); it
+        serves only if they agree. Does nothing without compile."""
+        if self.graph is not None:
+            self.graph.warm_up(check_images, wait=wait)
 
     @torch.inference_mode()
     def restore(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
-                progress: Progress | None = None, return_stage1: bool = False):
+                progress: Progress | None = None, return_stage1: bool = False, probe=None):
         """Restore one image; returns out2 (or (out2, out1) with return_stage1) like the input in dtype and shape.
 
-        tile=0 turns tiling off; an image no larger than the tile is processed whole."""
-        tile = self.tile if tile is None else tile
-        overlap = self.overlap if overlap is None else overlap
-        if tile and 2 * overlap > tile:
-            raise ValueError(f"overlap ({overlap}) must be at most half the tile ({tile})")
-        tile, overlap = self.field(tile, overlap)
+        tile / overlap: only with "whole" statistics (see tiling()). probe: an entered FeatureProbe, told
+        where every tile sits so that its maps are stitched from this pass."""
+        tile, overlap = self.tiling(tile, overlap)
         start = time.perf_counter()
         rgb = to_float_rgb(np.asarray(image))
         h, w = rgb.shape[:2]
-        if not tile or (h <= tile and w <= tile):
-            tile, overlap = max(h, w), 0      # one tile covering the image, so one code path
+        tiles = tiles_for(h, w, tile, overlap)
         self._compiled_runs = 0
-        out2, out1, n = self._restore_tiled(rgb, tile, overlap, progress, return_stage1)
-        self.last_stats = dict(seconds=time.perf_counter() - start, tiles=n, device=str(self.device),
+        out2, out1 = self._restore_tiles(rgb, tiles, progress, return_stage1, probe)
+        self.last_stats = dict(seconds=time.perf_counter() - start, tiles=len(tiles), device=str(self.device),
                                precision=self.precision, size=(h, w), compiled=self._compiled_runs,
-                               statistics=self.statistics)
+                               statistics=self.statistics, path=self.describe_path())
         restored = from_float_rgb(out2, image)
         return (restored, from_float_rgb(out1, image)) if return_stage1 else restored
 
-    def _run(self, tiles: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Same-size HxWx3 float32 tiles through the network -> [(out1, out2)] as float32 CPU tensors, HxWx3.
+    def _batch_size(self, tiles) -> int:
+        """Tiles per forward: the spec's batch for tiles of the spec, one at a time for larger (whole) ones."""
+        t = tiles[0]
+        return self.spec.batch if self.spec.tile and max(t.h, t.w) <= self.spec.tile else 1
 
-        Eagerly, the tiles go through as one batch (TILE_BATCH at most, by the caller): the DFR block's many
-        small element-wise passes cost per call, so a batch of 128 px tiles runs faster than the tiles one by
-        one, and the per-sample statistics make each result independent of its batch. With a compiled graph
-        ready for their bucket, each tile is padded up to the bucket the way the model pads to its own multiple
-        (reflect at the bottom and right), run through the graph and cropped back."""
-        h, w = tiles[0].shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(np.stack(tiles))).permute(0, 3, 1, 2)
-        graph = self.graphs.graph_for(self.model, h, w) if self.graphs is not None else None
-        outputs = None
-        if graph is not None:
-            runs = [self.graphs.run(graph, self._device_input(pad_to_multiple(x[i:i + 1], BUCKET)))
-                    for i in range(len(tiles))]
-            if all(r is not None for r in runs):
-                outputs = [torch.cat(parts) for parts in zip(*runs)]
-                self._compiled_runs += len(runs)
-        if outputs is None:
-            outputs = self.model(self._device_input(x))
-        out1, out2 = (o[:, :, :h, :w].permute(0, 2, 3, 1).float().cpu() for o in outputs)
-        return list(zip(out1, out2))
-
-    def _device_input(self, x: torch.Tensor) -> torch.Tensor:
-        # float32 in: the model casts to its own dtype and adds the image residuals in float32 (model.py)
-        return x.to(self.device).contiguous(memory_format=self.memory_format)
-
-    def _restore_tiled(self, rgb, tile, overlap, progress, want_stage1):
+    def _restore_tiles(self, rgb, tiles, progress, want_stage1, probe):
         h, w = rgb.shape[:2]
-        tiles = list(tiles_for(h, w, tile, overlap))
-        if len(tiles) == 1:          # a whole image: no blending, so no accumulators (three full-size passes saved)
-            (out1, out2), = self._run([rgb])
+        if len(tiles) == 1 and probe is None:   # a whole image: no blending, so no accumulators
+            out1, out2 = self._run(rgb[None])
             if progress is not None:
                 progress(1, 1)
-            return out2.numpy(), out1.numpy() if want_stage1 else None, 1
-        acc2 = np.zeros((h, w, 3), np.float32)
-        acc1 = np.zeros((h, w, 3), np.float32) if want_stage1 else None
-        weights = np.zeros((h, w, 1), np.float32)
-        for first in range(0, len(tiles), TILE_BATCH):       # every tile has the same size (tiles_for)
-            group = tiles[first:first + TILE_BATCH]
-            outs = self._run([rgb[y:y + th, x:x + tw] for y, x, th, tw, _ in group])
-            for (y, x, th, tw, wt), (out1, out2) in zip(group, outs):
-                wt = wt[..., None]
-                acc2[y:y + th, x:x + tw] += out2.numpy() * wt
-                if acc1 is not None:
-                    acc1[y:y + th, x:x + tw] += out1.numpy() * wt
-                weights[y:y + th, x:x + tw] += wt
+            return out2[0], out1[0] if want_stage1 else None
+        blend = Blender(h, w, outputs=2 if want_stage1 else 1)
+        size = self._batch_size(tiles)
+        for first in range(0, len(tiles), size):          # every tile has the same size (tiles_for)
+            group = tiles[first:first + size]
+            if probe is not None:
+                probe.place(group, (h, w))
+            out1, out2 = self._run(np.stack([rgb[t.y:t.y + t.h, t.x:t.x + t.w] for t in group]))
+            for i, t in enumerate(group):
+                blend.add(t, out2[i], *((out1[i],) if want_stage1 else ()))
             if progress is not None:
                 progress(first + len(group), len(tiles))
-        acc2 /= weights
-        if acc1 is not None:
-            acc1 /= weights
-        return acc2, acc1, len(tiles)
+        results = blend.result()
+        return results[0], results[1] if want_stage1 else None
+
+    def _run(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """N same-size HxWx3 float32 tiles through the network -> (out1, out2), NxHxWx3 float32 numpy.
+
+        The tiles go through as one batch: the DFR block's many small element-wise passes cost per call, so a
+        batch runs faster than the tiles one by one, and the per-sample statistics make each result independent
+        of its batch. The compiled graph runs them when it is ready and accepts them (TileGraph.accepts)."""
+        x = torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2)
+        outputs = None
+        if self.graph is not None and self.graph.accepts(self.model, x):
+            outputs = self.graph.run(x)
+            self._compiled_runs += outputs is not None
+        if outputs is None:
+            # float32 in: the model casts to its own dtype and adds the image residuals in float32 (network.py)
+            outputs = self.model(x.to(self.device).contiguous(memory_format=self.memory_format))
+        out1, out2 = (o.permute(0, 2, 3, 1).float().cpu().numpy() for o in outputs)
+        return out1, out2

@@ -20,7 +20,8 @@ from drcnet.train.config import TrainConfig
 from drcnet.train.dist import Dist, setup_torch
 from drcnet.train.schedule import make_schedule
 from drcnet.train.state import RunFiles, RunState, load_init_weights, load_state, save_state
-from drcnet.train.step import EMA, EagerFallback, StepMeter, compile_pays, score
+from drcnet.core.inductor import EagerFallback
+from drcnet.train.step import EMA, StepMeter, compile_pays, score
 
 
 def train(cfg: TrainConfig) -> dict:

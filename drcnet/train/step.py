@@ -1,15 +1,14 @@
-"""One training step's parts: the weight average (EMA), the compiled forward with its eager fallback, the meter
-of the steps between log lines, and validation."""
+"""One training step's parts: the weight average (EMA), whether compiling pays, the meter of the steps between
+log lines, and validation. The compiled forward with its eager fallback lives in drcnet/core/inductor.py."""
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 import time
 
 import torch
 import torch.nn as nn
 
+from drcnet.core.inductor import why_not_compile
 from drcnet.core.metrics import batch_psnr
 from drcnet.train.config import TrainConfig
 from drcnet.train.maskstats import MaskStats
@@ -44,33 +43,7 @@ def compile_pays(cfg: TrainConfig, device: torch.device, steps: int) -> bool:
     long_enough = cfg.minutes >= 10 if cfg.minutes is not None else steps >= 1000
     if not long_enough:
         return False
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-
-        return has_triton()
-    return any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++"))
-
-
-class EagerFallback:
-    """The training forward through torch.compile (inductor, default mode); if compiling or running the
-    compiled graph raises, `on_failure(error)` is called once and the eager module runs from then on."""
-
-    def __init__(self, net: nn.Module, on_failure):
-        self.net, self.on_failure = net, on_failure
-        try:
-            self.compiled = torch.compile(net)
-        except Exception as e:          # noqa: BLE001 (any failure means: train eagerly)
-            self.compiled = None
-            on_failure(e)
-
-    def __call__(self, x):
-        if self.compiled is not None:
-            try:
-                return self.compiled(x)
-            except Exception as e:      # noqa: BLE001
-                self.compiled = None
-                self.on_failure(e)
-        return self.net(x)
+    return why_not_compile(device) is None
 
 
 class StepMeter:

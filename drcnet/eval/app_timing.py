@@ -1,0 +1,177 @@
+"""The app's speed as a visitor meets it, as ratios to the engine's eager whole-image pass of the same photo.
+
+    python scripts/measure_app.py [--repeats 5] [--eager] [--cold]
+
+One run on an idle machine (pause the relay first: `kill -STOP <pid>`), all on a 512 x 512 real photo
+(scikit-image's astronaut with sigma 15 noise) through the denoise checkpoint:
+
+1. the baseline: the engine's eager whole-image pass in this process (`statistics="whole"`, no compile), the
+   median of --repeats: the paper's single pass, the cost of a restore before statistics were matched;
+2. the app launched (`python app.py`, DRCNET_COMPILE=auto; with --eager off): the first page, then /restore sent
+   back to back from the moment the page is served until its facts say the compiled graph served twice in a
+   row: every one of those is a "first minutes" request (the largest is reported);
+3. /restore steady (median of --repeats once compiled) and /inspect (median of --repeats, a new t each time:
+   one probed forward and every map).
+
+Targets (issue 34): /restore steady <= 1.0x, every first-minutes /restore <= 1.5x, /inspect <= 1.6x.
+By default the inductor cache (.cache/inductor) is filled first, as a second start of the app finds it; --cold
+empties a private cache instead, so the app compiles from nothing while it serves.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from drcnet.core.paths import REPO, checkpoint_file, checkpoints_dir
+
+TARGETS = {"restore_steady": 1.0, "restore_first": 1.5, "inspect": 1.6}
+
+
+def noisy_photo(folder: Path) -> tuple[Path, np.ndarray]:
+    from PIL import Image
+    from skimage import data
+
+    clean = data.astronaut().astype(np.float32) / 255
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 15 / 255, clean.shape), 0, 1)
+    path = folder / "astronaut512_sigma15.png"
+    Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(path)
+    return path, np.asarray(Image.open(path), np.float32) / 255
+
+
+def baseline_seconds(checkpoint: Path, photo: np.ndarray, repeats: int) -> float:
+    """The engine's eager whole-image pass (the paper's statistics), median of `repeats` after one warm-up."""
+    from drcnet.serve.engine import Restorer
+
+    restorer = Restorer.from_checkpoint(checkpoint, statistics="whole")
+    restorer.restore(photo, tile=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        restorer.restore(photo, tile=0)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fill_inductor_cache(checkpoint: Path) -> float:
+    """Build and check the compiled graph here, so that the app finds its kernels in the inductor cache."""
+    from drcnet.eval.safety import example_photos
+    from drcnet.serve.engine import Restorer
+
+    restorer = Restorer.from_checkpoint(checkpoint, compile=True)
+    start = time.perf_counter()
+    restorer.warm_up(list(example_photos("denoise").values()), wait=True)
+    if restorer.graph.state != "ready":
+        raise SystemExit(f"the compiled graph does not serve here ({restorer.describe_path()}); rerun with --eager")
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(env: dict) -> tuple[subprocess.Popen, str, float]:
+    """Start app.py; return (process, url, seconds until the first page was served)."""
+    port = free_port()
+    env = dict(env, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return proc, url, time.perf_counter() - start
+        except OSError:
+            if proc.poll() is not None or time.perf_counter() - start > 300:
+                proc.kill()
+                raise SystemExit("the app did not start")
+            time.sleep(0.1)
+
+
+def timed(call) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = call()
+    return time.perf_counter() - start, result
+
+
+def first_minutes(restore, compiled: bool, timeout: float) -> tuple[list[float], float]:
+    """/restore back to back until the facts say the compiled graph served twice in a row (eager: 5 requests).
+    Returns every request's seconds and the time until the graph served."""
+    start, seconds, in_a_row = time.perf_counter(), [], 0
+    while in_a_row < 2 and (compiled or len(seconds) < 5):
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"the compiled graph did not serve within {timeout:.0f} s")
+        took, facts = timed(restore)
+        seconds.append(took)
+        in_a_row = in_a_row + 1 if "compiled graph" in facts else 0
+    return seconds, time.perf_counter() - start
+
+
+def measure(repeats: int = 5, eager: bool = False, cold: bool = False, timeout: float = 1200) -> dict:
+    from gradio_client import Client, handle_file
+
+    checkpoint = checkpoint_file(checkpoints_dir(), "denoise")
+    folder = Path(tempfile.mkdtemp(prefix="drcnet-measure-"))
+    path, photo = noisy_photo(folder)
+    result = {"baseline": baseline_seconds(checkpoint, photo, repeats), "eager": eager, "cold": cold}
+    env = dict(os.environ, DRCNET_COMPILE="off" if eager else "auto")
+    if cold:
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "inductor")
+    elif not eager:
+        result["cache_fill_s"] = fill_inductor_cache(checkpoint)
+    proc, url, result["first_page_s"] = launch(env)
+    try:
+        client = Client(url, verbose=False)
+        f = handle_file(str(path))
+        restore = lambda: client.predict(f, "denoise", api_name="/restore")[2]      # noqa: E731 - the facts
+        result["restore_first"], result["graph_after_s"] = first_minutes(restore, not eager, timeout)
+        result["restore_steady"] = [timed(restore)[0] for _ in range(repeats)]
+        result["inspect"] = [timed(lambda i=i: client.predict(f, "denoise", 1, 0, 0.5 + 0.05 * i,
+                                                              api_name="/inspect"))[0] for i in range(repeats)]
+        result["facts"] = restore()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return result
+
+
+def markdown(r: dict) -> str:
+    base, med = r["baseline"], statistics.median
+    rows = [("/restore steady (median)", med(r["restore_steady"]), "restore_steady"),
+            (f"/restore in the first {r['graph_after_s']:.0f} s after the page (worst of "
+             f"{len(r['restore_first'])})", max(r["restore_first"]), "restore_first"),
+            ("/inspect, a new t each time (median)", med(r["inspect"]), "inspect")]
+    lines = [f"Baseline: the engine's eager whole-image pass, {base:.2f} s (median). First page after "
+             f"`python app.py`: {r['first_page_s']:.1f} s. "
+             + ("App eager (DRCNET_COMPILE=off)." if r["eager"] else
+                ("Inductor cache empty (cold)." if r["cold"] else
+                 f"Inductor cache filled first ({r['cache_fill_s']:.0f} s)."))
+             + f" Last facts: {r['facts'].splitlines()[0]}", "",
+             "| what | seconds | ratio to the baseline | target | met |", "|---|---|---|---|---|"]
+    for name, seconds, key in rows:
+        ratio = seconds / base
+        lines.append(f"| {name} | {seconds:.2f} | {ratio:.2f}x | <= {TARGETS[key]}x | "
+                     f"{'yes' if ratio <= TARGETS[key] else 'NO'} |")
+    lines.append(f"\nEvery first-minutes /restore: {', '.join(f'{s:.2f}' for s in r['restore_first'])} s.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--eager", action="store_true", help="the app without the compiled graph")
+    ap.add_argument("--cold", action="store_true", help="an empty inductor cache: the app compiles while serving")
+    args = ap.parse_args(argv)
+    print(markdown(measure(args.repeats, args.eager, args.cold)))
