@@ -43,7 +43,8 @@ def start_app(checkpoints: Path, log_path: Path, timeout: float = 150) -> tuple[
     """`python app.py` on a port Gradio binds itself; returns (process, URL) once the page is served."""
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_SERVER_PORT"}
     env.update(DRCNET_CHECKPOINTS=str(checkpoints), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+               DRCNET_EXAMPLE_CACHE=str(log_path.parent / "example-results"))    # not the repository's .cache
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()

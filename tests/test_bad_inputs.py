@@ -36,6 +36,7 @@ def app(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setattr(gr.Blocks, "launch", record)
+    mp.setattr(D.Registry, "warm_up", lambda self, *a, **k: None)    # no models or example results in the background
     try:
         namespace = runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
     finally:
@@ -155,8 +156,8 @@ def test_a_reader_error_imageio_did_not_foresee_names_the_file(app, files, monke
     def explode(*a, **k):
         raise OSError("broken PNG chunk")
 
-    import drcnet.demo.inputs
-    monkeypatch.setattr(drcnet.demo.inputs, "load_image", explode)
+    import drcnet.demo.reading
+    monkeypatch.setattr(drcnet.demo.reading, "load_image", explode)
     assert user_message(app, "restore", str(files / "photo.png"), "denoise") == \
         "photo.png: cannot read this image (OSError: broken PNG chunk)"
 
@@ -190,25 +191,33 @@ def test_uploads_over_25_mb_are_refused_with_the_limit_in_the_message(app, tmp_p
 @pytest.mark.parametrize("kind", sorted(MESSAGES))
 def test_an_upload_is_checked_on_arrival_with_the_handlers_message(app, files, kind):
     """app.py's upload listeners (on the input and the reference, above the tabs) say what Restore would."""
-    message, task = app["on_upload"](str(files / f"{kind}.png"))
+    message, task, diagnosis = app["on_upload"](str(files / f"{kind}.png"))
     assert message == f"⚠️ {user_message(app, 'restore', str(files / f'{kind}.png'), 'denoise')}"
     assert message.startswith(f"⚠️ {MESSAGES[kind]}")
-    assert "value" not in task                              # the task stays as it was
+    assert "value" not in task and diagnosis is None        # the task stays as it was
     assert app["on_reference_upload"](str(files / f"{kind}.png")).startswith(f"⚠️ {MESSAGES[kind]}")
 
 
 def test_a_clean_upload_empties_the_task_and_restore_asks_which(app):
     """app.py's wiring: a photo that looks clean sets the task radio to None; Restore (through user_errors, as
-    the page calls it) answers with the question and the warning, as a gr.Error."""
+    the page calls it) answers with the question and the warning, as a warning (not an error), changing nothing."""
+    import warnings
+
+    import gradio as gr
+
     photo = str(D.ASSETS / "coffee_clean.png")
-    message, task = app["on_upload"](photo)
+    message, task, diagnosis = app["on_upload"](photo)
     assert "looks clean" in message and task["__type__"] == "update" and task["value"] is None
-    answer = user_message(app, "restore", photo, None)
+    assert diagnosis["task"] is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert app["user_errors"](functools.partial(D.restore, app["REGISTRY"]))(photo, None) == gr.skip()
+    answer = next(str(w.message) for w in caught if "No task selected" in str(w.message))
     assert answer.startswith("No task selected") and "looks clean" in answer and "Unexpected" not in answer
 
 
 def test_a_good_upload_gets_its_diagnosis_and_task(app):
-    message, task = app["on_upload"](str(D.ASSETS / "clock_motion.png"))
+    message, task, _ = app["on_upload"](str(D.ASSETS / "clock_motion.png"))
     assert "deblur" in message and task["value"] == "deblur"
     answer = app["diagnose"](str(D.ASSETS / "clock_motion.png"))           # the /diagnose endpoint
     assert answer["task"] == "deblur" and "blurred" in answer["finding"] and "sigma" in answer["scores"]

@@ -78,7 +78,7 @@ def test_model_is_cached_once_per_file(reg, photo):
 
 
 def test_tiled_path_reports_progress(photo, tmp_path):
-    reg = D.Registry(limits=D.Limits(tile=128))
+    reg = D.Registry()
     big = tmp_path / "big.png"
     Image.fromarray(np.uint8(np.random.default_rng(0).random((300, 280, 3)) * 255)).save(big)
     calls = []

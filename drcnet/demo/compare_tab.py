@@ -1,8 +1,9 @@
 """Compare tab: DRCNet (and its stage 1), its ablation checkpoints and the classical baselines on one input;
 any two results in one before/after slider, the same crop of every result side by side, a figure for slides.
 
-compare_steps is a generator: it yields once all fast methods are done and again after each slow one (BM3D takes
-tens of seconds on a CPU), so the page shows DRCNet and the quick baselines at once and BM3D when it arrives.
+compare_steps is a generator: it yields once all fast methods are done and again after each slow one (BM3D takes a
+few seconds on a CPU within its size limit, drcnet.eval.baselines.MAX_PIXELS, and is skipped with a note above it),
+so the page shows DRCNet and the quick baselines at once and BM3D when it arrives.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from drcnet.demo.settings import InputSettings
 from drcnet.demo.figures import plt, label_lines, labelled, save_figure
 
 INPUT, CLEAN = "input (degraded)", "clean reference"
-SLOW = {"bm3d"}                      # baselines run after every other method (tens of seconds)
+SLOW = {"bm3d"}                      # baselines run after every other method (seconds, within its size limit)
 HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "rank"]
 
 
@@ -52,7 +53,8 @@ def baseline_info(prepared: Prepared, task: str) -> tuple[dict, list[str]]:
 
 def _methods(registry, prepared: Prepared, task: str, info: dict, notes: list[str]):
     """(name, run) pairs; a DRCNet run returns {name: image} so that stage 1 comes from the same forward."""
-    from drcnet.eval.baselines import BASELINES       # imported on first use: skimage.restoration is slow to import
+    # imported on first use: skimage.restoration is slow to import
+    from drcnet.eval.baselines import BASELINES, size_limit_note
     x = prepared.degraded
     methods: list[tuple[str, Callable[[], dict]]] = []
     main = registry.checkpoint(task)
@@ -64,6 +66,9 @@ def _methods(registry, prepared: Prepared, task: str, info: dict, notes: list[st
     for name, fn in BASELINES[task].items():
         if "nonblind" in name and "kernel" not in info:
             notes.append(f"{name} skipped: it needs the true blur kernel (synthetic blur only)")
+            continue
+        if too_large := size_limit_note(name, x.shape):      # BM3D: seconds, not minutes
+            notes.append(too_large)
             continue
         methods.append((name, lambda fn=fn, name=name: {name: fn(x, info)}))
     # slow ones last, keeping the order otherwise
@@ -138,7 +143,7 @@ def _result(prepared, task, images, timings, notes, pending) -> CompareResult:
         if name != INPUT:
             gallery.append((to_pil(images[name]), name + (f" ({psnr_db:.2f} dB)" if psnr_db is not None else "")
                             + f", {seconds:.2f} s"))
-    notes = list(notes) + [f"{name} still running (slow on a CPU); the table fills in when it is done"
+    notes = list(notes) + [f"{name} still running (a few seconds on a CPU); the table fills in when it is done"
                            for name in pending]
     as_uint8 = {k: np.round(np.clip(v, 0, 1) * 255).astype(np.uint8) for k, v in images.items()}
     return CompareResult(gallery, rows, list(HEADERS), notes, as_uint8, list(pending))
@@ -148,8 +153,7 @@ def _model_runner(registry, path: Path, task: str, x: np.ndarray, name: str, sta
     def run():
         restorer = registry.restorer(path)
         with registry.lock(task):
-            out = restorer.restore(x, tile=registry.limits.tile, overlap=registry.limits.tile_overlap,
-                                   return_stage1=stage1)
+            out = restorer.restore(x, return_stage1=stage1)       # as Restore serves it: the spec's tiles
         return {name: out[0], f"{name} stage 1": out[1]} if stage1 else {name: out}
     return run
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from drcnet.core.paths import ASSETS
+from drcnet.demo.files import same_bytes
+from drcnet.demo.settings import InputSettings
 
 
 def example_entries(task: str | None = None) -> list[dict]:
@@ -20,7 +22,6 @@ def example_entries(task: str | None = None) -> list[dict]:
 def examples(task: str | None = None) -> list[list]:
     """Rows [input, task, reference, synthesize, sigma, rain, blur_size, seed] that fill the controls; paths
     made absolute."""
-    from drcnet.demo.settings import InputSettings
     return [[str(ASSETS / e["input"]), e["task"],
              *InputSettings.from_example(e, str(ASSETS / e["reference"]) if e.get("reference") else None).as_row()]
             for e in example_entries(task)]
@@ -31,7 +32,6 @@ def example_caption(entry: dict) -> str:
     caption for real photos, which have no synthetic setting. The raw parameters stay out of sight."""
     if entry.get("caption"):
         return entry["caption"]
-    from drcnet.demo.settings import InputSettings
     s, task = InputSettings.from_example(entry), entry["task"]
     if task == "denoise":
         setting = f"sigma {s.sigma:g}"
@@ -63,13 +63,6 @@ def known_degradation(path, task: str) -> dict | None:
             return {"task": task, "kernel": kernel, "noise": BLUR_NOISE, "seed": int(e["seed"])}
         return {"task": task, "setting": made["setting"], "haze": False}
     return None
-
-
-def same_bytes(a, b) -> bool:
-    try:
-        return Path(a).stat().st_size == Path(b).stat().st_size and Path(a).read_bytes() == Path(b).read_bytes()
-    except OSError:
-        return False
 
 
 def example_gallery(task: str | None = None) -> list[tuple[str, str]]:

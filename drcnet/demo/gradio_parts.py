@@ -1,6 +1,6 @@
 """The Gradio pieces app.py builds on (imported by app.py only: the rest of drcnet.demo runs without Gradio):
-the upload component that keeps the file's path, the guard that turns a user's errors into gr.Error, and the
-example-click listener that runs only on the visitor's tab."""
+the upload component that keeps the file's path, the guard that turns a user's errors into gr.Error (and a missing
+task into a warning that asks), and the example-click listener that runs only on the visitor's tab."""
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +12,7 @@ from typing import Callable
 
 import gradio as gr
 
-from drcnet.demo.messages import hide_paths, user_message
+from drcnet.demo.messages import NoTaskSelected, hide_paths, user_message
 
 log = logging.getLogger("drcnet.app")
 
@@ -37,28 +37,42 @@ def errors_shown_to_users(folder: Callable[[], Path]):
 
 
 def _guard(fn, folder):
-    """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text);
-    anything else is logged and reported briefly, and the app stays up. Generators (Compare) are wrapped
-    as generators, so an error in a later step is caught too."""
+    """Errors a user can act on become gr.Error (shown in the UI, raised by gradio_client with this text); a
+    missing task becomes a warning that asks which task to run, and the outputs stay as they were; anything else
+    is logged and reported briefly, and the app stays up. Generators (Compare) are wrapped as generators, so an
+    error in a later step is caught too."""
     if inspect_module.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
-            with _user_errors(fn, folder):
-                yield from fn(*args, **kwargs)
+            try:
+                with _user_errors(fn, folder):
+                    yield from fn(*args, **kwargs)
+            except NoTaskSelected as question:
+                yield _ask(question)
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _user_errors(fn, folder):
-            return fn(*args, **kwargs)
+        try:
+            with _user_errors(fn, folder):
+                return fn(*args, **kwargs)
+        except NoTaskSelected as question:
+            return _ask(question)
     return wrapper
+
+
+def _ask(question: NoTaskSelected):
+    """A question for the visitor (which task to run): a warning toast, and no output changes (one gr.skip()
+    stands for all of a handler's outputs)."""
+    gr.Warning(str(question))
+    return gr.skip()
 
 
 @contextlib.contextmanager
 def _user_errors(fn, folder):
     try:
         yield
-    except gr.Error:
+    except (gr.Error, NoTaskSelected):
         raise
     except Exception as e:
         message = user_message(e, folder())         # a bad file, a missing checkpoint, out of memory
@@ -67,6 +81,12 @@ def _user_errors(fn, folder):
         log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
         raise gr.Error(f"Unexpected error ({type(e).__name__}: {hide_paths(str(e), folder())}); "
                        "the app is still running.") from None
+
+
+def mcp_installed() -> bool:
+    """Whether Gradio can serve the app's endpoints as MCP tools: the `mcp` package (the `mcp` extra) is there."""
+    import importlib.util
+    return importlib.util.find_spec("mcp") is not None
 
 
 def only_on(tab: str, fn, outputs: int):

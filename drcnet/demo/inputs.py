@@ -2,18 +2,18 @@
 degradations or paired with its clean reference, optionally shrunk; prepared inputs are cached (PreparedCache)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
 from drcnet.core.metrics import psnr, ssim
 from drcnet.demo.examples import known_degradation
-from drcnet.demo.messages import DemoError, check_task
+from drcnet.demo.files import mtime
+from drcnet.demo.messages import DemoError, NoTaskSelected, check_task
+from drcnet.demo.reading import check_usable, load
 from drcnet.demo.settings import InputSettings, Limits
-from drcnet.serve.imageio import ImageError, LoadedImage, load_image
+from drcnet.demo.upload import no_task_message
+from drcnet.serve.imageio import LoadedImage
 
 
 @dataclass
@@ -40,23 +40,6 @@ class PreparedCache(dict):
         return prepared
 
 
-def load(path, what: str = "image", max_pixels: int = Limits.max_pixels) -> LoadedImage:
-    if path is None or path == "":
-        raise DemoError(f"No {what} given: upload, paste or pick an example first.")
-    try:
-        return load_image(path, max_pixels=max_pixels)
-    except ImageError:
-        raise
-    except Exception as e:          # anything Pillow throws that imageio did not anticipate
-        raise ImageError(f"{Path(str(path)).name}: cannot read this image ({type(e).__name__}: {e})") from None
-
-
-def check_usable(loaded: LoadedImage) -> None:
-    h, w = loaded.size
-    if min(h, w) < 8:
-        raise ImageError(f"{loaded.source_name}: {w}x{h} is too small to restore (at least 8x8 pixels)")
-
-
 def resize_max(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     h, w = rgb.shape[:2]
     if not max_side or max(h, w) <= max_side:
@@ -74,10 +57,10 @@ def prepare(image, task: str, settings: InputSettings = InputSettings(), *, max_
     settings.synthesize: `image` is the clean photo; the degraded input is made from it, the clean one is the
     reference. Otherwise `image` is already degraded and settings.reference (optional) its clean version.
     task None or "" (no task selected, as after a photo that looks clean): a DemoError that asks which task to
-    run, repeating the clean-photo warning; nothing is loaded or run."""
+    run, repeating the clean-photo warning (NoTaskSelected: the page shows it as a warning); nothing is loaded or
+    run."""
     if task in (None, ""):
-        from drcnet.demo.upload import no_task_message
-        raise DemoError(no_task_message(image, settings.synthesize))
+        raise NoTaskSelected(no_task_message(image, settings.synthesize))
     check_task(task)
     key = (str(image), mtime(image), task, settings.cache_key(), max_side)
     if cache is not None and key in cache:
@@ -117,13 +100,6 @@ def _load_reference(reference, loaded: LoadedImage, rgb: np.ndarray, max_side, m
         raise DemoError(f"the reference {ref.source_name} is {ref.rgb.shape[1]}x{ref.rgb.shape[0]} but "
                         f"the input is {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]}: they must match")
     return ref_rgb
-
-
-def mtime(path) -> float:
-    try:
-        return os.stat(path).st_mtime if path else 0.0
-    except (OSError, TypeError, ValueError):
-        return 0.0
 
 
 def to_pil(rgb: np.ndarray) -> Image.Image:

@@ -84,7 +84,7 @@ def intra_cr(registry, image, task: str, lam: float = 0.95,
                         "first' or give a clean reference image.")
     restorer = registry.model_for(task)
     with registry.lock(task):
-        restored = restorer.restore(prepared.degraded, tile=0)
+        restored = restorer.restore(prepared.degraded)
     lam = float(lam)
     if not 0 <= lam <= 1:
         raise DemoError(f"lambda must lie in [0, 1], got {lam}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from drcnet.core.paths import REPO, checkpoint_file, checkpoints_dir
@@ -16,12 +17,18 @@ class DemoError(ValueError):
     """A problem the user can fix; the message is shown as is."""
 
 
+class NoTaskSelected(DemoError):
+    """No task is chosen (the selection is empty after a photo that looks clean): a question for the visitor,
+    shown as a warning that asks which task to run, not as an error."""
+
+
 NO_TASK = "No task selected: choose which task to run on this photo (denoise, derain or deblur)."
+OUT_OF_MEMORY = "Out of {where} for this image: try a smaller one."
 
 
 def check_task(task: str | None) -> str:
     if task in (None, ""):                  # the task selection is empty after a photo that looks clean
-        raise DemoError(NO_TASK)
+        raise NoTaskSelected(NO_TASK)
     if task not in TASKS:
         raise DemoError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return task
@@ -33,8 +40,17 @@ def user_message(error: BaseException, folder: Path | None = None) -> str | None
     if isinstance(error, (DemoError, ImageError, CheckpointError)):
         return hide_paths(str(error), folder)
     if isinstance(error, MemoryError):
-        return "Out of memory for this image: try a smaller one."
+        return OUT_OF_MEMORY.format(where="memory")
+    if is_gpu_out_of_memory(error):
+        return OUT_OF_MEMORY.format(where="GPU memory")
     return None
+
+
+def is_gpu_out_of_memory(error: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA, or another accelerator, ran out of memory). Where torch was never imported
+    no error can be one, so this module stays free of torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.OutOfMemoryError)
 
 
 def hide_paths(text: str, folder: Path | None = None) -> str:

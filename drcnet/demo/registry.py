@@ -4,18 +4,23 @@ time: the inspector runs it at another threshold t), the VGG, the prepared input
 A task without its checkpoint is an error that names the file: the app never restores with a random network."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 from drcnet.core.paths import checkpoint_file, checkpoints_dir
 from drcnet.core.tasks import TASKS
+from drcnet.demo.files import content_digest
 from drcnet.demo.inputs import PreparedCache
 from drcnet.demo.messages import DemoError, check_task, hide_paths
 from drcnet.demo.outputs import OutputFolder
 from drcnet.demo.settings import Limits
 from drcnet.model.checkpoint import CheckpointError, read_metadata
 from drcnet.model.config import T_DEFAULT
+
+log = logging.getLogger("drcnet.app")
 
 
 class Registry:
@@ -33,6 +38,7 @@ class Registry:
         self._models_lock = threading.Lock()
         self._locks = {task: threading.Lock() for task in TASKS}
         self._meta: dict[tuple[str, float], dict] = {}
+        self._digests: dict[tuple[str, float], str] = {}
         self._vgg = None
 
     @property
@@ -53,6 +59,15 @@ class Registry:
         if key not in self._meta:
             self._meta[key] = read_metadata(path)
         return self._meta[key]
+
+    def checkpoint_digest(self, task: str) -> str:
+        """SHA-256 of the task's checkpoint file, computed once per (file, mtime): what the examples' stored results
+        are keyed by, so a new checkpoint gets new results."""
+        path = self.checkpoint(task)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        if key not in self._digests:
+            self._digests[key] = content_digest(path)
+        return self._digests[key]
 
     def trained_t(self, task: str) -> float:
         """The mask threshold t the task's checkpoint was trained with; T_DEFAULT without a readable one."""
@@ -121,17 +136,35 @@ class Registry:
         with self._models_lock:
             return [Path(k[0]) for k in self._models]
 
-    def warm_up(self, tasks=TASKS) -> threading.Thread:
-        """Start-up hook: load the available models and queue their whole-image (and tile) graphs on the
-        engine's compile thread, in the background; requests use the eager model until a graph is ready."""
-        from drcnet.serve.compiled import COMPILE_MAX_SIDE
+    def available(self, tasks=TASKS) -> list[str]:
+        """The tasks (of `tasks`, in that order) whose checkpoint is present."""
+        return [task for task in tasks if self.checkpoint(task).is_file()]
 
-        def load_and_queue():
-            for task in tasks:
-                if self.checkpoint(task).is_file():
-                    self.model_for(task).warm_up(sorted({(COMPILE_MAX_SIDE,) * 2, (self.limits.tile,) * 2}))
+    def load_all(self, tasks=TASKS) -> None:
+        """Load every available task's model now, on the registry's device: on ZeroGPU at import, the way it
+        expects (a model moved to CUDA at module scope is packed once and streamed onto the GPU of each call)."""
+        for task in self.available(tasks):
+            self.model_for(task)
 
-        thread = threading.Thread(target=load_and_queue, name="drcnet-warm-up", daemon=True)
+    def warm_up(self, tasks=TASKS, after_each: Callable[[str], None] | None = None) -> threading.Thread:
+        """Start-up hook, in the background, one task at a time in the order given (the task the page selects
+        first, first): load its model, then after_each(task) (its examples' results: seconds, on the eager model),
+        then build its compiled graph (when compiling is on; minutes on a cold cache), checked against the eager
+        model on the task's example photos, and wait for it, and only then the next task. Requests meanwhile use
+        the eager model; one task at a time keeps the first task's work from waiting behind the others'."""
+        from drcnet.eval.safety import example_photos
+
+        def one_at_a_time():
+            for task in self.available(tasks):
+                try:
+                    model = self.model_for(task)
+                    if after_each is not None:
+                        after_each(task)
+                    model.warm_up(list(example_photos(task).values()), wait=True)
+                except Exception:               # a start-up nicety: a failure must not end the others
+                    log.exception("warming up %s failed; it runs eagerly on its first request", task)
+
+        thread = threading.Thread(target=one_at_a_time, name="drcnet-warm-up", daemon=True)
         thread.start()
         return thread
 

@@ -29,15 +29,14 @@ def restore(registry, image, task: str, settings: InputSettings = InputSettings(
     prepared = prepare(image, task, settings, cache=registry.inputs, max_pixels=limits.max_pixels)
     restorer = registry.model_for(task)
     with registry.lock(task):
-        out = restorer.restore(prepared.degraded, tile=limits.tile, overlap=limits.tile_overlap, progress=progress,
-                               return_stage1=stage1)
+        out = restorer.restore(prepared.degraded, progress=progress, return_stage1=stage1)   # the spec's tiles
         stats = dict(restorer.last_stats)
     out2, out1 = out if stage1 else (out, None)
     metrics = None
     if prepared.clean is not None:
         metrics = {"input": quality(prepared.degraded, prepared.clean, task),
                    "drcnet": quality(out2, prepared.clean, task)}
-    facts = _facts(task, stats, restorer.describe_statistics(), metrics, prepared)
+    facts = _facts(task, stats, f"{restorer.describe_statistics()} | {stats['path']}", metrics, prepared)
     download = registry.outputs.result_file(prepared, out2)
     return RestoreResult(to_pil(prepared.degraded), to_pil(out2), None if out1 is None else to_pil(out1), facts,
                          metrics, download, stats)

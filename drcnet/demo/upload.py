@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drcnet.demo.inputs import check_usable, load
 from drcnet.demo.messages import NO_TASK, user_message
+from drcnet.demo.reading import read_checked
 
 CLEAN_HINT = ("Restoring a clean photo can only soften it. To see a task at work, tick *Degrade a clean photo "
               "first*.")
@@ -19,13 +19,6 @@ class UploadReport:
     task: str | None = None         # the task to select when `select` (None: no task, the photo looks clean)
     diagnosis: dict | None = None   # drcnet.serve.diagnose's task, finding and scores (the /diagnose answer)
     select: bool = False            # change the task selection to `task` (False: leave the choice as it is)
-
-
-def read_checked(path, what: str):
-    """Load an upload as every handler would (drcnet.serve.imageio, the size guards); errors as the handlers raise."""
-    loaded = load(path, what)
-    check_usable(loaded)
-    return loaded
 
 
 def diagnose_file(path) -> dict:
@@ -52,11 +45,24 @@ def check_input(path) -> UploadReport:
         if message is None:
             raise
         return UploadReport(f"⚠️ {message}")
-    if diagnosis["task"] is None:
-        return UploadReport(f"⚠️ {clean_warning(diagnosis)} No task is selected: pick one to restore it anyway.",
-                            None, diagnosis, select=True)
-    return UploadReport(f"Diagnosis: **{diagnosis['finding']}** (task selected; pick another if you know "
-                        "better).", diagnosis["task"], diagnosis, select=True)
+    return UploadReport(diagnosis_message(diagnosis, diagnosis["task"]), diagnosis["task"], diagnosis, select=True)
+
+
+def diagnosis_message(diagnosis: dict, task: str | None) -> str:
+    """What the page says about the input's diagnosis while `task` is selected (markdown): it follows the task
+    choice, so a clean photo's "no task is selected" goes once a task is picked, and a choice other than the
+    suggested one is acknowledged."""
+    suggested = diagnosis["task"]
+    if suggested is None:
+        choice = ("No task is selected: pick one to restore it anyway." if not task
+                  else f"Running {task} anyway, as chosen.")
+        return f"⚠️ {clean_warning(diagnosis)} {choice}"
+    if task == suggested:
+        return f"Diagnosis: **{diagnosis['finding']}** (task selected; pick another if you know better)."
+    if not task:
+        return (f"Diagnosis: **{diagnosis['finding']}**. No task is selected: pick one (the diagnosis suggests "
+                f"{suggested}).")
+    return f"Diagnosis: **{diagnosis['finding']}**; you chose {task} instead."
 
 
 def no_task_message(image=None, synthesize: bool = False) -> str:

@@ -5,9 +5,12 @@ drcnet.data.degrade.degrade returned, so the denoisers know the true sigma and t
 kernel. Deblurring baselines with "nonblind" in their name are given the true kernel: an advantage DRCNet
 (a blind method) does not have, so they are an upper reference for classical methods, not a fair rival.
 Optional packages: BM3D is listed only when `bm3d` is importable, the wavelet denoiser only when PyWavelets
-(`pywt`, which skimage.restoration.denoise_wavelet needs) is.
+(`pywt`, which skimage.restoration.denoise_wavelet needs) is. Interactive callers (the app's Compare) skip a method
+on images over its MAX_PIXELS (size_limit_note says why).
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from scipy import ndimage
@@ -92,6 +95,22 @@ def unsharp(degraded, info):
 def median5x5(degraded, info):
     """5x5 median per channel: removes streaks thinner than about two pixels."""
     return _clip(ndimage.median_filter(degraded, size=(5, 5, 1), mode="reflect"))
+
+
+# BM3D's time grows with the pixels: about 2 s for 128 x 128 on one core of the development machine (4 s with both
+# cores busy), 8-10 s at 256 x 256. Interactive use stays under a few seconds below this many pixels
+# ($DRCNET_BM3D_MAX_PIXELS changes it, e.g. on a faster CPU). The evaluation (drcnet.evaluate) has no limit.
+MAX_PIXELS = {"bm3d": int(os.environ.get("DRCNET_BM3D_MAX_PIXELS", 128 * 128))}
+
+
+def size_limit_note(name: str, shape) -> str | None:
+    """Why method `name` is not run on an image of this shape (it is over the method's MAX_PIXELS), or None."""
+    limit = MAX_PIXELS.get(name)
+    h, w = shape[:2]
+    if limit is None or h * w <= limit:
+        return None
+    return (f"{name} skipped: {w}x{h} = {h * w:,} pixels is over its limit of {limit:,} pixels, which keeps it under "
+            "a few seconds on a CPU (its time grows with the pixels); compare a smaller crop to see it")
 
 
 def _importable(module: str) -> bool:

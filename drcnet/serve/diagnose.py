@@ -1,7 +1,7 @@
 """What is wrong with a photo: noise, rain streaks, motion blur, or nothing the models fix.
 
     from drcnet.serve.diagnose import diagnose
-    d = diagnose(rgb)              # float32 H x W x 3 in [0, 1]
+    d = diagnose(rgb)              # H x W (x 3): uint8, uint16 or float in [0, 1], as the engine takes it
     d.task, d.finding              # "denoise", "noise, sigma about 22: denoise"
 
 Four measures, each cheap (about 0.1 s at 512 px on one CPU core; larger photos are centre-cropped to 512 px,
@@ -71,6 +71,22 @@ class Diagnosis:
     @property
     def label(self) -> str:
         return self.task or CLEAN
+
+
+def unit_float(image: np.ndarray) -> np.ndarray:
+    """The image as float32 in [0, 1] the way the engine reads it: integers scaled by their type's maximum (a uint8
+    photo by 255, a uint16 one by 65535), floats as they are; an alpha channel dropped. The measures' thresholds
+    are in [0, 1] units (sigma and brightness reported x 255), so an 8-bit photo read as 0-255 looked noisy."""
+    image = np.asarray(image)
+    if np.issubdtype(image.dtype, np.integer):
+        image = image.astype(np.float32) / np.iinfo(image.dtype).max
+    elif not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"unsupported image dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] in (1, 2):          # grey (+ alpha): one plane
+        image = image[..., 0]
+    elif image.ndim == 3 and image.shape[2] == 4:             # RGBA: the colour channels
+        image = image[..., :3]
+    return image.astype(np.float32, copy=False)
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -151,8 +167,8 @@ def directional_blur(g: np.ndarray) -> tuple[float, float, float]:
 
 
 def measure(rgb: np.ndarray) -> dict:
-    """The scores diagnose() decides on (see the module docstring)."""
-    rgb = centre_crop(np.asarray(rgb, np.float32), MAX_SIDE)
+    """The scores diagnose() decides on (see the module docstring); any image dtype the engine takes (unit_float)."""
+    rgb = centre_crop(unit_float(rgb), MAX_SIDE)
     g = grey(rgb)
     sigma = noise_sigma(rgb)
     white, black = top_hats(g)
@@ -202,7 +218,9 @@ def direction_words(angle: float) -> str:
 
 
 def diagnose(rgb: np.ndarray) -> Diagnosis:
-    """Which task fits this photo (None: it looks clean), a sentence saying why, and the scores."""
+    """Which task fits this photo (None: it looks clean), a sentence saying why, and the scores. rgb: H x W, H x W x 1
+    or H x W x 3 (an alpha channel is ignored); uint8, uint16 or float in [0, 1]: the same picture gets the same
+    verdict in each."""
     scores = measure(rgb)
     task, finding = decide(scores)
     assert task is None or task in TASKS
