@@ -87,8 +87,21 @@ def inspect(image, task, stage=1, level=0, t=None, settings=DEFAULT, statistics=
     Returns:
         (before, after) at this t, the block's maps (response, mask, truth map when the degradation is known,
         spatial filter, energy attention, identity, fused output), the all-blocks overview (each block's AUC
-        when the degradation is known), a line of facts, and the t slider for this block (the page applies it).
+        when the degradation is known) and a line of facts.
     """
+    return inspect_with_slider(image, task, stage, level, t, settings, statistics)[:4]
+
+
+@gpu(D.GPU_SECONDS["inspect"])
+@user_errors
+@D.takes_input_settings()
+def inspect_on_page(image, task, stage=1, level=0, t=None, settings=DEFAULT, statistics="matched"):
+    """inspect, plus the t slider spanned over the inspected block's M_sr (a State the page applies with
+    set_t_slider; not part of the API answer: a State among an MCP tool's outputs fails the call)."""
+    return inspect_with_slider(image, task, stage, level, t, settings, statistics)
+
+
+def inspect_with_slider(image, task, stage, level, t, settings, statistics):
     r = D.inspect(REGISTRY, image, task, stage, level, t, settings, statistics)
     out = REGISTRY.outputs
     return ((out.display_png(r.before, "before"), out.display_png(r.after, "after")),
@@ -97,7 +110,7 @@ def inspect(image, task, stage=1, level=0, t=None, settings=DEFAULT, statistics=
 
 def inspect_trained(image, task, stage=1, level=0, *rest):
     """inspect at the trained t (the default view): what the Inspect button, a block change and an example run."""
-    return inspect(image, task, stage, level, None, *rest)
+    return inspect_on_page(image, task, stage, level, None, *rest)
 
 
 def set_t_slider(control):
@@ -404,7 +417,7 @@ def build_inspect_tab(c: Controls) -> TabRun:
     with gr.Row(equal_height=True):
         # starts at the trained t over 0..1; after an inspect it spans the chosen block's M_sr (D.inspect's
         # t_control), in fine steps: a trained M_sr often spans only a few hundredths (e.g. 0.47-0.51)
-        t = gr.Slider(0.0, 1.0, value=lambda: REGISTRY.trained_t(FIRST_TASK), step=0.0001,
+        t = gr.Slider(0.0, 1.0, value=REGISTRY.trained_t(FIRST_TASK), step=0.0001,
                       label="Mask threshold t", elem_id="t-slider", scale=3)
         # released (or typed: its number box releases on blur), it sets t and re-inspects
         coverage = gr.Slider(1, 99, value=10, step=1, elem_id="coverage", scale=2, label="Mask coverage (%)",
@@ -412,6 +425,8 @@ def build_inspect_tab(c: Controls) -> TabRun:
     c.task.change(lambda k: gr.update(minimum=0.0, maximum=1.0, value=REGISTRY.trained_t(k), label="Mask threshold t",
                                       info=None) if k else gr.update(), c.task, t, api_visibility="private",
                   queue=False)
+    # and at each page load (a retrained checkpoint may have another t); a load event, not an API endpoint or MCP tool
+    gr.on(None, lambda: REGISTRY.trained_t(FIRST_TASK), None, t, api_visibility="private", queue=False)
     with gr.Row():
         inspect_btn = gr.Button("Inspect", variant="primary")
         sweep_btn = gr.Button("Sweep t (9 runs)")
@@ -432,14 +447,15 @@ def build_inspect_tab(c: Controls) -> TabRun:
 
     def then_set_slider(event):
         return event.success(set_t_slider, t_control, t, api_visibility="private", queue=False)
-    then_set_slider(t.release(inspect, ins_in, ins_out, api_name="inspect"))
+    then_set_slider(t.release(inspect_on_page, ins_in, ins_out, api_visibility="private"))
+    gr.Button(visible=False).click(inspect, ins_in, ins_out[:4], api_name="inspect")     # the API and MCP tool
     for event in (inspect_btn.click, stage.input, level.release, statistics.input):
         then_set_slider(event(inspect_trained, trained_in, ins_out, api_visibility="private"))
     sweep_btn.click(t_sweep, [c.image, c.task, stage, level, *c.prep], sweep_img, api_name="t_sweep").success(
         lambda: gr.update(visible=True), None, sweep_img, api_visibility="private", queue=False)
     coverage_in = [c.image, c.task, stage, level, t, coverage, *c.prep]
     then_set_slider(coverage.release(coverage_t, coverage_in, t, api_name="coverage_t").success(
-        inspect, ins_in, ins_out, api_visibility="private"))
+        inspect_on_page, ins_in, ins_out, api_visibility="private"))
     fig_btn.click(inspect_figure, ins_in, ins_fig, api_name="inspect_figure").success(
         lambda: gr.update(visible=True), None, ins_fig, api_visibility="private", queue=False)
     return TabRun("inspect", inspect_trained, trained_in, ins_out,

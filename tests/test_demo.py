@@ -77,7 +77,18 @@ def test_model_is_cached_once_per_file(reg, photo):
     assert reg.model_for("denoise") is a and len(reg.loaded()) == 1
 
 
-def test_tiled_path_reports_progress(photo, tmp_path):
+def test_tiled_path_reports_progress(photo, tmp_path, monkeypatch):
+    """Restore cuts the image as its checkpoint's inference spec says, with progress per batch of tiles."""
+    import torch
+
+    from drcnet import create_model
+    from drcnet.model.checkpoint import save_checkpoint
+    from drcnet.model.inference import InferenceSpec
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck" / "derain.safetensors", create_model("tiny"), task="derain", preset="tiny",
+                    inference=InferenceSpec("matched", 128, 16, batch=2))
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path / "ck"))
     reg = D.Registry()
     big = tmp_path / "big.png"
     Image.fromarray(np.uint8(np.random.default_rng(0).random((300, 280, 3)) * 255)).save(big)

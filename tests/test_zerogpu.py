@@ -24,7 +24,7 @@ from conftest import tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 # compare_on_page does Compare's work (the /compare endpoint is it without the page's session State)
-MODEL_HANDLERS = {"restore", "inspect", "coverage_t", "inspect_figure", "t_sweep", "intra_cr", "compare_on_page"}
+MODEL_HANDLERS = {"restore", "inspect", "inspect_on_page", "coverage_t", "inspect_figure", "t_sweep", "intra_cr", "compare_on_page"}
 
 STAND_IN = '''
 """A stand-in for Hugging Face's `spaces` package: records the import order, each spaces.GPU request and every
