@@ -163,3 +163,25 @@ def test_compare_runs_bm3d_within_its_size_limit_and_says_why_above_it(reg, tmp_
             assert "bm3d" not in names and shapes == [(48, 48, 3)]
             note = next(n for n in result.notes if n.startswith("bm3d skipped"))
             assert "64x64 = 4,096 pixels" in note and "2,304" in note
+
+
+# ---------------------------------------------------------------- the checkpoint's inference spec decides the tiles
+
+def test_every_tab_runs_a_checkpoint_whose_spec_tiles_it(tmp_path, monkeypatch):
+    """Shipped checkpoints carry an inference spec with "matched" statistics (tiles of about the training patch);
+    the engine then refuses a caller's tile size, so no tab may pass one (the app's old Limits.tile)."""
+    import drcnet
+    from drcnet.model.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
+                    training={"patch": 32})
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(tmp_path))
+    reg = D.Registry()
+    assert reg.model_for("denoise").statistics == "matched"
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(photo)
+    restored = D.restore(reg, str(photo), "denoise", stage1=True)
+    assert restored.after.size == (80, 72) and restored.stats["tiles"] > 1
+    compared = D.compare(reg, str(photo), "denoise", D.InputSettings(synthesize=True))
+    assert "DRCNet" in [row[0] for row in compared.table] and not any("failed" in n for n in compared.notes)
+    assert D.intra_cr(reg, str(photo), "denoise").table
