@@ -210,3 +210,19 @@ def test_each_leg_records_where_the_mask_points_before_and_after_and_the_card_sh
     assert first in card and json.loads((ckpts / "deblur.legs.json").read_text())[0]["alignment"] == result["alignment"]
     assert relay.leg_alignment("deblur", ckpts / "deblur.safetensors", run / "best.safetensors", []) == \
         {"photos": "no validation photos found"}                                   # nothing measured
+
+
+def test_a_leg_records_its_pace_and_the_hours_its_rate_predicts_to_the_goal(tmp_path):
+    """Iterations per minute, "under half" the task's fastest recorded rate, and the recipe's worst gap after
+    the leg divided by the leg's test gain per hour."""
+    from drcnet.train.recipe import load_recipe
+
+    recipe = load_recipe("derain")
+    mean = {t.setting: {t.over: {"psnr": 20.0}, "drcnet": {"psnr": 20.0 + t.margin - 0.5}} for t in recipe.targets}
+    (tmp_path / "derain.test.json").write_text(json.dumps({"mean": mean}))
+    leg = {"iterations": 300, "minutes": 30.0, "test_before": 30.0, "test_after": 30.25}
+    fast = relay.pace("derain", leg, [{"iterations_per_minute": 25.0}], tmp_path)
+    assert fast["iterations_per_minute"] == 10.0 and fast["slow"]                  # 10 < 25 / 2
+    assert fast["goal_gap_db"] == -0.5 and fast["hours_to_goal"] == 1.0            # 0.5 dB at 0.5 dB per hour
+    flat = relay.pace("derain", dict(leg, test_after=30.0), [], tmp_path)
+    assert not flat["slow"] and flat["hours_to_goal"] is None

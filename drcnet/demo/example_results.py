@@ -80,6 +80,7 @@ class ExampleResults:
         for index, row in enumerate(examples()):
             if row[1] != task or self.get(registry, index) is not None:
                 continue
+            registry.activity.wait_until_idle()          # a visitor's request first
             try:
                 self.store(registry, row)
                 done += 1

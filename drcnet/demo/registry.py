@@ -12,6 +12,7 @@ from typing import Callable
 
 from drcnet.core.paths import checkpoint_file, checkpoints_dir
 from drcnet.core.tasks import TASKS
+from drcnet.demo.activity import Activity
 from drcnet.demo.files import content_digest
 from drcnet.demo.inputs import PreparedCache
 from drcnet.demo.messages import DemoError, check_task, hide_paths
@@ -40,6 +41,7 @@ class Registry:
         self._meta: dict[tuple[str, float], dict] = {}
         self._digests: dict[tuple[str, float], str] = {}
         self._vgg = None
+        self.activity = Activity()
 
     @property
     def folder(self) -> Path:
@@ -121,8 +123,10 @@ class Registry:
                             f"checkpoint folder (it may still be training). Pick another task or add the file.")
         return self.restorer(path)
 
-    def lock(self, task: str) -> threading.Lock:
-        return self._locks[check_task(task)]
+    def lock(self, task: str):
+        """The task's model lock, held while a request runs it; entering it also marks a request in flight, so
+        that start-up work in the background waits (drcnet/demo/activity.py)."""
+        return _Serving(self._locks[check_task(task)], self.activity)
 
     def vgg(self):
         """The frozen VGG19 up to relu3_1 (the committed slice), loaded once."""
@@ -155,11 +159,14 @@ class Registry:
         from drcnet.eval.safety import example_photos
 
         def one_at_a_time():
+            self.activity.become_background()        # niced, and waits while a visitor's request runs
             for task in self.available(tasks):
                 try:
+                    self.activity.wait_until_idle()
                     model = self.model_for(task)
                     if after_each is not None:
                         after_each(task)
+                    self.activity.wait_until_idle()
                     model.warm_up(list(example_photos(task).values()), wait=True)
                 except Exception:               # a start-up nicety: a failure must not end the others
                     log.exception("warming up %s failed; it runs eagerly on its first request", task)
@@ -174,3 +181,19 @@ class Registry:
             self._models.clear()
         self._meta.clear()
         self.inputs.clear()
+
+
+class _Serving:
+    """A task's lock that also marks a request in flight (Registry.lock)."""
+
+    def __init__(self, lock: threading.Lock, activity: Activity):
+        self.lock, self.request = lock, activity.request()
+
+    def __enter__(self):
+        self.request.__enter__()
+        self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        self.request.__exit__(*exc)

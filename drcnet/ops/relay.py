@@ -176,10 +176,30 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
     leg["mask"] = mask_trace(records)
     leg["alignment"] = alignment or {}
     legs = load_legs(task, checkpoints) + [leg]
+    leg.update(pace(task, leg, legs[:-1], folder))
     (checkpoint_file(checkpoints, task, "legs")).write_text(json.dumps(legs, indent=1) + "\n")
     release.write_legs_section(checkpoint_file(checkpoints, task, "card"), legs)
     log(f"leg recorded in {checkpoint_file(checkpoints, task, 'legs')} and the card: {release.describe(decision)}")
     return leg
+
+
+def pace(task: str, leg: dict, earlier: list[dict], folder: Path) -> dict:
+    """Iterations per minute; whether the leg ran at under half the fastest rate its task has recorded (it
+    shared the CPU); the recipe's worst target gap after the leg and the hours of legs like this one that the
+    measured test gain per hour predicts to close it (None when the leg gained nothing)."""
+    from drcnet.train.recipe import load_recipe
+
+    rate = leg["iterations"] / leg["minutes"] if leg.get("minutes") else 0.0
+    best = max([rate] + [e.get("iterations_per_minute") or 0.0 for e in earlier])
+    scores = checkpoint_file(folder, task, "test")
+    try:
+        gap = load_recipe(task).worst_gap(json.loads(scores.read_text()))
+    except (OSError, KeyError):       # no test file, or one without the recipe's settings
+        gap = None
+    gain_per_hour = (leg["test_after"] - leg["test_before"]) / (leg["minutes"] / 60) if leg.get("minutes") else 0.0
+    hours = None if gap is None or gap >= 0 or gain_per_hour <= 0 else round(-gap / gain_per_hour, 1)
+    return {"iterations_per_minute": round(rate, 1), "slow": bool(best and rate < best / 2),
+            "goal_gap_db": None if gap is None else round(gap, 2), "hours_to_goal": hours}
 
 
 class Stop:

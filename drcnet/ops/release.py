@@ -372,15 +372,22 @@ def previous_table(new: dict, old: dict) -> str:
 
 def write_legs_section(card: Path, legs: list[dict]) -> None:
     """Replace (or append) the card's "Relay legs" section by a table of every leg."""
-    head = ["| date | hardware | minutes | iterations | cumulative lr | val before -> after | test before -> after "
-            "(per setting) | gate | shipped |", "|---|---|---|---|---|---|---|---|---|"]
+    head = ["| date | hardware | minutes | iterations (per minute) | cumulative lr | val before -> after | test before "
+            "-> after (per setting) | gate | shipped | worst target gap after; hours to the goal at this rate |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     rows = []
     for leg in legs:
         per = ", ".join(f"{s} {b:.2f} -> {a:.2f}" for s, (b, a) in leg.get("test_settings", {}).items())
+        rate = f" ({leg['iterations_per_minute']:g}/min{', under half the idle rate' if leg.get('slow') else ''})" \
+            if leg.get("iterations_per_minute") else ""
+        goal = "-" if leg.get("goal_gap_db") is None else (
+            f"{leg['goal_gap_db']:+.2f} dB; " + ("met" if leg["goal_gap_db"] >= 0 else
+                                                 f"{leg['hours_to_goal']} h" if leg.get("hours_to_goal")
+                                                 else "no gain measured"))
         rows.append(f"| {leg['date']} | {leg.get('hardware', '?')} | {leg.get('minutes', '?')} | "
-                    f"{leg.get('iterations', '?')} | {leg.get('cumulative_lr', '?')} | "
+                    f"{leg.get('iterations', '?')}{rate} | {leg.get('cumulative_lr', '?')} | "
                     f"{leg['val_before']:.2f} -> {leg['val_after']:.2f} | {leg['test_before']:.2f} -> "
-                    f"{leg['test_after']:.2f} ({per}) | {leg['gate']} | {'yes' if leg['ship'] else 'no'} |")
+                    f"{leg['test_after']:.2f} ({per}) | {leg['gate']} | {'yes' if leg['ship'] else 'no'} | {goal} |")
     section = [LEGS_HEADING, "", "Each leg continues the shipped weights with the task's recipe (drcnet/ops/relay.py); "
                "it is shipped only if it beats them on validation and test and passes the grid gate. Cumulative "
                "lr: the sum of the learning rate over the leg's iterations.", "", *head, *rows, "",

@@ -1,0 +1,78 @@
+"""Requests first: background work at start-up (the examples' results, the compiled graphs) waits while a
+visitor's request runs. On two cores any work beside a request slows it down: /restore took 3.5x the engine's
+eager pass in the first seconds after start-up while the examples were computed beside it (drcnet/eval/app_timing.py).
+
+    activity = Activity()
+    with activity.request():          # a handler running the model (Registry.lock does this)
+        ...
+    activity.wait_until_idle()        # the warm-up, before each unit of work
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+QUIET_S = 1.0          # background work starts this long after the last request ended
+BACKGROUND_NICE = 10   # the warm-up thread's niceness (Linux: per thread; the threads it starts inherit it)
+
+
+class Activity:
+    def __init__(self, quiet: float = QUIET_S):
+        self.quiet = quiet
+        self._running = 0
+        self._last_end = 0.0
+        self._changed = threading.Condition()
+        self._background = threading.local()
+
+    def request(self):
+        """Context manager marking a request in flight (not counted in a background thread)."""
+        return _Request(self)
+
+    def in_background(self) -> bool:
+        return getattr(self._background, "on", False)
+
+    def become_background(self) -> None:
+        """Mark the calling thread as background work: its own model runs are not requests, and it runs niced."""
+        self._background.on = True
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except (AttributeError, OSError):
+            pass
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Block until no request runs and the last ended `quiet` seconds ago; False if `timeout` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if self._running == 0:
+                    left = self._last_end + self.quiet - time.monotonic()
+                    if left <= 0:
+                        return True
+                else:
+                    left = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    left = remaining if left is None else min(left, remaining)
+                self._changed.wait(left)
+
+
+class _Request:
+    def __init__(self, activity: Activity):
+        self.activity, self.counted = activity, False
+
+    def __enter__(self):
+        if not self.activity.in_background():
+            self.counted = True
+            with self.activity._changed:
+                self.activity._running += 1
+        return self
+
+    def __exit__(self, *exc):
+        if self.counted:
+            with self.activity._changed:
+                self.activity._running -= 1
+                self.activity._last_end = time.monotonic()
+                self.activity._changed.notify_all()
