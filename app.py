@@ -10,13 +10,20 @@ from __future__ import annotations
 
 # `spaces` first, where it is installed (every Hugging Face Space has it): on ZeroGPU it patches torch's CUDA at
 # import, so it must come before anything imports torch (drcnet does). Off ZeroGPU its decorator passes through.
+import os  # noqa: E402
+
+# OpenMP's idle threads sleep instead of spinning: at start-up a request and the background warm-up (examples,
+# the compiled graph's check) run torch at once, and two spinning thread teams on two cores slowed one /restore
+# to 36.6 s; passive waiting made it 4.3 s and the steady /restore no slower (docs/benchmark.md). Read once, when
+# torch loads: it has to be set here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:
     import spaces
 except ImportError:
     spaces = None
 
 import functools  # noqa: E402 (after spaces, on purpose)
-import os  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 import gradio as gr  # noqa: E402
