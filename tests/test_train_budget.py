@@ -227,17 +227,19 @@ def test_a_paused_step_does_not_end_a_time_run(photos, tmp_path, monkeypatch):
 # --compile
 
 def test_compile_auto_pays_only_for_long_runs_with_a_compiler(monkeypatch):
+    from drcnet.core import inductor
     from drcnet.train import step as T
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(T.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(inductor.shutil, "which", lambda name: "/usr/bin/" + name)
     assert not T.compile_pays(TrainConfig(compile="off", iters=10 ** 6), cpu, 10 ** 6)
     assert T.compile_pays(TrainConfig(compile="on"), cpu, 2)
     assert not T.compile_pays(TrainConfig(compile="auto"), cpu, 999)
     assert T.compile_pays(TrainConfig(compile="auto"), cpu, 1000)
     assert not T.compile_pays(TrainConfig(compile="auto", minutes=5), cpu, 10 ** 6)
     assert T.compile_pays(TrainConfig(compile="auto", minutes=30, schedule="time"), cpu, 10 ** 12)
-    monkeypatch.setattr(T.shutil, "which", lambda name: None)
+    monkeypatch.setattr(inductor.shutil, "which", lambda name: None)
     assert not T.compile_pays(TrainConfig(compile="auto"), cpu, 10 ** 6)       # no C++ compiler: eager
 
 
@@ -259,12 +261,12 @@ def test_a_failing_compile_falls_back_to_eager(photos, tmp_path, monkeypatch, ca
 
 
 def test_compile_raising_at_once_also_falls_back():
-    from drcnet.train.step import EagerFallback
+    from drcnet.core.inductor import EagerFallback
 
     failures = []
     net = torch.nn.Identity()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch, "compile", lambda m: (_ for _ in ()).throw(RuntimeError("no compiler")))
+        mp.setattr(torch, "compile", lambda m, **kw: (_ for _ in ()).throw(RuntimeError("no compiler")))
         forward = EagerFallback(net, failures.append)
     x = torch.ones(2)
     assert torch.equal(forward(x), x) and len(failures) == 1 and forward.compiled is None
