@@ -77,3 +77,12 @@ def close_tolerance(device: torch.device) -> float:
     arithmetic (1e-6 leaves room for threading order); CUDA kernels may reorder sums (a few float32 ulps of
     the O(1) activations, accumulated over the network's ~40 layers)."""
     return 1e-6 if device.type == "cpu" else 1e-4
+
+
+@pytest.fixture
+def checkpoints_of_module(reg, ckdir, monkeypatch):
+    """DRCNET_CHECKPOINTS set to the module's own `ckdir` fixture for one test; the shared registry forgets its
+    models afterwards. A module opts in with `pytestmark = pytest.mark.usefixtures("checkpoints_of_module")`."""
+    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
+    yield
+    reg.clear()

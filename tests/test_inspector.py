@@ -22,11 +22,7 @@ def ckdir(tmp_path_factory):
     return tiny_checkpoints(tmp_path_factory.mktemp("ck"), ("denoise", "derain", "deblur"))
 
 
-@pytest.fixture(autouse=True)
-def env(reg, ckdir, monkeypatch):
-    monkeypatch.setenv("DRCNET_CHECKPOINTS", str(ckdir))
-    yield
-    reg.clear()
+pytestmark = pytest.mark.usefixtures("checkpoints_of_module")   # conftest: DRCNET_CHECKPOINTS = ckdir
 
 
 @pytest.fixture(scope="module")
