@@ -13,9 +13,9 @@ import torch
 
 import drcnet.serve.compiled
 from drcnet import create_model
-from drcnet.core.metrics import psnr
 from drcnet.model.inference import InferenceSpec
 from drcnet.model.probes import FeatureProbe
+from drcnet.serve.compiled import agreement
 from drcnet.serve.engine import Restorer
 from drcnet.serve.tiling import tiles_for
 
@@ -192,5 +192,5 @@ def test_the_compiled_graph_agrees_with_eager_on_every_example_as_the_app_builds
         out = compiled.restore(photo)
         ref = eager.restore(photo)
         assert compiled.last_stats["compiled"] >= 1, name
-        a8, b8 = (np.rint(np.clip(v, 0, 1) * 255) for v in (out, ref))
-        assert psnr(out, ref) >= 45 and np.abs(a8 - b8).max() <= 40, name
+        db, worst = agreement(out, ref)                   # in 8 bits, as a visitor gets it
+        assert db >= 45 and worst <= 40, (name, db, worst)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 from pathlib import Path
 
 import torch
@@ -77,3 +78,12 @@ def describe_device(device: torch.device, world: int = 1) -> str:
         return f"{world} x {name}" if world > 1 else name
     desc = f"CPU {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     return f"{world} processes on {desc}" if world > 1 else desc
+
+
+def lower_thread_priority(niceness: int) -> None:
+    """Raise the calling thread's niceness (Linux schedules threads one by one; the threads and processes it
+    starts inherit it), so background work gives way to requests. A no-op where that is not supported."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass

@@ -9,9 +9,10 @@ eager pass in the first seconds after start-up while the examples were computed 
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
+
+from drcnet.core.device import lower_thread_priority
 
 QUIET_S = 1.0          # background work starts this long after the last request ended
 BACKGROUND_NICE = 10   # the warm-up thread's niceness (Linux: per thread; the threads it starts inherit it)
@@ -35,27 +36,15 @@ class Activity:
     def become_background(self) -> None:
         """Mark the calling thread as background work: its own model runs are not requests, and it runs niced."""
         self._background.on = True
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-        except (AttributeError, OSError):
-            pass
+        lower_thread_priority(BACKGROUND_NICE)
 
-    def wait_until_idle(self, timeout: float | None = None) -> bool:
-        """Block until no request runs and the last ended `quiet` seconds ago; False if `timeout` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait_until_idle(self) -> None:
+        """Block until no request runs and the last one ended `quiet` seconds ago."""
         with self._changed:
             while True:
-                if self._running == 0:
-                    left = self._last_end + self.quiet - time.monotonic()
-                    if left <= 0:
-                        return True
-                else:
-                    left = None
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    left = remaining if left is None else min(left, remaining)
+                left = None if self._running else self._last_end + self.quiet - time.monotonic()
+                if left is not None and left <= 0:
+                    return
                 self._changed.wait(left)
 
 

@@ -65,15 +65,9 @@ def baseline_seconds(checkpoint: Path, photo: np.ndarray, repeats: int) -> float
 
 def fill_inductor_cache(checkpoint: Path) -> float:
     """Build and check the compiled graph here, so that the app finds its kernels in the inductor cache."""
-    from drcnet.eval.safety import example_photos
-    from drcnet.serve.engine import Restorer
+    from drcnet.eval.speed import checked_graph
 
-    restorer = Restorer.from_checkpoint(checkpoint, compile=True)
-    start = time.perf_counter()
-    restorer.warm_up(list(example_photos("denoise").values()), wait=True)
-    if restorer.graph.state != "ready":
-        raise SystemExit(f"the compiled graph does not serve here ({restorer.describe_path()}); rerun with --eager")
-    return time.perf_counter() - start
+    return checked_graph(checkpoint, "denoise")[1]
 
 
 def free_port() -> int:

@@ -40,23 +40,30 @@ def real_photo(size: int) -> np.ndarray:
     return np.asarray(photo, np.float32) / 255
 
 
+def checked_graph(checkpoint, task: str) -> tuple[Restorer, float]:
+    """A compiling Restorer as the app makes it: its graph built and checked against eager on the task's example
+    photos; and the seconds that took. Exits when the graph does not serve here."""
+    from drcnet.eval.safety import example_photos
+
+    restorer = Restorer.from_checkpoint(checkpoint, device="cpu", compile=True)
+    start = time.perf_counter()
+    restorer.warm_up(list(example_photos(task).values()), wait=True)
+    if restorer.graph.state != "ready":
+        raise SystemExit(f"the compiled graph does not serve here: {restorer.describe_path()}")
+    return restorer, time.perf_counter() - start
+
+
 def engine_row(size: int, repeats: int) -> dict:
     """The shipped denoise checkpoint on a real photo: the engine's eager whole-image pass (the paper's
     statistics: the baseline of every ratio), its default path (the checkpoint's inference spec) eager and
     compiled (the graph checked against eager on the task's examples, as the app builds it), and NAFNet-w32 as
     its own code runs (eager, bf16 weights, channels_last)."""
     from drcnet.core.paths import checkpoint_file, checkpoints_dir
-    from drcnet.eval.safety import example_photos
 
     checkpoint = checkpoint_file(checkpoints_dir(), "denoise")
     whole = Restorer.from_checkpoint(checkpoint, device="cpu", statistics="whole")
     eager = Restorer.from_checkpoint(checkpoint, device="cpu")
-    compiled = Restorer.from_checkpoint(checkpoint, device="cpu", compile=True)
-    start = time.perf_counter()
-    compiled.warm_up(list(example_photos("denoise").values()), wait=True)
-    compile_s = time.perf_counter() - start
-    if compiled.graph.state != "ready":
-        raise SystemExit(f"the compiled graph does not serve: {compiled.describe_path()}")
+    compiled, compile_s = checked_graph(checkpoint, "denoise")
     nafnet = NAFNet(**WIDTH32_GOPRO).eval().to(torch.bfloat16, memory_format=torch.channels_last)
     image = real_photo(size)
     x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)

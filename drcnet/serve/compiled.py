@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import queue
 import sys
 import threading
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from drcnet.core.device import lower_thread_priority
 from drcnet.core.inductor import use_inductor_cache, why_not_compile
 from drcnet.model.inference import InferenceSpec
 from drcnet.serve.tiling import tiles_for
@@ -57,10 +57,7 @@ _worker_lock = threading.Lock()
 
 
 def _work() -> None:
-    try:                     # lower this thread only (and the compiler processes it starts): requests keep theirs
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPILE_NICE)
-    except (AttributeError, OSError):
-        pass
+    lower_thread_priority(COMPILE_NICE)      # this thread only (and the compilers it starts): requests keep theirs
     while True:
         job = _jobs.get()
         try:
@@ -81,6 +78,11 @@ def submit(job: Callable[[], None]) -> None:
 def wait_for_compiles() -> None:
     """Block until every queued compile has finished (or failed)."""
     _jobs.join()
+
+
+def first_line(error: Exception) -> str:
+    """An exception as one short log line (inductor's messages run to pages)."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
 
 
 def has_hooks(model: nn.Module) -> bool:
@@ -150,7 +152,7 @@ class TileGraph:
         try:
             outputs = self._forward(full)
         except Exception as error:     # noqa: BLE001 - an inductor failure at run time: eager from now on
-            self._off(f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}")
+            self._off(first_line(error))
             return None
         if not all(bool(torch.isfinite(o).all()) for o in outputs):
             self.eager_requests += 1
@@ -207,7 +209,7 @@ class TileGraph:
             self._compiled = torch.compile(self.model, dynamic=False)
             compiled = [self._forward(b) for b in batches]
         except Exception as error:     # noqa: BLE001 - any failure means: serve eagerly
-            self._off(f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}")
+            self._off(first_line(error))
             return
         self.compile_seconds = time.perf_counter() - start
         with torch.inference_mode():
