@@ -35,6 +35,20 @@ def test_rgb_round_trip_is_lossless(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), arr)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_png_level_trades_size_for_speed_and_keeps_every_sample(tmp_path, dtype):
+    """The app writes its downloads at zlib level 1 (faster); the samples are the same, the file larger."""
+    y, x = np.indices((96, 96))
+    arr = np.stack([(x * y) % 251, (x + 3 * y) % 17, (x ^ y) % 64], -1).astype(dtype) * (257 if dtype == np.uint16 else 1)
+    (write_png16 if dtype == np.uint16 else lambda p, a: Image.fromarray(a).save(p))(tmp_path / "in.png", arr)
+    img = load_image(tmp_path / "in.png")
+    fast = save_image(tmp_path / "fast.png", img, img.rgb, png_level=1)
+    small = save_image(tmp_path / "small.png", img, img.rgb)
+    assert np.array_equal(load_image(fast).rgb, load_image(small).rgb)
+    assert np.abs(load_image(fast).rgb - img.rgb).max() < 1e-6
+    assert fast.stat().st_size > small.stat().st_size
+
+
 def test_exif_orientation_is_applied(tmp_path):
     arr = np.zeros((10, 20, 3), np.uint8)
     arr[0, 0] = 255                                     # a marked top-left pixel

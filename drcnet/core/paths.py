@@ -52,6 +52,16 @@ def in_clone() -> bool:
     return (REPO / "pyproject.toml").is_file()
 
 
+def graph_cache() -> Path:
+    """Where the engine keeps its compiled tile graphs (drcnet/serve/compiled.py): $DRCNET_CACHE/graphs, else
+    the clone's .cache/graphs (gitignored), else ~/.cache/drcnet/graphs for an installed wheel."""
+    if os.environ.get("DRCNET_CACHE"):
+        root = Path(os.environ["DRCNET_CACHE"])
+    else:
+        root = REPO / ".cache" if in_clone() else Path.home() / ".cache" / "drcnet"
+    return root / "graphs"
+
+
 def checkpoint_folders() -> list[tuple[str, Path]]:
     """The folders that may hold the task checkpoints, in the order they are searched, each with the words a
     user knows it by: $DRCNET_CHECKPOINTS, the clone's checkpoints/, the installed package's copy."""

@@ -38,6 +38,10 @@ class Activity:
         self._background.on = True
         lower_thread_priority(BACKGROUND_NICE)
 
+    def busy(self) -> bool:
+        """Whether a request is running now (the compiled-graph builder stops its process meanwhile)."""
+        return self._running > 0
+
     def wait_until_idle(self) -> None:
         """Block until no request runs and the last one ended `quiet` seconds ago."""
         with self._changed:

@@ -42,5 +42,5 @@ class OutputFolder:
         if prepared.synthetic:
             to_pil(restored).save(path, compress_level=FAST_PNG)
         else:
-            save_image(path, prepared.loaded, restored)
+            save_image(path, prepared.loaded, restored, png_level=FAST_PNG)
         return path

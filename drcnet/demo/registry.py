@@ -152,10 +152,11 @@ class Registry:
 
     def warm_up(self, tasks=TASKS, after_each: Callable[[str], None] | None = None) -> threading.Thread:
         """Start-up hook, in the background, one task at a time in the order given (the task the page selects
-        first, first): load its model, then after_each(task) (its examples' results: seconds, on the eager model),
-        then build its compiled graph (when compiling is on; minutes on a cold cache), checked against the eager
-        model on the task's example photos, and wait for it, and only then the next task. Requests meanwhile use
-        the eager model; one task at a time keeps the first task's work from waiting behind the others'."""
+        first, first): load its model, start its compiled graph (when compiling is on: loaded from the package
+        cache, or built and checked against the eager model on the task's example photos by a niced child
+        process, a minute or more), then after_each(task) (its examples' results: seconds), then wait for the
+        graph, and only then the next task. Requests meanwhile use the eager model; one task at a time keeps the
+        first task's work from waiting behind the others'."""
         from drcnet.eval.safety import example_photos
 
         def one_at_a_time():
@@ -164,10 +165,13 @@ class Registry:
                 try:
                     self.activity.wait_until_idle()
                     model = self.model_for(task)
+                    # the graph first: a kept package loads in milliseconds (then the examples run through it);
+                    # a new one builds in a niced child process while the examples run here
+                    model.warm_up(list(example_photos(task).values()), busy=self.activity.busy)
                     if after_each is not None:
                         after_each(task)
                     self.activity.wait_until_idle()
-                    model.warm_up(list(example_photos(task).values()), wait=True)
+                    model.warm_up(wait=True)
                 except Exception:               # a start-up nicety: a failure must not end the others
                     log.exception("warming up %s failed; it runs eagerly on its first request", task)
 

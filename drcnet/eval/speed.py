@@ -2,7 +2,8 @@
 
 Every row times its methods in turns in this one process (drcnet.eval.timing.interleaved_medians: a, b, c, a, b, c
 ..., median of --repeats after a warm-up), so the ratios survive a machine whose load changes; the seconds do
-not, so run it on an idle machine. Compile times are cold unless .cache/inductor already holds the graphs.
+not, so run it on an idle machine. Compile times are cold unless .cache/graphs already holds the graph (the
+engine's compiled tile graph) or .cache/inductor the training kernels.
 
 - engine: the shipped denoise checkpoint (lite) through Restorer.restore (numpy in and out) on a real --size px
   photo: the eager whole-image pass (the paper's statistics, the baseline), the default path (the checkpoint's

@@ -298,7 +298,7 @@ def write_card(task, folder, model, meta, results, previous, latency, curve, sou
         f"| iterations | {tr.get('iterations', '?')} (schedule: {tr.get('schedule', 'iterations')}, "
         f"{tr.get('planned_iterations', '?')} planned) |",
         f"| batch x patch | {tr.get('batch', '?')} x {tr.get('patch', '?')}px |",
-        f"| loss | {tr.get('loss', '?')}, alpha = {tr.get('alpha', '?')}, lr {tr.get('lr', '?')} (Adam, cosine) |",
+        f"| loss | {loss_weight(tr)}, lr {tr.get('lr', '?')} (Adam, cosine) |",
         f"| weights | {meta.get('weights', 'raw')} |",
         f"| warm start | {('from ' + tr['init']) if tr.get('init') else 'none recorded'} |",
         f"| hardware | {tr.get('hardware', '?')} |",
@@ -341,6 +341,14 @@ def refresh_front_matter(task: str, checkpoints: Path = SHIPPED) -> Path:
     test = json.loads(checkpoint_file(checkpoints, task, "test").read_text())
     card.write_text(with_front_matter(card.read_text(), task, test))
     return card
+
+
+def loss_weight(training: dict) -> str:
+    """The card's loss with the weight it used: w of l1+fft's frequency term, else alpha (the contrastive term's)."""
+    loss = training.get("loss", "?")
+    if loss == "l1+fft":
+        return f"{loss}, fft weight = {training.get('fft_weight', '?')}"
+    return f"{loss}, alpha = {training.get('alpha', '?')}"
 
 
 def safety_section(gate: dict) -> list[str]:

@@ -1,34 +1,48 @@
-"""The engine's compiled graph: one `torch.compile`d forward for a batch of tiles, trusted only once it agrees
-with the eager model on real photos.
+"""The engine's compiled graph: one ahead-of-time compiled forward for a batch of tiles, built in a background
+process, trusted only once it agrees with the eager model on real photos, and kept on disk for the next start.
 
 Why one graph: a compiled graph is specialised to one input shape and compiling one takes tens of seconds. With
 statistics matched to training every input is a batch of `spec.batch` tiles of `spec.tile` px (a partial last
 batch is filled with copies of its own real tiles, never zeros, so no sample sees padding), so one graph per
 model serves every upload. Whole-image passes (the paper's statistics) and feature probes run eagerly.
 
+Why ahead of time (torch.export + AOTInductor) in a child process: `torch.compile` in the serving process traces
+the model in Python on every start (about 10 s even with inductor's cache warm) and holds the GIL while it does,
+so a visitor's first requests waited behind it (up to 6.3x the eager pass, issue 34). The child process exports
+and compiles the model at nice 19 on one thread, so it takes only what the requests leave; the serving process
+just loads the finished package (a shared library: milliseconds) and never traces. The package and its check
+are kept in graph_cache() (.cache/graphs in a clone), named by a hash of everything that shapes the graph (the
+weights, the config with t, the tile spec, dtype, layout, device, the model's source code and torch's version),
+so the next start serves the graph at once and any change builds a new one.
+
 Why a check against eager: inductor's bf16 graph once drew a black blob on the derain example (36.5 dB against
 eager, one pixel 201 grey levels off) while its outputs were finite. The graph is therefore trusted only after
 it agrees with eager on tiles of real photos of its task (the app passes its examples; never random input):
 at least AGREE_DB and no pixel more than AGREE_WORST grey levels off, else the task serves eagerly and
-`reason` says why. A request whose compiled output is not finite is served eagerly (and logged); the graph
-stays in use for the next one.
+`reason` says why (a disagreement is remembered with the package, so it is not rebuilt at every start). A
+request whose compiled output is not finite is served eagerly (and logged); the graph stays in use.
 
-Why a private copy of the model: it shares the weight tensors with the eager model but has its own threshold t,
-fixed when the graph is built (inductor treats it as a constant), and no probe hooks.
-
-Why one low-priority background thread: compiles run one at a time, niced, with inductor's compile workers
-kept in that thread, so requests in the first minutes are not held up behind them; the inductor cache in
-.cache/inductor makes the next start compile in seconds.
+Why a private copy of the model: it shares the weight tensors with the eager model but has its own threshold t
+(the trained one: the compiler bakes it into the graph as a constant) and no probe hooks; it is what the key
+hashes and what the child process receives.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
+import json
 import logging
+import os
+import platform
 import queue
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from itertools import chain
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -36,7 +50,9 @@ import torch
 import torch.nn as nn
 
 from drcnet.core.device import lower_thread_priority
+from drcnet.core.files import atomic_write
 from drcnet.core.inductor import use_inductor_cache, why_not_compile
+from drcnet.core.paths import graph_cache
 from drcnet.model.inference import InferenceSpec
 from drcnet.serve.tiling import tiles_for
 
@@ -44,12 +60,11 @@ log = logging.getLogger(__name__)
 
 AGREE_DB = 45.0              # the compiled graph's output against eager on the check photos, PSNR over 8-bit
 AGREE_WORST = 40             # ... and the largest difference of any pixel, in grey levels
-COMPILE_NICE = 10            # the compile thread's niceness (Linux: per thread)
-COMPILE_SWITCH_S = 1e-4      # the interpreter's switch interval while a graph is traced (default 5 ms)
+COMPILE_NICE = 19            # the compiling process's niceness: it gets only what requests leave
 CHECK_TILES = 2              # batches of tiles from the check photos compared with eager
 
 
-# ---------------------------------------------------------------- the one background compile thread
+# ---------------------------------------------------------------- the one background build thread
 
 _jobs: queue.Queue = queue.Queue()
 _worker: list[threading.Thread] = []
@@ -57,8 +72,7 @@ _worker_lock = threading.Lock()
 
 
 def _work() -> None:
-    lower_thread_priority(COMPILE_NICE)      # this thread only (and the compilers it starts): requests keep theirs
-    while True:
+    while True:          # builds run one at a time; this thread mostly waits for the building process
         job = _jobs.get()
         try:
             job()
@@ -67,7 +81,7 @@ def _work() -> None:
 
 
 def submit(job: Callable[[], None]) -> None:
-    """Run `job` on the compile thread (a daemon: a compile in flight never holds up the process's exit)."""
+    """Run `job` on the build thread (a daemon: a build in flight never holds up the process's exit)."""
     with _worker_lock:
         if not _worker or not _worker[0].is_alive():
             _worker[:] = [threading.Thread(target=_work, name="drcnet-compile", daemon=True)]
@@ -76,7 +90,7 @@ def submit(job: Callable[[], None]) -> None:
 
 
 def wait_for_compiles() -> None:
-    """Block until every queued compile has finished (or failed)."""
+    """Block until every queued build has finished (or failed)."""
     _jobs.join()
 
 
@@ -113,14 +127,202 @@ def check_batches(images, spec: InferenceSpec, batches: int = CHECK_TILES) -> li
     return [x[idx[i:i + spec.batch]] for i in range(0, len(idx), spec.batch)]
 
 
+# ---------------------------------------------------------------- the package: built, checked, kept
+
+def graph_key(model: nn.Module, example: torch.Tensor, device: torch.device) -> str:
+    """A hash of everything that shapes the compiled graph: weights and buffers as stored, the config (t,
+    min_region ...), the input's shape, dtype and layout, the device, the threads the kernels are written for,
+    the source of every module class in the model, torch's version and the machine. Same key, same graph: the
+    cached package may serve."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {}
+    layout = "channels_last" if example.is_contiguous(memory_format=torch.channels_last) else "contiguous"
+    h.update(json.dumps([cfg, list(example.shape), str(example.dtype), layout, device.type, torch.get_num_threads(),
+                         torch.__version__, platform.machine(), sys.platform], sort_keys=True, default=str).encode())
+    for source in sorted({inspect.getsourcefile(type(m)) or "" for m in model.modules()}):
+        if source and Path(source).is_file():
+            h.update(Path(source).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def compile_package(model: nn.Module, example: torch.Tensor, package: Path, threads: int) -> None:
+    """torch.export the model for inputs shaped like `example`, then AOTInductor compiles it into `package`
+    (a .pt2 holding a shared library and the weights as constants), its loops written for `threads` threads:
+    inductor writes the serving process's thread count into its C++ (measured: kernels compiled in a one-thread
+    process made the graph 23 % slower on two cores)."""
+    import torch._inductor.config as inductor_config
+
+    use_inductor_cache()
+    with torch.inference_mode():
+        program = torch.export.export(model, (example,), strict=False)
+    with inductor_config.patch({"cpp.threads": threads}):
+        torch._inductor.aoti_compile_and_package(program, package_path=str(package))
+
+
+def load_package(package: Path) -> Callable:
+    """The compiled forward of a package (milliseconds: it loads a shared library)."""
+    return torch._inductor.aoti_load_package(str(package))
+
+
+def run_graph(graph: Callable, batch: torch.Tensor, device: torch.device, memory_format) -> tuple:
+    """(out1, out2) of a graph (or the eager model) on a batch, as float32 on the CPU."""
+    x = batch.to(device).contiguous(memory_format=memory_format)
+    with torch.inference_mode():
+        return tuple(o.float().cpu() for o in graph(x))
+
+
+def build_and_check(model: nn.Module, batches: list[torch.Tensor], device: torch.device, memory_format,
+                    package: Path, threads: int | None = None) -> dict:
+    """Compile `model` into `package` for `threads` threads (default: this process's), then compare the loaded package with the eager model on `batches` (full
+    batches of real tiles). Returns the report, also written beside the package (<package>.json) when the
+    check ran: {"db", "worst", "seconds"}, or {"error"} when compiling failed (not kept: the next start tries
+    again)."""
+    start = time.perf_counter()
+    example = batches[0].to(device).contiguous(memory_format=memory_format)
+    package.parent.mkdir(parents=True, exist_ok=True)
+    partial = package.with_name(f"{package.stem}.{os.getpid()}.partial.pt2")
+    try:
+        compile_package(model, example, partial, threads or torch.get_num_threads())
+        os.replace(partial, package)
+        graph = load_package(package)
+        compiled = [run_graph(graph, b, device, memory_format)[1] for b in batches]
+    except Exception as error:     # noqa: BLE001 - any failure means: serve eagerly
+        partial.unlink(missing_ok=True)
+        return {"error": first_line(error)}
+    eager = [run_graph(model, b, device, memory_format)[1] for b in batches]
+    db, worst = agreement(torch.cat(compiled).numpy(), torch.cat(eager).numpy())
+    report = {"db": db, "worst": worst, "seconds": time.perf_counter() - start}
+    atomic_write(report_path(package), lambda tmp: Path(tmp).write_text(json.dumps(report)))
+    return report
+
+
+def report_path(package: Path) -> Path:
+    return package.with_suffix(".json")
+
+
+def cached_report(package: Path) -> dict | None:
+    """The check kept beside a package, if both are there."""
+    try:
+        return json.loads(report_path(package).read_text()) if package.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def build_in_child(model: nn.Module, batches: list[torch.Tensor], device: torch.device, memory_format,
+                   package: Path, busy: Callable[[], bool] = lambda: False) -> dict:
+    """build_and_check in a child process (`python -m drcnet.serve.compiled JOB`) at COMPILE_NICE on one thread,
+    stopped (with the compilers it starts) whenever busy() says a request is running: the model and the tiles
+    travel as safetensors files, the report comes back as the child's last line of output."""
+    from safetensors.torch import save_file
+
+    from drcnet.model.checkpoint import save_checkpoint
+
+    package.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_jobs(package.parent)
+    with tempfile.TemporaryDirectory(dir=package.parent, prefix="job-") as tmp:
+        tmp = Path(tmp)
+        job = {"checkpoint": str(tmp / "model.safetensors"), "batches": str(tmp / "tiles.safetensors"),
+               "device": str(device), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+               "channels_last": memory_format == torch.channels_last, "package": str(package),
+               "threads": torch.get_num_threads()}
+        save_checkpoint(job["checkpoint"], model)
+        save_file({str(i): b.contiguous() for i, b in enumerate(batches)}, job["batches"])
+        (tmp / "job.json").write_text(json.dumps(job))
+        env = dict(os.environ, OMP_NUM_THREADS="1", TORCHINDUCTOR_COMPILE_THREADS="1")
+        with open(tmp / "out", "w") as out, open(tmp / "err", "w") as err:
+            code = run_yielding([sys.executable, "-m", "drcnet.serve.compiled", str(tmp / "job.json")],
+                                env=env, stdout=out, stderr=err, busy=busy)
+        stdout, stderr = (tmp / "out").read_text(), (tmp / "err").read_text()
+    if code != 0:
+        lines = stderr.strip().splitlines() or [f"exit status {code}"]
+        return {"error": f"the compiling process failed: {lines[-1][:200]}"}
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+STALE_JOB_S = 3600           # a job folder this old was left by a process that was killed mid-build
+
+
+def remove_stale_jobs(folder: Path) -> None:
+    import shutil
+
+    for job in folder.glob("job-*"):
+        if time.time() - job.stat().st_mtime > STALE_JOB_S:
+            shutil.rmtree(job, ignore_errors=True)
+
+
+YIELD_POLL_S = 0.02          # how often the build thread looks whether a request started or ended
+
+
+def run_yielding(command: list[str], busy: Callable[[], bool], **popen) -> int:
+    """Run `command` in its own process group; while busy() is true, the whole group (the compilers it starts
+    included) is stopped (SIGSTOP), and continued when it is false. Returns the exit status.
+
+    Why not niceness alone: on two cores even a nice-19 compiler slowed a compiled request from 0.40 to about
+    0.6 s (every OpenMP wake-up of the request waits for the scheduler to preempt it)."""
+    import signal
+
+    proc = subprocess.Popen(command, process_group=0, **popen)
+    stopped = False
+    try:
+        while proc.poll() is None:
+            if busy() != stopped:
+                stopped = not stopped
+                os.killpg(proc.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+            time.sleep(YIELD_POLL_S)
+    finally:
+        if stopped and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGCONT)
+    return proc.returncode
+
+
+def child_main(job_file: str) -> None:
+    """The child process of build_in_child: niced, one thread; prints the report as its last line."""
+    from safetensors.torch import load_file
+
+    from drcnet.model.checkpoint import load_checkpoint
+
+    lower_thread_priority(COMPILE_NICE)      # before any thread starts: they all inherit it
+    end_with_parent()
+    torch.set_num_threads(1)                 # its own runs (the check); the kernels are written for job["threads"]
+    job = json.loads(Path(job_file).read_text())
+    memory_format = torch.channels_last if job["channels_last"] else torch.contiguous_format
+    device = torch.device(job["device"])
+    model, _ = load_checkpoint(job["checkpoint"])
+    model = model.eval().to(device, getattr(torch, job["dtype"]), memory_format=memory_format)
+    tiles = load_file(job["batches"])
+    batches = [tiles[str(i)] for i in range(len(tiles))]
+    print(json.dumps(build_and_check(model, batches, device, memory_format, Path(job["package"]), job["threads"])))
+
+
+def end_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the process that started it exits (an app stopped mid-build must
+    not leave a compiler running). Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 # ---------------------------------------------------------------- the graph of one model
 
 class TileGraph:
-    """The compiled forward of one model for a batch of tiles, built and checked on the compile thread.
+    """The compiled forward of one model for a batch of tiles: loaded from graph_cache(), or built and checked
+    by a child process that the build thread waits for.
 
     state: "idle" (nothing compiles before warm_up, so a Restorer made in a test costs nothing extra),
-    "building", "ready", or "off" (`reason` says why: no toolchain, an inductor error, disagreement with eager).
-    mode True compiles wherever asked; "auto" first checks why_not_compile."""
+    "building", "ready", or "off" (`reason` says why: no toolchain, a compiler error, disagreement with eager).
+    mode True compiles wherever asked; "auto" first checks why_not_compile. isolate False builds in this
+    process instead of a child (tests that replace the compiler)."""
+
+    isolate = True
 
     def __init__(self, model: nn.Module, device: torch.device, memory_format, spec: InferenceSpec,
                  mode: bool | str = "auto"):
@@ -132,7 +334,9 @@ class TileGraph:
         self.model = copy.deepcopy(model, memo=shared)
         self.t = float(model.cfg.t)
         self.agreement: tuple[float, int] | None = None
-        self.compile_seconds: float | None = None
+        self.compile_seconds: float | None = None       # of the build, whenever and wherever it ran
+        self.cached = False                             # whether the package came from graph_cache()
+        self.busy: Callable[[], bool] = lambda: False   # see warm_up
         self.eager_requests = 0        # requests served eagerly because the graph's output was not finite
         self._compiled = None
         self.ready_event = threading.Event()
@@ -151,7 +355,7 @@ class TileGraph:
         full = batch[[i % n for i in range(self.spec.batch)]]        # copies of real tiles, never zeros
         try:
             outputs = self._forward(full)
-        except Exception as error:     # noqa: BLE001 - an inductor failure at run time: eager from now on
+        except Exception as error:     # noqa: BLE001 - a failure at run time: eager from now on
             self._off(first_line(error))
             return None
         if not all(bool(torch.isfinite(o).all()) for o in outputs):
@@ -160,9 +364,12 @@ class TileGraph:
             return None
         return tuple(o[:n] for o in outputs)
 
-    def warm_up(self, check_images, wait: bool = False) -> threading.Event:
+    def warm_up(self, check_images, wait: bool = False, busy: Callable[[], bool] | None = None) -> threading.Event:
         """Queue compiling and checking the graph on tiles of `check_images` (real photos of the model's task);
-        with wait, block until done. Without a photo to check against, the graph is never trusted."""
+        with wait, block until done. Without a photo to check against, the graph is never trusted. busy: true
+        while a request runs (the app's Activity.busy); the building process is stopped meanwhile."""
+        if busy is not None:
+            self.busy = busy
         if self.state == "idle":
             batches = check_batches(check_images, self.spec)
             if not batches:
@@ -185,44 +392,36 @@ class TileGraph:
         return "eager model (the compiled graph is being built)" if self.state == "building" else "eager model"
 
     def _forward(self, batch: torch.Tensor):
-        x = batch.to(self.device).contiguous(memory_format=self.memory_format)
-        with torch.inference_mode():
-            return tuple(o.float().cpu() for o in self._compiled(x))
+        return run_graph(self._compiled, batch, self.device, self.memory_format)
 
     def _build(self, batches: list[torch.Tensor]) -> None:
-        # Tracing a graph is pure Python: it holds the GIL for seconds, and a request served meanwhile waits up to
-        # the switch interval each time one of its eager ops hands the GIL back. A short interval while building
-        # keeps those waits short (before this, /restore took 8.7 s in the first minute against 2.6 s steady).
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(COMPILE_SWITCH_S)
-        try:
-            self._build_and_check(batches)
-        finally:
-            sys.setswitchinterval(switch)
-
-    def _build_and_check(self, batches: list[torch.Tensor]) -> None:
-        start = time.perf_counter()
-        try:
-            use_inductor_cache()
-            import torch._inductor.config as inductor_config
-            inductor_config.compile_threads = 1          # compile in this (niced) thread, no worker pool
-            self._compiled = torch.compile(self.model, dynamic=False)
-            compiled = [self._forward(b) for b in batches]
-        except Exception as error:     # noqa: BLE001 - any failure means: serve eagerly
-            self._off(first_line(error))
+        """The cached package of this model if there is one, else build it (in a child process unless
+        isolate is off), then serve it if its check agreed."""
+        example = batches[0].to(self.device).contiguous(memory_format=self.memory_format)
+        package = graph_cache() / f"{graph_key(self.model, example, self.device)}.pt2"
+        report = cached_report(package)
+        self.cached = report is not None
+        if report is None:
+            if self.isolate:
+                report = build_in_child(self.model, batches, self.device, self.memory_format, package, self.busy)
+            else:
+                report = build_and_check(self.model, batches, self.device, self.memory_format, package)
+        if "error" in report:
+            self._off(report["error"])
             return
-        self.compile_seconds = time.perf_counter() - start
-        with torch.inference_mode():
-            eager = [self.model(b.to(self.device).contiguous(memory_format=self.memory_format))[1].float().cpu()
-                     for b in batches]
-        self.agreement = agreement(torch.cat([c[1] for c in compiled]).numpy(), torch.cat(eager).numpy())
+        self.agreement, self.compile_seconds = (report["db"], report["worst"]), report["seconds"]
         db, worst = self.agreement
         if db < AGREE_DB or worst > AGREE_WORST:
             self._off(f"the compiled graph disagrees with eager on the examples: {db:.1f} dB, a pixel "
                       f"{worst} levels off")
             return
-        log.info("compiled and checked the %d x %d px tile graph in %.0f s (%.1f dB against eager)",
-                 self.spec.batch, self.spec.tile, self.compile_seconds, db)
+        try:
+            self._compiled = load_package(package)
+        except Exception as error:     # noqa: BLE001 - a package that does not load: serve eagerly
+            self._off(first_line(error))
+            return
+        log.info("%s the %d x %d px tile graph (%.1f dB against eager)", "loaded" if self.cached else "built",
+                 self.spec.batch, self.spec.tile, db)
         self.state = "ready"
         self.ready_event.set()
 
@@ -231,3 +430,7 @@ class TileGraph:
             self.state, self.reason = "off", reason
             log.warning("serving the eager model: %s", reason)
         self.ready_event.set()
+
+
+if __name__ == "__main__":
+    child_main(sys.argv[1])

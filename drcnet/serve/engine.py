@@ -9,8 +9,9 @@ patch, spec.batch tiles per forward, blended without seams (drcnet/serve/tiling.
 paper's) it runs in one pass, or in WHOLE_TILE px tiles when larger (to bound memory). The output is
 accumulated on the CPU in float32; only one batch of tiles at a time lives on the device.
 
-With compile=True or "auto" (off by default) the batches of tiles run through one `torch.compile`d graph,
-built and checked against eager in a background thread (`restorer.warm_up(example_photos)`); until it is
+With compile=True or "auto" (off by default) the batches of tiles run through one ahead-of-time compiled graph,
+built and checked against eager by a niced child process, or loaded from the graph cache
+(`restorer.warm_up(example_photos)`); until it is
 ready, and always for feature probes, a changed threshold or whole-image statistics, the eager model runs
 (drcnet/serve/compiled.py; docs/design.md, "The compiled path").
 
@@ -157,12 +158,13 @@ class Restorer:
             if statistics is not None:
                 self.set_statistics(before)
 
-    def warm_up(self, check_images=(), wait: bool = False) -> None:
+    def warm_up(self, check_images=(), wait: bool = False, busy=None) -> None:
         """Build the compiled graph in the background (wait: block until built) and check it against the eager
         model on tiles of `check_images`, real photos of the model's task (the app passes its examples); it
-        serves only if they agree. Does nothing without compile."""
+        serves only if they agree. busy: a function true while a request runs (the build pauses meanwhile).
+        Does nothing without compile."""
         if self.graph is not None:
-            self.graph.warm_up(check_images, wait=wait)
+            self.graph.warm_up(check_images, wait=wait, busy=busy)
 
     @torch.inference_mode()
     def restore(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,

@@ -13,7 +13,7 @@ from drcnet.data.degrade import TRAIN_KERNELS, KernelSizes
 from drcnet.model.config import PRESETS
 
 DESCRIPTION = "Train DRCNet (python -m drcnet.train). The defaults are the paper's recipe (spec section 5)."
-LOSSES = ("intra-cr", "extra-cr", "aecr", "l1")
+LOSSES = ("intra-cr", "extra-cr", "aecr", "l1", "l1+fft")
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,13 @@ class TrainConfig:
     lr_min: float = field(default=1e-7, metadata={"help": "cosine annealing floor"})
     beta1: float = 0.9
     beta2: float = 0.999
-    loss: str = field(default="intra-cr", metadata={"help": "intra-cr | extra-cr | aecr | l1"})
+    loss: str = field(default="intra-cr", metadata={
+        "help": "intra-cr | extra-cr | aecr | l1 | l1+fft (L1 + --fft-weight times MIMO-UNet's frequency L1; "
+                "a deviation from the paper)"})
     alpha: float = field(default=0.04, metadata={"help": "weight of the contrastive term"})
+    fft_weight: float = field(default=0.1, metadata={
+        "help": "weight w of --loss l1+fft's frequency term w * mean|rfft2(X) - rfft2(J)| (real and imaginary "
+                "parts; MIMO-UNet's 0.1); other losses ignore it"})
     vgg_weights: typing.Optional[str] = field(default=None, metadata={"help": "VGG19 safetensors for the CR loss"})
     clip: float = field(default=0.0, metadata={"help": "clip the gradient norm at this value (0: off; code used 0.01)"})
     augment: bool = field(default=True, metadata={"help": "random flips and 90-degree rotations"})
@@ -121,6 +126,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.mask_quantile is not None and not 0.0 < self.mask_quantile < 1.0:
             raise ValueError(f"mask_quantile must lie strictly between 0 and 1, got {self.mask_quantile}")
+        if self.fft_weight < 0:
+            raise ValueError(f"fft_weight must not be negative, got {self.fft_weight}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be positive")
         if self.schedule not in ("iters", "time"):

@@ -1,4 +1,5 @@
-"""Training losses: L1, Intra-class contrastive regularisation (Intra-CR, spec section 4), and the ablations.
+"""Training losses: L1, Intra-class contrastive regularisation (Intra-CR, spec section 4), the ablations, and
+L1 + a frequency-domain L1 term (MIMO-UNet's, a project lever for deblurring; not the paper's loss).
 
 For one output X with clean target J and degraded input I:
 
@@ -152,13 +153,46 @@ class L1Loss(RestorationLoss):
         super().__init__(None, 0.0)
 
 
-LOSSES = {"intra-cr": IntraCRLoss, "extra-cr": ExtraCRLoss, "aecr": AECRLoss, "l1": L1Loss}
+class FrequencyL1(nn.Module):
+    """mean |rfft2(X) - rfft2(J)| over the real and imaginary parts, MIMO-UNet's frequency reconstruction term
+    (Cho et al. 2021): its torch.stack([re, im], -1) is view_as_real here.
+
+    Pixel L1 lets a slightly smoothed output cost little (a blur's missing edges are a small share of the pixels);
+    in the spectrum each missing high frequency is a coefficient of its own. Unnormalised ("backward") as in
+    MIMO-UNet, so the term grows with the patch side (white errors: about sqrt(H*W / 2) times their pixel L1).
+    Cast to float32 explicitly rather than left to autocast's fp32 list: torch.fft has no bfloat16 on the CPU,
+    so a bf16 output fails wherever autocast is off, and a coefficient summing H*W pixels wants float32 anyway."""
+
+    def forward(self, x, clean):
+        with torch.autocast(x.device.type, enabled=False):
+            diff = torch.fft.rfft2(x.float() - clean.float(), dim=(-2, -1))    # linear: FFT(X) - FFT(J)
+        return torch.view_as_real(diff).abs().mean()
 
 
-def make_loss(name: str = "intra-cr", alpha: float = 0.04, vgg_weights=None, **cr_options) -> RestorationLoss:
-    """The trainer's loss by name: "intra-cr" (paper), "extra-cr", "aecr" (ablations) or "l1"."""
+class L1FrequencyLoss(L1Loss):
+    """L1 + w * FrequencyL1 for one output ("l1+fft"). MIMO-UNet's form and weight (w = 0.1), but a deviation
+    from the DRCNet paper, which trains with L1 + Intra-CR: a lever for deblur's plateau (issue 38). MIMO-UNet
+    sums both terms over its three output scales; here, like every loss, it is applied to both DRCNet outputs."""
+
+    def __init__(self, fft_weight: float = 0.1):
+        super().__init__()
+        self.frequency, self.fft_weight = FrequencyL1(), float(fft_weight)
+
+    def forward(self, x, clean, degraded):
+        return super().forward(x, clean, degraded) + self.fft_weight * self.frequency(x, clean)
+
+
+LOSSES = {"intra-cr": IntraCRLoss, "extra-cr": ExtraCRLoss, "aecr": AECRLoss, "l1": L1Loss,
+          "l1+fft": L1FrequencyLoss}
+
+
+def make_loss(name: str = "intra-cr", alpha: float = 0.04, vgg_weights=None, fft_weight: float = 0.1,
+              **cr_options) -> RestorationLoss:
+    """The trainer's loss by name: "intra-cr" (paper), "extra-cr", "aecr" (ablations), "l1" or "l1+fft"."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
     if name == "l1":
         return L1Loss()
+    if name == "l1+fft":
+        return L1FrequencyLoss(fft_weight)
     return LOSSES[name](alpha=alpha, vgg_weights=vgg_weights, **cr_options)

@@ -51,7 +51,8 @@ class TrainingRun:
         self.schedule = make_schedule(cfg, self.optimizer, dist, self.state, self.clock, self.t_start)
         from drcnet.train.losses import make_loss
 
-        self.criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights).to(self.device)
+        self.criterion = make_loss(cfg.loss, alpha=cfg.alpha, vgg_weights=cfg.vgg_weights,
+                                   fft_weight=cfg.fft_weight).to(self.device)
         saved_ema = self._resume() if self.files.resuming else None
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         if self.ema is not None and saved_ema is not None:
@@ -134,7 +135,8 @@ class TrainingRun:
         cfg, s = self.cfg, self.state
         return {"task": cfg.task, "preset": cfg.preset, "iterations": s.it,
                 "planned_iterations": self.schedule.summary()["planned_iterations"],
-                "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "alpha": cfg.alpha, "lr": cfg.lr,
+                "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "alpha": cfg.alpha,
+                "fft_weight": cfg.fft_weight, "lr": cfg.lr,
                 "lr_min": cfg.lr_min, "optimizer": "Adam", "schedule": self.schedule.summary()["schedule"],
                 "betas": [cfg.beta1, cfg.beta2], "clip": cfg.clip, "augment": cfg.augment, "seed": cfg.seed,
                 "data": self.data_desc, "validation": self.val_desc, "hardware": self.hardware,

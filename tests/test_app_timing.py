@@ -1,0 +1,24 @@
+"""drcnet.eval.app_timing's own arithmetic: the "start-up work done" wait must see the children that build the
+compiled graphs, not only the app's process (else the steady requests are timed beside a compiler)."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drcnet.eval.app_timing import cpu_seconds
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_cpu_seconds_count_the_grandchildren_of_the_app():
+    busy = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {busy!r}])"])
+    try:
+        time.sleep(1.0)
+        first = cpu_seconds(parent.pid)
+        time.sleep(1.0)
+        assert cpu_seconds(parent.pid) - first > 0.5          # the spinning grandchild, not the waiting parent
+    finally:
+        parent.wait(10)
