@@ -409,6 +409,32 @@ def test_display_png_keeps_every_pixel_and_is_written_at_the_fast_level(reg, tmp
     assert os.path.getsize(path) > len(default.getvalue())
 
 
+def test_the_same_pixels_are_encoded_once_and_served_again(reg, tmp_path, monkeypatch):
+    """The inspector's next t shows the same "before", and a plain RGB result is also the download: one PNG each.
+    Other pixels get their own file; a file the folder's cleanup removed is written again."""
+    from drcnet.demo.inputs import prepare
+    from drcnet.demo.outputs import OutputFolder
+
+    saves = []
+    real_save = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda self, *a, **kw: (saves.append(a[0]), real_save(self, *a, **kw)))
+    out = OutputFolder()
+    image = Image.fromarray((np.arange(64 * 48 * 3) % 251).reshape(64, 48, 3).astype(np.uint8))
+    first = out.display_png(image, "before")
+    assert out.display_png(image.copy(), "before") == first and len(saves) == 1
+    other = image.point(lambda v: 255 - v)
+    assert out.display_png(other, "after") != first and len(saves) == 2
+    os.remove(first)
+    assert os.path.isfile(out.display_png(image, "before")) and len(saves) == 3
+    real_save(Image.fromarray(np.asarray(image)), tmp_path / "upload.png")
+    prepared = prepare(str(tmp_path / "upload.png"), "denoise", D.InputSettings())
+    restored = np.asarray(other, np.float32) / 255
+    download = out.result_file(prepared, restored)             # the "after" file above has another name
+    assert download.name.startswith("upload_restored") and len(saves) == 4
+    assert out.display_png(other, "after") == str(download) and len(saves) == 4     # the download serves the page
+    assert out.result_file(prepared, restored) == download and len(saves) == 4
+
+
 def test_the_trained_t_is_where_the_inspector_starts(tmp_path, photo):
     """A checkpoint trained at another t (the official weights use 0.8): the registry reads it from the header,
     and the inspector without a t (the API default; the slider starts there) runs at it."""

@@ -226,3 +226,45 @@ def test_a_leg_records_its_pace_and_the_hours_its_rate_predicts_to_the_goal(tmp_
     assert fast["goal_gap_db"] == -0.5 and fast["hours_to_goal"] == 1.0            # 0.5 dB at 0.5 dB per hour
     flat = relay.pace("derain", dict(leg, test_after=30.0), [], tmp_path)
     assert not flat["slow"] and flat["hours_to_goal"] is None
+
+
+def test_a_leg_records_the_recipe_its_run_trained_with_and_why_it_was_chosen(shipped, tmp_path):
+    from drcnet.train.recipe import load_recipe
+
+    ckpts, run = shipped
+    train = load_recipe("deblur").train
+    (run / "config.json").write_text(json.dumps({**train, "out": str(run), "minutes": 30.0, "seed": 0}))
+    result = relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
+                              evaluations=fake_candidate(26.9, 26.5), photos=[], chosen="deblur: worth measuring")
+    assert result["recipe"] == train and result["chosen"] == "deblur: worth measuring"
+    assert relay.under_recipe(json.loads((ckpts / "deblur.legs.json").read_text())[-1], train)
+    (run / "config.json").unlink()                            # a run that does not say how it trained
+    assert relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
+                            evaluations=fake_candidate(26.9, 26.5), photos=[])["recipe"] == {}
+
+
+def relay_main(monkeypatch, ckpts, runs, *args) -> tuple[list, dict]:
+    """main() with the trainer and the evaluation mocked: the trainer commands it ran and finish_leg's arguments."""
+    commands, finished = [], {}
+    monkeypatch.setattr(relay.signal, "signal", lambda *a: None)          # keep pytest's own handlers
+    monkeypatch.setattr(relay, "run_logged", lambda cmd, **kw: (commands.append(cmd), (0, ""))[1])
+    monkeypatch.setattr(relay, "finish_leg", lambda task, run, *a, **kw: finished.update(kw, task=task) or finished)
+    relay.main(["--minutes", "60", "--checkpoints", str(ckpts), "--runs", str(runs), *args])
+    return commands, finished
+
+
+def test_task_auto_trains_the_task_the_chooser_picks_and_a_named_task_skips_it(shipped, tmp_path, monkeypatch):
+    from drcnet.train.recipe import load_recipe
+
+    ckpts, _ = shipped
+    for task, gain in (("deblur", 0.01), ("denoise", 0.3), ("derain", 0.02)):    # dB in each 60 min leg
+        legs = [{"task": task, "date": "2026-12-08 10:00", "minutes": 60.0, "val_before": 30.0,
+                 "val_after": 30.0 + gain, "ship": True, "eval_seconds": 100, "recipe": load_recipe(task).train}] * 2
+        (ckpts / f"{task}.legs.json").write_text(json.dumps(legs))
+    (cmd,), finished = relay_main(monkeypatch, ckpts, tmp_path / "relay", "--task", "auto")
+    assert cmd[cmd.index("--recipe") + 1] == "denoise" and finished["task"] == "denoise"
+    assert finished["chosen"].startswith("denoise: +0.30 dB/h on validation")
+    assert "deblur: plateaued" in finished["chosen"]
+    monkeypatch.setattr(relay, "auto_task", lambda *a: pytest.fail("a named task is not chosen"))
+    (cmd,), finished = relay_main(monkeypatch, ckpts, tmp_path / "relay", "--task", "derain")
+    assert cmd[cmd.index("--recipe") + 1] == "derain" and finished["chosen"] is None

@@ -1,18 +1,27 @@
-"""The quality relay: every idle CPU minute trains, the weakest model first, and only better weights are shipped.
+"""The quality relay: every idle CPU minute trains the task whose next leg buys the most, and only better weights
+are shipped.
 
-    nice -n 10 python scripts/relay.py --minutes 120 &          # one leg, in the background
+    nice -n 10 python scripts/relay.py --minutes 120 --task auto &    # one leg, in the background
     kill -STOP <pid> / kill -CONT <pid>                        # pause around a benchmark (the trainer's too)
     python scripts/relay.py --legs-only runs/relay-deblur-1 --task deblur --leg-minutes 95   # a leg run by hand
 
-One leg: pick the task whose shipped test scores miss their recipe's targets by most (drcnet.train.recipe.
-furthest_task); continue its shipped weights with its recipe on the wall-clock schedule (`python -m drcnet.train
---recipe TASK --init checkpoints/TASK.safetensors --schedule time --minutes M_train`), where M_train leaves the
+One leg: pick the task (`--task auto`: choose_task, from the legs already recorded; or the task named);
+continue its shipped weights with its recipe on the wall-clock schedule (`python -m drcnet.train --recipe TASK
+--init checkpoints/TASK.safetensors --schedule time --minutes M_train`), where M_train leaves the
 measured (else estimated) evaluation time and a start-up margin out of --minutes; then make the run a release
 candidate (drcnet.ops.release: validation, test, grid gate), ship it only if it beats the shipped weights on
 validation and test and passes the gate, and in every case append the leg to checkpoints/<task>.legs.json and
 to the "Relay legs" table of checkpoints/<task>.md. The leg also records, per DFR block, how well M_sr points at
 the degradation (its ROC-AUC against the true degradation map, drcnet.eval.alignment, docs/science.md) on the
 validation photos, for the weights before and after the leg: whether training moves the mask's alignment.
+
+The choice (`--task auto`, choose_task): what a leg buys is its validation gain per training hour, pooled over
+the task's last WINDOW legs trained with the recipe as it is now (each leg records its [train] settings; a leg of
+an older recipe says nothing about this one). In order: a task with no such leg (worth measuring; the one
+furthest from its targets first), then the task gaining most per hour; a task whose targets are met only after
+every one still short; last of all a plateaued task (under PLATEAU_DB_PER_HOUR, or WINDOW legs in a row not
+shipped), picked only when every task is. The reason, with its numbers, is logged and stored in the leg
+("chosen").
 
 Time: the trainer keeps its own deadline (it ends its schedule, validates and saves at M_train), and the relay
 puts no wall-clock timeout on it: a paused (SIGSTOP) relay must not kill its child for the minutes it was
@@ -24,18 +33,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import shlex
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from drcnet.ops import release
 from drcnet.core.device import machine
 from drcnet.core.files import read_jsonl
 from drcnet.ops.jobs import ROOT, log, run_logged
-from drcnet.train.recipe import furthest_task
 from drcnet.core.paths import checkpoint_file, SHIPPED
+from drcnet.core.tasks import TASKS
 
 START_MARGIN_S = 120.0     # the trainer's start-up (imports, photos) and its final validation and save
 EVAL_SAFETY = 1.5          # an estimated evaluation time is multiplied by this
@@ -137,11 +148,11 @@ def load_legs(task: str, checkpoints: Path) -> list[dict]:
 
 def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, hardware: str, candidates: Path,
                evaluations: dict | None = None, max_side: int = release.CARD_MAX_SIDE, log=log,
-               guard=None, photos: list | None = None) -> dict:
+               guard=None, photos: list | None = None, chosen: str | None = None) -> dict:
     """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
     the leg's training time (None: the wall time the weights' metadata records). guard: a context in which
     the files of checkpoints/ are written (the relay's Stop defers signals there). photos: clean photos for the
-    mask's alignment before and after (None: the validation photos)."""
+    mask's alignment before and after (None: the validation photos). chosen: why --task auto picked the task."""
     from drcnet.model.checkpoint import read_metadata
 
     start = time.monotonic()
@@ -158,11 +169,11 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
                               validation_photos(task) if photos is None else photos)
     with guard or contextlib.nullcontext():
         return record_leg(task, run, folder, checkpoints, minutes, hardware, decision, time.monotonic() - start, log,
-                          alignment)
+                          alignment, chosen)
 
 
 def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval_seconds, log=log,
-               alignment: dict | None = None) -> dict:
+               alignment: dict | None = None, chosen: str | None = None) -> dict:
     if decision["ship"]:
         for path in release.promote(task, folder, checkpoints):
             log(f"shipped {path}")
@@ -175,6 +186,9 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
                                        "gate", "ship", "reasons", "grid_local_max", "real_photos")}}
     leg["mask"] = mask_trace(records)
     leg["alignment"] = alignment or {}
+    leg["recipe"] = run_recipe(run, task)
+    if chosen:
+        leg["chosen"] = chosen
     legs = load_legs(task, checkpoints) + [leg]
     leg.update(pace(task, leg, legs[:-1], folder))
     (checkpoint_file(checkpoints, task, "legs")).write_text(json.dumps(legs, indent=1) + "\n")
@@ -183,23 +197,116 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
     return leg
 
 
+def run_recipe(run: Path, task: str) -> dict:
+    """The recipe's [train] settings as the run used them (its config.json, flags given over the recipe
+    included): what choose_task compares with the recipe of its day. A setting the run does not record is left
+    out, so such a leg matches no recipe."""
+    from drcnet.train.recipe import load_recipe
+
+    path = run / "config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    return {k: config[k] for k in load_recipe(task).train if k in config}
+
+
+def worst_gap(task: str, folder: Path) -> float | None:
+    """The recipe's worst target gap (dB, negative: short) of the `<task>.test.json` in folder."""
+    from drcnet.train.recipe import load_recipe
+
+    try:
+        return load_recipe(task).worst_gap(json.loads(checkpoint_file(folder, task, "test").read_text()))
+    except (OSError, KeyError):       # no test file, or one without the recipe's settings
+        return None
+
+
 def pace(task: str, leg: dict, earlier: list[dict], folder: Path) -> dict:
     """Iterations per minute; whether the leg ran at under half the fastest rate its task has recorded (it
     shared the CPU); the recipe's worst target gap after the leg and the hours of legs like this one that the
     measured test gain per hour predicts to close it (None when the leg gained nothing)."""
-    from drcnet.train.recipe import load_recipe
-
     rate = leg["iterations"] / leg["minutes"] if leg.get("minutes") else 0.0
     best = max([rate] + [e.get("iterations_per_minute") or 0.0 for e in earlier])
-    scores = checkpoint_file(folder, task, "test")
-    try:
-        gap = load_recipe(task).worst_gap(json.loads(scores.read_text()))
-    except (OSError, KeyError):       # no test file, or one without the recipe's settings
-        gap = None
+    gap = worst_gap(task, folder)
     gain_per_hour = (leg["test_after"] - leg["test_before"]) / (leg["minutes"] / 60) if leg.get("minutes") else 0.0
     hours = None if gap is None or gap >= 0 or gain_per_hour <= 0 else round(-gap / gain_per_hour, 1)
     return {"iterations_per_minute": round(rate, 1), "slow": bool(best and rate < best / 2),
             "goal_gap_db": None if gap is None else round(gap, 2), "hours_to_goal": hours}
+
+
+PLATEAU_DB_PER_HOUR = 0.05   # validation gain per training hour under which a recipe has stopped buying anything
+WINDOW = 2                   # legs a rate is pooled over: one leg slowed by a shared CPU does not decide alone
+# Legs recorded before legs stored their recipe (issue 38) are matched on their loss alone, the one [train]
+# setting a recipe had changed by then (git log drcnet/recipes): each date is the task's first leg with L1,
+# before it the task trained with L1 + Intra-CR. Deblur has always trained with L1.
+L1_SINCE = {"denoise": "2026-12-06 04:02", "derain": "2026-12-07 00:08"}
+
+
+def under_recipe(leg: dict, train: dict) -> bool:
+    """Whether the leg trained with the recipe's [train] table as it is now."""
+    if "recipe" in leg:
+        return leg["recipe"] == train
+    legacy_loss = "l1" if leg.get("date", "") >= L1_SINCE.get(leg.get("task"), "") else "intra-cr"
+    return legacy_loss == train.get("loss")
+
+
+def current_legs(legs: list[dict], train: dict) -> tuple:
+    """The last WINDOW of the legs trained with the recipe's [train] table as it is now."""
+    return tuple(leg for leg in legs if under_recipe(leg, train))[-WINDOW:]
+
+
+@dataclass(frozen=True)
+class Prospect:
+    """What the records say the next leg of a task buys."""
+    task: str
+    gap: float | None          # the shipped weights' worst target gap, dB (negative: short; None: no scores)
+    legs: tuple                # the last WINDOW legs trained with the current recipe, oldest first
+
+    @property
+    def rate(self) -> float | None:
+        """Validation dB per training hour over self.legs; None when there is none."""
+        if not self.legs:
+            return None
+        hours = sum(leg["minutes"] for leg in self.legs) / 60
+        return sum(leg["val_after"] - leg["val_before"] for leg in self.legs) / hours if hours else 0.0
+
+    @property
+    def plateaued(self) -> bool:
+        """The recipe has stopped paying: under PLATEAU_DB_PER_HOUR, or its last WINDOW legs all refused."""
+        unshipped = len(self.legs) == WINDOW and not any(leg["ship"] for leg in self.legs)
+        return self.rate is not None and (self.rate < PLATEAU_DB_PER_HOUR or unshipped)
+
+    def rank(self) -> tuple:
+        """Sort key, best first: plateaued last, then met goals; unmeasured before measured, measured by rate;
+        then the task furthest short (no scores: first), then the name, so ties always go the same way."""
+        met = self.gap is not None and self.gap >= 0
+        gap = -math.inf if self.gap is None else self.gap
+        return (self.plateaued, met, self.rate is not None, -(self.rate or 0.0), gap, self.task)
+
+    def describe(self) -> str:
+        goal = ("no test scores" if self.gap is None else
+                f"targets met (+{self.gap:.2f} dB)" if self.gap >= 0 else f"{-self.gap:.2f} dB short of its targets")
+        if self.rate is None:
+            return f"{self.task}: no leg under its current recipe yet, worth measuring; {goal}"
+        minutes = sum(leg["minutes"] for leg in self.legs)
+        state = "plateaued, " if self.plateaued else ""
+        return (f"{self.task}: {state}{self.rate:+.2f} dB/h on validation over its last {len(self.legs)} "
+                f"leg(s) under its current recipe ({minutes:.0f} min); {goal}")
+
+
+def choose_task(legs_by_task: dict[str, list[dict]], recipes: dict, gaps: dict[str, float | None]) -> tuple[str, str]:
+    """The task whose next leg is expected to buy the most validation dB per CPU minute, and why (one line with
+    every task's numbers). legs_by_task: each task's legs.json records; recipes: task -> Recipe (its [train]
+    table is the current recipe); gaps: the shipped weights' worst target gap per task."""
+    prospects = sorted((Prospect(task, gaps.get(task), current_legs(legs_by_task.get(task, []), recipe.train))
+                        for task, recipe in recipes.items()), key=Prospect.rank)
+    best, rest = prospects[0], prospects[1:]
+    return best.task, best.describe() + "".join(f" | then {p.describe()}" for p in rest)
+
+
+def auto_task(checkpoints: Path, tasks=TASKS) -> tuple[str, str]:
+    """choose_task on the legs and the shipped test scores in checkpoints/ (files only: no training)."""
+    from drcnet.train.recipe import load_recipe
+
+    return choose_task({t: load_legs(t, checkpoints) for t in tasks}, {t: load_recipe(t) for t in tasks},
+                       {t: worst_gap(t, checkpoints) for t in tasks})
 
 
 class Stop:
@@ -235,7 +342,8 @@ def hardware_line(info: dict) -> str:
 def main(argv=None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, help="the whole leg, evaluation included, ends within this")
-    ap.add_argument("--task", default="auto", choices=["auto", "denoise", "derain", "deblur"])
+    ap.add_argument("--task", default="auto", choices=["auto", *TASKS],
+                    help="auto (default): the task whose next leg buys the most per minute (choose_task)")
     ap.add_argument("--legs-only", type=Path, metavar="RUN", help="record a run trained outside the relay")
     ap.add_argument("--leg-minutes", type=float,
                     help="with --legs-only: the run's training minutes (default: the wall time in its weights)")
@@ -246,15 +354,17 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--trainer", default=f"{shlex.quote(sys.executable)} -m drcnet.train")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
-    task = args.task if args.task != "auto" else furthest_task(args.checkpoints)[0]
     hardware = hardware_line(machine())
     if args.legs_only:
         if args.task == "auto":
             ap.error("--legs-only needs --task")
-        return finish_leg(task, args.legs_only, args.checkpoints, args.leg_minutes, hardware,
+        return finish_leg(args.task, args.legs_only, args.checkpoints, args.leg_minutes, hardware,
                           args.candidates, max_side=args.max_side)
     if not args.minutes:
         ap.error("--minutes is required (or --legs-only RUN)")
+    task, chosen = (args.task, None) if args.task != "auto" else auto_task(args.checkpoints)
+    if chosen:
+        log(f"relay chooses {chosen}")
     minutes = train_minutes(args.minutes, eval_estimate(task, args.checkpoints))
     run = args.runs / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     log(f"relay leg: {task} for {minutes:.1f} of {args.minutes:g} min into {run}")
@@ -269,7 +379,7 @@ def main(argv=None) -> dict | None:
     if code != 0 and not (checkpoint_file(run, "best")).is_file():
         raise SystemExit(f"the trainer failed (exit {code}) and left no weights in {run}")
     leg = finish_leg(task, run, args.checkpoints, (time.monotonic() - t_train) / 60, hardware, args.candidates,
-                     max_side=args.max_side, guard=stop.deferred())
+                     max_side=args.max_side, guard=stop.deferred(), chosen=chosen)
     log(f"leg done in {(time.monotonic() - t0) / 60:.1f} of {args.minutes:g} min")
     return leg
 

@@ -7,13 +7,10 @@ the ablation read these files; no other place repeats the numbers.
 """
 from __future__ import annotations
 
-import json
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from drcnet.core.paths import checkpoint_file, PACKAGE
-from drcnet.core.tasks import TASKS
+from drcnet.core.paths import PACKAGE
 
 RECIPES = PACKAGE / "recipes"         # drcnet/recipes/<task>.toml (package data)
 
@@ -66,15 +63,3 @@ def load_recipe(task: str) -> Recipe:
     targets = tuple(Target(t["setting"], t["over"], float(t["margin"])) for t in raw.get("targets", []))
     return Recipe(task, dict(raw.get("train", {})), targets)
 
-
-def furthest_task(checkpoints: Path, tasks=TASKS) -> tuple[str, float]:
-    """The task whose shipped test-set scores (`<task>.test.json` beside its weights) miss a target by most."""
-    gaps = {}
-    for task in tasks:
-        scores = checkpoint_file(checkpoints, task, "test")
-        if scores.is_file():
-            gaps[task] = load_recipe(task).worst_gap(json.loads(scores.read_text()))
-    if not gaps:
-        raise FileNotFoundError(f"no <task>.test.json in {checkpoints}")
-    task = min(gaps, key=gaps.get)
-    return task, gaps[task]
