@@ -3,12 +3,14 @@ page's first task first; its examples before its compiled graphs), stored on dis
 digest, so a new checkpoint gets new results."""
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
 import torch
 
 from drcnet import demo as D
+from drcnet.demo.activity import BACKGROUND_SWITCH_S
 from drcnet.demo.example_results import NOTE
 from drcnet.model.checkpoint import save_checkpoint
 
@@ -70,15 +72,21 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
         def __init__(self, task):
             self.task = task
 
-        def warm_up(self, shapes, wait=False):
-            events.append(("graphs", self.task, wait))
+        def warm_up(self, photos=(), wait=False, busy=None):
+            assert busy is None or busy == reg.activity.busy        # the graph's builder yields to requests
+            events.append(("graph waited" if wait else "graph started", self.task))
 
     def model_for(task):
         events.append(("load", task))
         return Model(task)
     monkeypatch.setattr(reg, "model_for", model_for)
-    thread = reg.warm_up(["derain", "denoise", "deblur"], after_each=lambda task: events.append(("examples", task)))
+    switch = sys.getswitchinterval()
+    thread = reg.warm_up(["derain", "denoise", "deblur"], after_each=lambda task: events.append(
+        ("examples", task, round(sys.getswitchinterval(), 9))))
     assert isinstance(thread, threading.Thread)
     thread.join(30)
-    assert events == [(step, task, True) if step == "graphs" else (step, task)
-                      for task in ("derain", "denoise", "deblur") for step in ("load", "examples", "graphs")]
+    # each task: its graph starts first (a kept one then serves the examples), its examples, then the graph is
+    # waited for before the next task; the GIL changes hands often while the background works, not after
+    assert events == [e for task in ("derain", "denoise", "deblur") for e in (
+        ("load", task), ("graph started", task), ("examples", task, BACKGROUND_SWITCH_S), ("graph waited", task))]
+    assert sys.getswitchinterval() == switch

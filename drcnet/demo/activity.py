@@ -9,6 +9,8 @@ eager pass in the first seconds after start-up while the examples were computed 
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
 
@@ -16,6 +18,7 @@ from drcnet.core.device import lower_thread_priority
 
 QUIET_S = 1.0          # background work starts this long after the last request ended
 BACKGROUND_NICE = 10   # the warm-up thread's niceness (Linux: per thread; the threads it starts inherit it)
+BACKGROUND_SWITCH_S = 1e-4   # the interpreter's switch interval while background work runs (default 5 ms)
 
 
 class Activity:
@@ -33,10 +36,20 @@ class Activity:
     def in_background(self) -> bool:
         return getattr(self._background, "on", False)
 
-    def become_background(self) -> None:
-        """Mark the calling thread as background work: its own model runs are not requests, and it runs niced."""
+    @contextlib.contextmanager
+    def background(self):
+        """`with activity.background():` the calling thread does background work: its own model runs are not
+        requests, it runs niced, and meanwhile the interpreter offers the GIL every BACKGROUND_SWITCH_S instead
+        of every 5 ms, so a request's eager ops (hundreds per forward, each needing the GIL to be dispatched)
+        are not held up behind the background thread's Python."""
         self._background.on = True
         lower_thread_priority(BACKGROUND_NICE)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(BACKGROUND_SWITCH_S)
+        try:
+            yield self
+        finally:
+            sys.setswitchinterval(switch)
 
     def busy(self) -> bool:
         """Whether a request is running now (the compiled-graph builder stops its process meanwhile)."""

@@ -160,20 +160,23 @@ class Registry:
         from drcnet.eval.safety import example_photos
 
         def one_at_a_time():
-            self.activity.become_background()        # niced, and waits while a visitor's request runs
-            for task in self.available(tasks):
-                try:
-                    self.activity.wait_until_idle()
-                    model = self.model_for(task)
-                    # the graph first: a kept package loads in milliseconds (then the examples run through it);
-                    # a new one builds in a niced child process while the examples run here
-                    model.warm_up(list(example_photos(task).values()), busy=self.activity.busy)
-                    if after_each is not None:
-                        after_each(task)
-                    self.activity.wait_until_idle()
-                    model.warm_up(wait=True)
-                except Exception:               # a start-up nicety: a failure must not end the others
-                    log.exception("warming up %s failed; it runs eagerly on its first request", task)
+            with self.activity.background():         # niced, and waits while a visitor's request runs
+                for task in self.available(tasks):
+                    warm(task)
+
+        def warm(task):
+            try:
+                self.activity.wait_until_idle()
+                model = self.model_for(task)
+                # the graph first: a kept package loads in milliseconds (then the examples run through it);
+                # a new one builds in a niced child process, stopped during requests, while the examples run here
+                model.warm_up(list(example_photos(task).values()), busy=self.activity.busy)
+                if after_each is not None:
+                    after_each(task)
+                self.activity.wait_until_idle()
+                model.warm_up(wait=True)
+            except Exception:               # a start-up nicety: a failure must not end the others
+                log.exception("warming up %s failed; it runs eagerly on its first request", task)
 
         thread = threading.Thread(target=one_at_a_time, name="drcnet-warm-up", daemon=True)
         thread.start()
