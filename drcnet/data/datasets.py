@@ -3,7 +3,8 @@
 - list_images / read_photo / data_root: files on disk (data/ is filled by scripts/fetch_data.py).
 - training_images(), split_images("train" | "val" | "test" | <folder>).
 - SyntheticPairs: random patches of clean photos, degraded on the fly (drcnet.data.degrade); deterministic in
-  (seed, index), so a resumed run sees the same stream.
+  (seed, index), so a resumed run sees the same stream. A clean share of them may be left undegraded
+  (keeps_clean, --clean-share).
 - PairedFolder: real degraded/clean pairs in the published layouts of SIDD, GoPro and Rain13K.
 - FixedEvalSet: the same degraded versions of a list of clean images on every run.
 
@@ -143,12 +144,27 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------- datasets
 
+# Salt of the generator that decides whether a training sample is left clean: a stream apart from the item's
+# own, so a clean share leaves every other draw (photo, crop, flip, degradation) as it was without one.
+CLEAN_SALT = zlib.crc32(b"clean_share")
+
+
+def keeps_clean(seed: int, index: int, share: float) -> bool:
+    """Whether training sample `index` (its global position in the stream: iteration k, rank r, item j is
+    k * batch + r * batch / world + j) is left undegraded under --clean-share. A pure function of (seed, index),
+    shared by the loader and the device paths, so both leave the same samples clean."""
+    return share > 0 and bool(np.random.default_rng([seed, index, CLEAN_SALT]).random() < share)
+
+
 class SeededItems(torch.utils.data.Dataset):
-    """A dataset whose item i is a pure function of (seed, i): every random number of item i comes from
-    numpy.random.default_rng([seed, i]). The trainer relies on this for exact resume (no sampler state)."""
+    """A dataset of (degraded, clean) pairs whose item i is a pure function of (seed, i): every random number of
+    item i comes from numpy.random.default_rng([seed, i]). The trainer relies on this for exact resume (no
+    sampler state). clean_share: that share of the items comes back with the clean patch as its input too
+    (keeps_clean)."""
 
     seed: int
     length: int
+    clean_share: float = 0.0
 
     def __len__(self):
         return self.length
@@ -156,7 +172,10 @@ class SeededItems(torch.utils.data.Dataset):
     def __getitem__(self, i):
         if not 0 <= i < self.length:
             raise IndexError(i)
-        return self.item(i, np.random.default_rng([self.seed, i]))
+        degraded, clean = self.item(i, np.random.default_rng([self.seed, i]))
+        if keeps_clean(self.seed, i, self.clean_share):
+            degraded = clean.clone()
+        return degraded, clean
 
     def item(self, i: int, rng: np.random.Generator):
         raise NotImplementedError
@@ -171,15 +190,16 @@ class SyntheticPairs(SeededItems):
     parameters (e.g. sigma=25); unspecified ones are drawn (drcnet.data.degrade.degrade). max_side downsizes
     photos on load (faster, but changes their scale); cache_size images stay decoded (per worker). By default
     all of them when max_side bounds their size (decoding a 20 MP JPEG per patch would dominate a CPU step),
-    else 8."""
+    else 8. clean_share: that share of the items is left undegraded (SeededItems)."""
 
     def __init__(self, images, task: str, patch: int = 256, length: int = 10 ** 9, seed: int = 0,
                  augment: bool = True, max_side: int | None = None, cache_size: int | None = None,
-                 **degrade_settings):
+                 clean_share: float = 0.0, **degrade_settings):
         self.images = named_images(images)
         if not self.images:
             raise ValueError("SyntheticPairs needs at least one image")
         self.task, self.patch, self.length, self.seed, self.augment = task, patch, length, seed, augment
+        self.clean_share = clean_share
         self.settings = degrade_settings
         if cache_size is None:
             cache_size = len(self.images) if max_side else 8
@@ -252,12 +272,12 @@ class PairedFolder(SeededItems):
 
     patch: random crop size (the same window of both images), None for whole images (evaluation).
     Item i uses pair i % len(pairs) and default_rng([seed, i]) for crop and flip/rotation; length defaults
-    to the number of pairs."""
+    to the number of pairs. clean_share: that share of the items has the clean crop as its input (SeededItems)."""
 
     def __init__(self, root, layout: str = "generic", patch: int | None = 256, augment: bool = True,
-                 seed: int = 0, length: int | None = None, cache_size: int = 8):
+                 seed: int = 0, length: int | None = None, cache_size: int = 8, clean_share: float = 0.0):
         self.pairs = find_pairs(root, layout)
-        self.patch, self.augment, self.seed = patch, augment, seed
+        self.patch, self.augment, self.seed, self.clean_share = patch, augment, seed, clean_share
         self.length = length or len(self.pairs)
         self.cache = ImageCache(cache_size)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from drcnet.data.datasets import CONTEXT, named_images, read_photo
+from drcnet.data.datasets import CONTEXT, keeps_clean, named_images, read_photo
 from drcnet.data.degrade import (BLUR_NOISE, KERNEL_LIMITS, RAIN_PRESETS, TRAIN_KERNELS, TRAIN_SIGMA_MAX, KernelSizes,
                       line_kernel, motion_kernel)
 
@@ -41,16 +41,17 @@ def centred(kernel: np.ndarray, side: int) -> np.ndarray:
 
 class BatchRecipes(torch.utils.data.Dataset):
     """Item k: the recipe of this rank's share of global batch k (a dict of small CPU tensors).
-    blur_kernels: the KernelSizes (or its spec) deblur kernels are drawn from."""
+    blur_kernels: the KernelSizes (or its spec) deblur kernels are drawn from. clean_share: that share of the
+    samples is left undegraded (the recipe's "clean" flags; the same samples as the loader path's)."""
 
     def __init__(self, sizes: list[tuple[int, int]], task: str, patch: int, batch: int, seed: int = 0,
                  augment: bool = True, rank: int = 0, world: int = 1,
-                 blur_kernels: "KernelSizes | str" = TRAIN_KERNELS):
+                 blur_kernels: "KernelSizes | str" = TRAIN_KERNELS, clean_share: float = 0.0):
         if task not in ("denoise", "derain", "deblur"):
             raise ValueError(f"unknown task {task!r}")
         self.sizes, self.task, self.patch, self.seed, self.augment = sizes, task, patch, seed, augment
         self.blur_kernels = KernelSizes.parse(blur_kernels)
-        self.local, self.rank = batch // world, rank
+        self.batch, self.local, self.rank, self.clean_share = batch, batch // world, rank, clean_share
         self.side = patch + 2 * CONTEXT.get(task, 0)
 
     def __len__(self):
@@ -64,7 +65,7 @@ class BatchRecipes(torch.utils.data.Dataset):
         left = np.array([rng.integers(0, max(1, self.sizes[n][1] - side + 1)) for n in photo])
         recipe = {"photo": photo, "top": top, "left": left,
                   "dihedral": rng.integers(8, size=b) if self.augment else np.zeros(b, np.int64),
-                  "pixel_seed": np.array(rng.integers(2 ** 62))}
+                  "pixel_seed": np.array(rng.integers(2 ** 62)), "clean": self._clean_flags(k)}
         if self.task == "denoise":
             recipe["sigma"] = rng.uniform(0, TRAIN_SIGMA_MAX, size=b) / 255.0
         elif self.task == "deblur":
@@ -73,6 +74,12 @@ class BatchRecipes(torch.utils.data.Dataset):
         else:
             recipe.update(self._rain(rng, b))
         return {key: torch.as_tensor(np.asarray(v)) for key, v in recipe.items()}
+
+    def _clean_flags(self, k: int) -> np.ndarray:
+        """Which samples of this rank's share of batch k stay clean; their global indices are the loader
+        path's (drcnet.train.batches.IterationBatches), and so are the choices."""
+        first = k * self.batch + self.rank * self.local
+        return np.array([keeps_clean(self.seed, first + j, self.clean_share) for j in range(self.local)])
 
     @staticmethod
     def _rain(rng: np.random.Generator, b: int) -> dict:
@@ -163,6 +170,8 @@ class DevicePhotos:
             degraded = quantise(blurred + BLUR_NOISE * torch.randn(clean.shape, generator=gen, device=dev))
         else:
             degraded = self._rain(clean, recipe, gen)
+        if "clean" in recipe:                          # --clean-share: these samples come back undegraded
+            degraded = torch.where(recipe["clean"].to(dev).view(-1, 1, 1, 1), clean, degraded)
         if self.margin:
             m = self.margin
             clean, degraded = clean[..., m:-m, m:-m], degraded[..., m:-m, m:-m]
@@ -188,9 +197,10 @@ class DeviceBatchStream:
 
     def __init__(self, images, task: str, patch: int, batch: int, device, *, seed: int = 0, augment: bool = True,
                  max_side: int | None = None, rank: int = 0, world: int = 1, workers: int = 0,
-                 blur_kernels: "KernelSizes | str" = TRAIN_KERNELS):
+                 blur_kernels: "KernelSizes | str" = TRAIN_KERNELS, clean_share: float = 0.0):
         self.photos = DevicePhotos(images, task, patch, device, max_side)
-        self.recipes = BatchRecipes(self.photos.sizes, task, patch, batch, seed, augment, rank, world, blur_kernels)
+        self.recipes = BatchRecipes(self.photos.sizes, task, patch, batch, seed, augment, rank, world, blur_kernels,
+                                    clean_share)
         self.workers = workers
 
     def __call__(self, start: int, stop: int):

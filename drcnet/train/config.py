@@ -39,6 +39,11 @@ class TrainConfig:
         "help": "deblur training kernel sizes: odd ranges with weights, e.g. '7-17:0.7,19-31:0.3' (70 %% of "
                 "kernels uniform over the odd sizes 7..17, 30 %% over 19..31); validation keeps its fixed "
                 "13/19/25/31 px kernels"})
+    clean_share: float = field(default=0.0, metadata={
+        "help": "share (0 <= x < 1) of the training samples left undegraded, their input the clean target, so "
+                "that a photo without degradation comes back unchanged (a derain model that never saw a clean "
+                "photo takes fine stripes for rain); the choice is per sample and fixed by --seed; validation "
+                "stays degraded. A deviation from the paper, which trains on degraded pairs only"})
     # optimisation (paper)
     iters: int = field(default=400_000, metadata={"help": "total iterations (the length of the cosine schedule)"})
     batch: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
@@ -128,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"mask_quantile must lie strictly between 0 and 1, got {self.mask_quantile}")
         if self.fft_weight < 0:
             raise ValueError(f"fft_weight must not be negative, got {self.fft_weight}")
+        if not 0.0 <= self.clean_share < 1.0:
+            raise ValueError(f"clean_share must be in [0, 1) (0: every sample degraded), got {self.clean_share}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be positive")
         if self.schedule not in ("iters", "time"):
