@@ -3,6 +3,7 @@ samples on the loader and the device paths, fixed by the seed; the flag, the rec
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -114,11 +115,13 @@ def test_the_flag_and_the_recipe_give_it(tmp_path, monkeypatch):
 
 
 def test_a_resume_refuses_a_changed_share_and_accepts_older_states():
-    saved = {"config": {"task": "derain", "clean_share": 0.1}}
-    check_resume("state.pt", saved, TrainConfig(task="derain", clean_share=0.1))
+    """state.pt keeps asdict(config); a state saved before the field existed has no clean_share key."""
+    started = asdict(TrainConfig(task="derain", clean_share=0.1))
+    check_resume("state.pt", {"config": started}, TrainConfig(**started))
     with pytest.raises(ValueError, match="started with clean_share=0.1, not 0.2"):
-        check_resume("state.pt", saved, TrainConfig(task="derain", clean_share=0.2))
-    check_resume("state.pt", {"config": {"task": "derain"}}, TrainConfig(task="derain"))   # saved before the field
+        check_resume("state.pt", {"config": started}, TrainConfig(**{**started, "clean_share": 0.2}))
+    older = {k: v for k, v in started.items() if k != "clean_share"}
+    check_resume("state.pt", {"config": older}, TrainConfig(**older))
 
 
 def test_the_trainer_records_the_share(photos, tmp_path):

@@ -170,7 +170,7 @@ class DevicePhotos:
             degraded = quantise(blurred + BLUR_NOISE * torch.randn(clean.shape, generator=gen, device=dev))
         else:
             degraded = self._rain(clean, recipe, gen)
-        if "clean" in recipe:                          # --clean-share: these samples come back undegraded
+        if "clean" in recipe:       # --clean-share: these samples come back undegraded (a hand-made recipe may lack it)
             degraded = torch.where(recipe["clean"].to(dev).view(-1, 1, 1, 1), clean, degraded)
         if self.margin:
             m = self.margin

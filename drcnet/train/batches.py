@@ -39,11 +39,11 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
     device: make the synthetic pairs on this device (a DeviceBatchStream) instead of a numpy dataset."""
     from drcnet.data.datasets import PairedFolder, SyntheticPairs, list_images, split_images
 
-    clean = f", {cfg.clean_share:.0%} of the samples left clean" if cfg.clean_share else ""
+    clean_note = f", {cfg.clean_share:.0%} of the samples left clean" if cfg.clean_share else ""
     if cfg.paired:
         ds = PairedFolder(cfg.paired, cfg.layout, patch=cfg.patch, augment=cfg.augment, seed=cfg.seed,
                           length=10 ** 9, clean_share=cfg.clean_share)
-        return ds, f"paired {cfg.layout} folder {cfg.paired} ({len(ds.pairs)} pairs)" + clean
+        return ds, f"paired {cfg.layout} folder {cfg.paired} ({len(ds.pairs)} pairs)" + clean_note
     if cfg.data:
         images, source = list_images(cfg.data), f"clean photos in {cfg.data}"
     else:
@@ -55,7 +55,7 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
         raise ValueError(f"no training images ({source}): pass --data DIR with photos, --paired DIR, or run "
                          f"scripts/fetch_data.py")
     desc = f"synthetic {cfg.task} pairs from {len(images)} {source}" + (
-        f" (longer side at most {cfg.max_side})" if cfg.max_side else "") + clean
+        f" (longer side at most {cfg.max_side})" if cfg.max_side else "") + clean_note
     kernels = {}
     if cfg.task == "deblur":
         kernels = {"sizes": KernelSizes.parse(cfg.blur_kernels)}
