@@ -36,7 +36,8 @@ def fake_compiler(monkeypatch, tmp_path, graph_of=lambda model: model):
         package.write_bytes(b"a stand-in package")
 
     monkeypatch.setattr(drcnet.serve.compiled, "compile_package", compile_package)
-    monkeypatch.setattr(drcnet.serve.compiled, "load_package", lambda package: graphs[package.name.split(".")[0]])
+    monkeypatch.setattr(drcnet.serve.compiled, "load_package",
+                        lambda package, model: graphs[package.name.split(".")[0]])
     monkeypatch.setattr(drcnet.serve.compiled.TileGraph, "isolate", False)
     monkeypatch.setenv("DRCNET_CACHE", str(tmp_path / "cache"))
     return built

@@ -182,3 +182,30 @@ def test_stitched_maps_come_from_the_tiles_that_made_the_output(model):
                                np.repeat(np.repeat(own.fused.mean, 2, axis=0), 2, axis=1)[:, :40], atol=1e-5)
     assert stitched.coverage == pytest.approx(float(stitched.mask.mean()))
     assert 0 <= stitched.mask.min() and stitched.mask.max() <= 1
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_blocks_outside_full_blocks_keep_only_their_response_and_mask(model, tiled):
+    """The inspector shows one block in full and an overview of M_sr and the mask of all: the other blocks'
+    feature maps are neither hooked nor stitched, and what is kept equals a full probe's."""
+    image = np.random.default_rng(2).random((64, 150, 3)).astype(np.float32)
+
+    def probed(**kw):
+        with FeatureProbe(model, pca=False, **kw) as probe:
+            if tiled:
+                tiled_restorer(model).restore(image, probe=probe)
+            else:
+                run(model, 32)
+            hooked = hooks_left(model)
+        return probe.maps, hooked
+
+    full, all_hooks = probed()
+    some, fewer_hooks = probed(full_blocks={(1, 1)})
+    assert fewer_hooks < all_hooks and set(some) == set(full)
+    for key, m in some.items():
+        np.testing.assert_array_equal(m.response, full[key].response)
+        np.testing.assert_array_equal(m.mask, full[key].mask)
+        assert m.coverage == full[key].coverage
+        kept = [m.spatial, m.energy, m.identity, m.fused]
+        assert all(s is not None for s in kept) if key == (1, 1) else all(s is None for s in kept)
+    np.testing.assert_array_equal(some[(1, 1)].fused.mean, full[(1, 1)].fused.mean)

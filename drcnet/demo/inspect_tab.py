@@ -178,15 +178,16 @@ STATISTICS = {"matched": "matched to training", "whole": "whole image (paper)"}
 
 
 def probe_run(restorer: Restorer, degraded: np.ndarray, t: float, channel: int = 0,
-              statistics: str = "matched"):
+              statistics: str = "matched", full_blocks=None):
     """(restored image, maps) at threshold t from ONE pass; the caller holds the task lock. With "matched"
     statistics (what Restore runs) every block's maps are stitched from the very tiles that made the output,
     blended with the same weights, at the image's resolution (drcnet/model/probes.py); with "whole" they come
-    from the paper's single pass over the image, at each block's own resolution."""
+    from the paper's single pass over the image, at each block's own resolution. full_blocks: the blocks whose
+    every map is wanted (the others keep M_sr and the mask; None: all, see FeatureProbe)."""
     if statistics not in STATISTICS:
         raise DemoError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
     with restorer.using(t=float(t), statistics=statistics):
-        with FeatureProbe(restorer.model, channel=channel, pca=False) as probe:
+        with FeatureProbe(restorer.model, channel=channel, pca=False, full_blocks=full_blocks) as probe:
             if statistics == "whole":      # one forward: the maps at each block's own resolution
                 out = restorer.restore(degraded, tile=0)
             else:
@@ -214,7 +215,7 @@ def _probe(registry, image, task, stage, level, t, settings: InputSettings, stat
     start = time.perf_counter()
     t = restorer.default_t if t is None else float(t)
     with registry.lock(task):
-        out, maps = probe_run(restorer, prepared.degraded, t, statistics=statistics)
+        out, maps = probe_run(restorer, prepared.degraded, t, statistics=statistics, full_blocks={(stage, level)})
         with restorer.using(statistics=statistics):
             ran = restorer.describe_statistics()
     return prepared, out, maps, time.perf_counter() - start, ran, t
@@ -285,12 +286,12 @@ def t_sweep(registry, image, task: str, stage: int = 1, level: int = 0,
     rows = []
     with registry.lock(task):
         if ts is None:
-            _, maps = probe_run(restorer, prepared.degraded, restorer.default_t)
+            _, maps = probe_run(restorer, prepared.degraded, restorer.default_t, full_blocks=())
             if key not in maps:
                 raise DemoError(f"no DFR block at stage {stage} level {level}")
             ts = sweep_values(maps[key].response)
         for t in ts:
-            out, maps = probe_run(restorer, prepared.degraded, float(t))
+            out, maps = probe_run(restorer, prepared.degraded, float(t), full_blocks=())
             cov = [m.coverage for m in maps.values() if m.coverage is not None]
             q = quality(out, prepared.clean, task)
             rows.append({"t": float(t), "coverage": maps[key].coverage,

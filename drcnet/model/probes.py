@@ -50,6 +50,7 @@ class BlockMaps:
 
 
 # The submodules hooked in each block: BlockMaps field -> attribute path inside DFRBlock.
+MASK_FIELDS = ("response", "mask")     # what a block outside full_blocks keeps
 HOOKED = {
     "response": "spatial.filter.response",
     "mask": "spatial.filter.mask",
@@ -108,8 +109,12 @@ class Hooks:
 class FeatureProbe:
     """Context manager that records BlockMaps for every DFR block of `model` on each forward."""
 
-    def __init__(self, model, channel: int = 0, pca: bool = True):
+    def __init__(self, model, channel: int = 0, pca: bool = True, full_blocks=None):
+        """full_blocks: the (stage, level) keys whose every map is recorded; the other blocks keep only M_sr and
+        its mask (what an overview of all blocks draws: recording and stitching every map of eight blocks was
+        a tenth of the inspector's time). None: every block in full."""
         self.model, self.channel, self.pca = model, channel, pca
+        self.full_blocks = None if full_blocks is None else set(full_blocks)
         self.maps: dict[tuple[int, int], BlockMaps] = {}
         self._pending: dict[tuple[int, int], dict] = {}
         self._hooks = Hooks()
@@ -121,11 +126,14 @@ class FeatureProbe:
             key = (stage, level)
             for field, path in HOOKED.items():
                 module = submodule(block, path)
-                if module is not None:
+                if module is not None and (self.in_full(key) or field in MASK_FIELDS):
                     self._hooks.add(module, self._recorder(key, field))
             # the block's own hook fires after its submodules': it completes this forward's record
             self._hooks.add(block, self._finisher(key))
         return self
+
+    def in_full(self, key) -> bool:
+        return self.full_blocks is None or key in self.full_blocks
 
     def __exit__(self, *exc) -> None:
         self._hooks.remove()
@@ -156,8 +164,10 @@ class FeatureProbe:
 
     def _finisher(self, key):
         def hook(module, inputs, output):
+            full = self.in_full(key)
             if self._stitch is not None:
-                self._stitch.add(key, "fused", output)
+                if full:
+                    self._stitch.add(key, "fused", output)
                 self.maps[key] = self._stitch.block_maps(key, output.shape[1])
                 return
             found = self._pending.pop(key, {})
@@ -167,7 +177,7 @@ class FeatureProbe:
                 response=found.get("response"), mask=mask,
                 coverage=None if mask is None else float(mask.mean()),
                 spatial=found.get("spatial"), energy=found.get("energy"), identity=found.get("identity"),
-                fused=self.summarise(output, "fused"), height=h, width=w, channels=c)
+                fused=self.summarise(output, "fused") if full else None, height=h, width=w, channels=c)
         return hook
 
     @torch.no_grad()
