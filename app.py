@@ -587,6 +587,10 @@ if ZERO_GPU:
     REGISTRY.load_all(TASK_ORDER)       # on CUDA at module scope: ZeroGPU packs them and streams them to each call
 
 if __name__ == "__main__":
+    # Graphs compiled at an earlier start are loaded and run once before the page is served (a second or two), so
+    # the first visitor's request is as fast as any; graphs not built yet are built in the background below.
+    if not ZERO_GPU:
+        REGISTRY.load_kept_graphs(TASK_ORDER)
     # No server_name / server_port here: Gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself. MCP tools
     # (/gradio_api/mcp/) where the `mcp` package is installed.
     demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(ASSETS), str(EXAMPLES.folder)],

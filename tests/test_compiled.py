@@ -197,6 +197,24 @@ def test_the_next_start_loads_the_kept_package_and_any_change_builds_a_new_one(n
     assert len(no_inductor) == 3
 
 
+def test_a_kept_graph_is_loaded_and_run_once_before_the_first_request(no_inductor):
+    """What the app does before serving its page: a kept package serves at once, already past its slow first
+    call; without one nothing happens here (warm_up builds it later in the background)."""
+    first, _ = restorers()
+    assert not first.load_kept_graph(PHOTOS) and first.graph.state == "idle" and not no_inductor
+    first.warm_up(PHOTOS, wait=True)
+    second, eager = restorers()
+    calls = []
+    graph = drcnet.serve.compiled.load_package
+    drcnet.serve.compiled.load_package = lambda package, model: (lambda x: (calls.append(x.shape[0]),
+                                                                           graph(package, model)(x))[1])
+    assert second.load_kept_graph(PHOTOS) and second.graph.state == "ready" and len(no_inductor) == 1
+    assert calls == [SPEC.batch]                          # run once, on a batch of the check tiles
+    x = image(64, 232)
+    np.testing.assert_allclose(second.restore(x), eager.restore(x), atol=1e-6)
+    assert second.last_stats["compiled"] == 1
+
+
 def test_a_failed_build_is_not_kept_so_the_next_start_tries_again(monkeypatch, tmp_path):
     built = fake_compiler(monkeypatch, tmp_path)
     working = drcnet.serve.compiled.compile_package

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 AGREE_DB = 45.0              # the compiled graph's output against eager on the check photos, PSNR over 8-bit
 AGREE_WORST = 40             # ... and the largest difference of any pixel, in grey levels
 COMPILE_NICE = 19            # the compiling process's niceness: it gets only what requests leave
+BUILD_THREAD_NICE = 10       # the thread in this process that starts builds and loads their packages
 CHECK_TILES = 2              # batches of tiles from the check photos compared with eager
 PACKAGE_FORMAT = 2           # part of the key: a change in how packages are built makes new ones
 
@@ -73,6 +74,7 @@ _worker_lock = threading.Lock()
 
 
 def _work() -> None:
+    lower_thread_priority(BUILD_THREAD_NICE)   # this thread only: it loads packages and runs their first call
     while True:          # builds run one at a time; this thread mostly waits for the building process
         job = _jobs.get()
         try:
@@ -401,11 +403,24 @@ class TileGraph:
     def _forward(self, batch: torch.Tensor):
         return run_graph(self._compiled, batch, self.device, self.memory_format)
 
+    def load_kept(self, check_images) -> bool:
+        """Serve the package kept in graph_cache() now, in the calling thread, if there is one (milliseconds
+        plus one run): the app does this before its page is served, so that a kept graph serves the very first
+        request, warm. Returns whether the graph is ready; with nothing kept, warm_up builds it later."""
+        batches = check_batches(check_images, self.spec) if self.state == "idle" else []
+        if batches and cached_report(self._package(batches)) is not None:
+            self.state = "building"
+            self._build(batches)
+        return self.state == "ready"
+
+    def _package(self, batches: list[torch.Tensor]) -> Path:
+        example = batches[0].to(self.device).contiguous(memory_format=self.memory_format)
+        return graph_cache() / f"{graph_key(self.model, example, self.device)}.pt2"
+
     def _build(self, batches: list[torch.Tensor]) -> None:
         """The cached package of this model if there is one, else build it (in a child process unless
         isolate is off), then serve it if its check agreed."""
-        example = batches[0].to(self.device).contiguous(memory_format=self.memory_format)
-        package = graph_cache() / f"{graph_key(self.model, example, self.device)}.pt2"
+        package = self._package(batches)
         report = cached_report(package)
         self.cached = report is not None
         if report is None:
@@ -424,7 +439,8 @@ class TileGraph:
             return
         try:
             self._compiled = load_package(package, self.model)
-        except Exception as error:     # noqa: BLE001 - a package that does not load: serve eagerly
+            self._forward(batches[0])  # its first call costs nearly twice a later one: not a visitor's
+        except Exception as error:     # noqa: BLE001 - a package that does not load or run: serve eagerly
             self._off(first_line(error))
             return
         log.info("%s the %d x %d px tile graph (%.1f dB against eager)", "loaded" if self.cached else "built",

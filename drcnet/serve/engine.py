@@ -166,6 +166,11 @@ class Restorer:
         if self.graph is not None:
             self.graph.warm_up(check_images, wait=wait, busy=busy)
 
+    def load_kept_graph(self, check_images=()) -> bool:
+        """Serve the compiled graph kept on disk for this model now, if there is one (TileGraph.load_kept);
+        whether it is ready. Does nothing without compile."""
+        return self.graph is not None and self.graph.load_kept(check_images)
+
     @torch.inference_mode()
     def restore(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                 progress: Progress | None = None, return_stage1: bool = False, probe=None):
