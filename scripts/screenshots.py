@@ -87,9 +87,11 @@ def pick(page, elem_id: str, option: str) -> None:
 
 
 def compare(page, out: Path, left: str, found: dict) -> None:
-    page.get_by_label("denoise", exact=True).check()
     page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "astronaut_clean.png"))
+    # the upload check looks at the photo first and, for a clean one, unselects the task: choose it after
+    page.wait_for_function(f"() => {text_of('upload-message')}.length > 10", timeout=120_000)
     page.get_by_label("Degrade a clean photo first", exact=False).check()
+    page.get_by_label("denoise", exact=True).check()
     page.wait_for_timeout(1500)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Compare", exact=True).click()

@@ -238,6 +238,11 @@ def test_a_leg_records_the_recipe_its_run_trained_with_and_why_it_was_chosen(shi
                               evaluations=fake_candidate(26.9, 26.5), photos=[], chosen="deblur: worth measuring")
     assert result["recipe"] == train and result["chosen"] == "deblur: worth measuring"
     assert relay.under_recipe(json.loads((ckpts / "deblur.legs.json").read_text())[-1], train)
+    (run / "config.json").write_text(json.dumps({**train, "clean_share": 0.1, "fft_weight": 0.1, "seed": 0}))
+    lever = relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
+                             evaluations=fake_candidate(26.9, 26.5), photos=[])
+    assert lever["recipe"] == {**train, "clean_share": 0.1}    # off the recipe (fft_weight is at its default)
+    assert not relay.under_recipe(json.loads((ckpts / "deblur.legs.json").read_text())[-1], train)
     (run / "config.json").unlink()                            # a run that does not say how it trained
     assert relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
                             evaluations=fake_candidate(26.9, 26.5), photos=[])["recipe"] == {}

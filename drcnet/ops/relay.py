@@ -197,15 +197,26 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
     return leg
 
 
+# Training settings outside a recipe that change what is learned: a leg run with one of them away from its default
+# (e.g. --clean-share 0.1) trained under another recipe than the task's, and records it.
+LEVERS = ("clean_share", "fft_weight", "mask_quantile", "t", "variant", "augment", "clip", "ema", "blur_kernels")
+
+
 def run_recipe(run: Path, task: str) -> dict:
     """The recipe's [train] settings as the run used them (its config.json, flags given over the recipe
-    included): what choose_task compares with the recipe of its day. A setting the run does not record is left
-    out, so such a leg matches no recipe."""
+    included), plus every LEVERS setting it changed from the trainer's default: what choose_task compares with
+    the recipe of its day. A setting the run does not record is left out, so such a leg matches no recipe."""
+    from dataclasses import fields
+
+    from drcnet.train.config import TrainConfig
     from drcnet.train.recipe import load_recipe
 
     path = run / "config.json"
     config = json.loads(path.read_text()) if path.is_file() else {}
-    return {k: config[k] for k in load_recipe(task).train if k in config}
+    recipe = load_recipe(task).train
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    changed = {k: config[k] for k in LEVERS if k not in recipe and k in config and config[k] != defaults.get(k)}
+    return {**{k: config[k] for k in recipe if k in config}, **changed}
 
 
 def worst_gap(task: str, folder: Path) -> float | None:
