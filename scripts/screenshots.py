@@ -6,7 +6,7 @@ Launches `python app.py` exactly as a user does (DRCNET_CHECKPOINTS unset: check
 free port, drives Debian's Chromium with Playwright and writes into --out (git-ignored by default):
 
     s1_compare_slider.png     Compare on a synthetic denoise example (astronaut, sigma 25): the before/after
-                              slider between --left (default bm3d, after it has finished) and DRCNet
+                              slider between --left (default nlm) and DRCNet
     s2_compare_zoom.png       the same crop of every result around a clicked point
     s3_inspect_empty.png      Inspect DFR at the trained t = 0.75, where the chosen block's mask is empty: the
                               mask is drawn at the 90 % quantile of its M_sr, and the facts say so
@@ -222,7 +222,8 @@ def gallery(page, out: Path, found: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "screenshots")
-    ap.add_argument("--left", default="bm3d", help="the method left of DRCNet in the slider")
+    ap.add_argument("--left", default="nlm", help="the method left of DRCNet in the slider (BM3D runs only on
+                    "images up to 128 x 128 px: drcnet.eval.baselines.MAX_PIXELS)")
     ap.add_argument("--stage", type=int, default=1)
     ap.add_argument("--level", type=int, default=0)
     ap.add_argument("--coverage", type=float, default=10, help="the inspector's mask coverage (%%) that sets t")
