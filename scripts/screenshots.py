@@ -222,7 +222,7 @@ def gallery(page, out: Path, found: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "screenshots")
-    ap.add_argument("--left", default="nlm", help="the method left of DRCNet in the slider (BM3D runs only on
+    ap.add_argument("--left", default="nlm", help="the method left of DRCNet in the slider (BM3D runs only on "
                     "images up to 128 x 128 px: drcnet.eval.baselines.MAX_PIXELS)")
     ap.add_argument("--stage", type=int, default=1)
     ap.add_argument("--level", type=int, default=0)
