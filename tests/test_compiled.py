@@ -291,8 +291,8 @@ def upscaled(photo: np.ndarray, side: int) -> np.ndarray:
 @pytest.mark.parametrize("task", ["derain", "denoise", "deblur"])
 def test_the_compiled_graph_agrees_with_eager_on_every_example_as_the_app_builds_it(task):
     """A real compile (torch.export + AOTInductor in a child process, as the app builds it: a minute or more
-    cold on 2 cores, milliseconds from the package kept in .cache/graphs), checked as the app checks it, then every example of the task restored both ways: >= 45 dB and no pixel more than 40
-    grey levels off. Derain's rocket drew a 170 px black blob here before DFR masks of a pixel or two were
+    cold on 2 cores, milliseconds from the package kept in .cache/graphs), checked as the app checks it, then
+    every example of the task restored both ways: >= 45 dB and no pixel more than 40 grey levels off. Derain's rocket drew a 170 px black blob here before DFR masks of a pixel or two were
     dropped (dfr.ThresholdMask.min_region): 36.5 dB, one pixel 201 levels off."""
     from drcnet.eval.safety import example_photos
 

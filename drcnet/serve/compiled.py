@@ -144,8 +144,9 @@ def graph_key(model: nn.Module, example: torch.Tensor, device: torch.device) -> 
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {}
     layout = "channels_last" if example.is_contiguous(memory_format=torch.channels_last) else "contiguous"
-    h.update(json.dumps([PACKAGE_FORMAT, cfg, list(example.shape), str(example.dtype), layout, device.type, torch.get_num_threads(),
-                         torch.__version__, platform.machine(), sys.platform], sort_keys=True, default=str).encode())
+    shape = [PACKAGE_FORMAT, cfg, list(example.shape), str(example.dtype), layout, device.type,
+             torch.get_num_threads(), torch.__version__, platform.machine(), sys.platform]
+    h.update(json.dumps(shape, sort_keys=True, default=str).encode())
     for source in sorted({inspect.getsourcefile(type(m)) or "" for m in model.modules()}):
         if source and Path(source).is_file():
             h.update(Path(source).read_bytes())
@@ -186,10 +187,10 @@ def run_graph(graph: Callable, batch: torch.Tensor, device: torch.device, memory
 
 def build_and_check(model: nn.Module, batches: list[torch.Tensor], device: torch.device, memory_format,
                     package: Path, threads: int | None = None) -> dict:
-    """Compile `model` into `package` for `threads` threads (default: this process's), then compare the loaded package with the eager model on `batches` (full
-    batches of real tiles). Returns the report, also written beside the package (<package>.json) when the
-    check ran: {"db", "worst", "seconds"}, or {"error"} when compiling failed (not kept: the next start tries
-    again)."""
+    """Compile `model` into `package` for `threads` threads (default: this process's), then compare the loaded
+    package with the eager model on `batches` (full batches of real tiles). Returns the report, also written
+    beside the package (<package>.json) when the check ran: {"db", "worst", "seconds"}, or {"error"} when
+    compiling failed (not kept: the next start tries again)."""
     start = time.perf_counter()
     example = batches[0].to(device).contiguous(memory_format=memory_format)
     package.parent.mkdir(parents=True, exist_ok=True)
