@@ -409,20 +409,21 @@ class TileGraph:
         plus one run): the app does this before its page is served, so that a kept graph serves the very first
         request, warm. Returns whether the graph is ready; with nothing kept, warm_up builds it later."""
         batches = check_batches(check_images, self.spec) if self.state == "idle" else []
-        if batches and cached_report(self._package(batches)) is not None:
-            self.state = "building"
-            self._build(batches, first_call=True)
+        if batches:
+            package = self._package(batches)
+            report = cached_report(package)
+            if report is not None:
+                self.state, self.cached = "building", True
+                self._serve(package, report, batches, first_call=True)
         return self.state == "ready"
 
     def _package(self, batches: list[torch.Tensor]) -> Path:
         example = batches[0].to(self.device).contiguous(memory_format=self.memory_format)
         return graph_cache() / f"{graph_key(self.model, example, self.device)}.pt2"
 
-    def _build(self, batches: list[torch.Tensor], first_call: bool = False) -> None:
+    def _build(self, batches: list[torch.Tensor]) -> None:
         """The cached package of this model if there is one, else build it (in a child process unless
-        isolate is off), then serve it if its check agreed. first_call: run the loaded graph once here (its
-        first call costs nearly twice a later one); not in the background, where that run would collide with a
-        visitor's request (measured: 1.46 s against about 0.9 s for the first graph request that pays it)."""
+        isolate is off), then serve it if its check agreed."""
         package = self._package(batches)
         report = cached_report(package)
         self.cached = report is not None
@@ -431,6 +432,13 @@ class TileGraph:
                 report = build_in_child(self.model, batches, self.device, self.memory_format, package, self.busy)
             else:
                 report = build_and_check(self.model, batches, self.device, self.memory_format, package)
+        self._serve(package, report, batches)
+
+    def _serve(self, package: Path, report: dict, batches: list[torch.Tensor], first_call: bool = False) -> None:
+        """Load the package and serve it if its report says it agreed with eager. first_call: run the loaded
+        graph once here (its first call costs nearly twice a later one); not in the background, where that run
+        collided with a visitor's request (measured: 1.46 s against about 0.9 s for the first graph request that
+        pays it)."""
         if "error" in report:
             self._off(report["error"])
             return
