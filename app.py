@@ -42,7 +42,9 @@ gpu = D.gpu_decorator(spaces)               # gpu(seconds or a callable of the h
 # (below), and nothing compiles; the examples' results are then computed by a CPU copy, so start-up never waits for
 # a GPU. Elsewhere one registry does both (CUDA when present, else the CPU; compiled in the background).
 REGISTRY = D.Registry(**D.serving_options(ZERO_GPU))
-EXAMPLE_REGISTRY = D.Registry(device="cpu", compile="off") if ZERO_GPU else REGISTRY
+# The examples' results are computed at start-up on models of their own (on the CPU, eager, a tile per forward,
+# pausing while a request runs), so a visitor's request never waits for them (Registry.background_copy).
+EXAMPLE_REGISTRY = REGISTRY.background_copy(device="cpu")
 EXAMPLES = D.ExampleResults()
 FIRST_TASK = "denoise"                      # the task the page selects first: it and its examples are warmed first
 TASK_ORDER = [FIRST_TASK, *(t for t in D.TASKS if t != FIRST_TASK)]
@@ -596,6 +598,6 @@ if __name__ == "__main__":
     demo.launch(max_file_size=MAX_FILE_SIZE, allowed_paths=[str(ASSETS), str(EXAMPLES.folder)],
                 mcp_server=mcp_installed(), prevent_thread_lock=True)
     # Once the page is served, in the background, one task at a time (the page's first task first): its model, its
-    # examples' results, then its compiled graph (none on ZeroGPU, where this runs on the CPU copy).
-    EXAMPLE_REGISTRY.warm_up(TASK_ORDER, after_each=functools.partial(EXAMPLES.fill, EXAMPLE_REGISTRY))
+    # examples' results (on EXAMPLE_REGISTRY's own models), then its compiled graph (none on ZeroGPU).
+    REGISTRY.warm_up(TASK_ORDER, after_each=functools.partial(EXAMPLES.fill, EXAMPLE_REGISTRY))
     demo.block_thread()

@@ -22,3 +22,17 @@ def test_cpu_seconds_count_the_grandchildren_of_the_app():
         assert cpu_seconds(parent.pid) - first > 0.5          # the spinning grandchild, not the waiting parent
     finally:
         parent.wait(10)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_cpu_seconds_keep_a_child_that_has_ended():
+    busy = "import time\nend = time.time() + 1\nwhile time.time() < end: pass"
+    parent = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time; "
+                               f"subprocess.run([sys.executable, '-c', {busy!r}]); time.sleep(3)"])
+    try:
+        time.sleep(0.8)
+        during = cpu_seconds(parent.pid)               # the child spinning
+        time.sleep(1.5)                                # it has ended and been waited for; the parent sleeps
+        assert cpu_seconds(parent.pid) >= during + 0.1
+    finally:
+        parent.wait(10)

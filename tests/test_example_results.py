@@ -85,8 +85,52 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
         ("examples", task, round(sys.getswitchinterval(), 9))))
     assert isinstance(thread, threading.Thread)
     thread.join(30)
-    # each task: its graph starts first (a kept one then serves the examples), its examples, then the graph is
+    # each task: its graph starts first (a kept one loads in milliseconds), its examples, then the graph is
     # waited for before the next task; the GIL changes hands often while the background works, not after
     assert events == [e for task in ("derain", "denoise", "deblur") for e in (
         ("load", task), ("graph started", task), ("examples", task, BACKGROUND_SWITCH_S), ("graph waited", task))]
     assert sys.getswitchinterval() == switch
+
+
+def test_a_request_never_waits_for_a_background_restore_which_pauses_between_its_forwards(tmp_path):
+    """The examples are computed on a background_copy: its own model and lock (a request used to wait for a whole
+    background pass behind the shared lock), one tile per forward, pausing between forwards while a request runs."""
+    import drcnet
+    import numpy as np
+    from drcnet.model.inference import InferenceSpec
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
+                    inference=InferenceSpec("matched", tile=32, overlap=8, batch=4))
+    reg = D.Registry(tmp_path)
+    background = reg.background_copy()
+    assert background.activity is reg.activity and background.inputs is reg.inputs
+    serving, copy = reg.model_for("denoise"), background.model_for("denoise")
+    assert copy is not serving and copy.model is not serving.model
+    assert serving.spec.batch == 4 and copy.spec.batch == 1
+
+    forwards, first_forward, go_on = [], threading.Event(), threading.Event()
+
+    def count(module, args, output):
+        forwards.append(reg.activity.busy())
+        if len(forwards) == 1:
+            first_forward.set()
+            go_on.wait(10)
+    copy.model.register_forward_hook(count)
+    photo = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)   # 9 tiles of 32 px
+
+    def background_restore():
+        with reg.activity.background(), background.lock("denoise"):
+            copy.restore(photo, progress=reg.activity.yield_to_requests)
+    worker = threading.Thread(target=background_restore)
+    worker.start()
+    assert first_forward.wait(10)                 # the background is inside its first forward, holding its lock
+    request = reg.lock("denoise")
+    assert request.lock.acquire(timeout=1)        # the request's own lock is free: it does not wait
+    request.lock.release()
+    with request:                                  # a request in flight ...
+        go_on.set()
+        worker.join(0.5)
+        assert worker.is_alive() and len(forwards) == 1        # ... the background paused after its forward
+    worker.join(10)
+    assert not worker.is_alive() and len(forwards) == 9 and not any(forwards[1:])

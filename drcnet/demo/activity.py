@@ -6,6 +6,9 @@ eager pass in the first seconds after start-up while the examples were computed 
     with activity.request():          # a handler running the model (Registry.lock does this)
         ...
     activity.wait_until_idle()        # the warm-up, before each unit of work
+    restorer.restore(photo, progress=activity.yield_to_requests)     # and between its forwards
+
+Background work runs on models of its own (Registry.background_copy), so a request never waits for its lock.
 """
 from __future__ import annotations
 
@@ -54,6 +57,13 @@ class Activity:
     def busy(self) -> bool:
         """Whether a request is running now (the compiled-graph builder stops its process meanwhile)."""
         return self._running > 0
+
+    def yield_to_requests(self, *_) -> None:
+        """A pause point for background work between two forwards (it fits the engine's progress callback):
+        in a background thread, while a visitor's request runs, wait until it is done (elsewhere it does nothing:
+        a request's own restore calls it too)."""
+        if self.in_background() and self.busy():
+            self.wait_until_idle()
 
     def wait_until_idle(self) -> None:
         """Block until no request runs and the last one ended `quiet` seconds ago."""

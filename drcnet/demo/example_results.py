@@ -91,7 +91,9 @@ class ExampleResults:
     def store(self, registry, row: list) -> Path:
         """Restore one example (with its stage-1 output) and write its outputs under its key."""
         image, task, *settings = row
-        result = restore(registry, image, task, InputSettings.from_row(settings), stage1=True)
+        # between its forwards the restore waits while a visitor's request runs (the app passes a background_copy)
+        result = restore(registry, image, task, InputSettings.from_row(settings), stage1=True,
+                         progress=registry.activity.yield_to_requests)
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / self.key(registry, row)
         staging = Path(tempfile.mkdtemp(dir=self.folder, prefix=".staging-"))

@@ -4,6 +4,7 @@ time: the inspector runs it at another threshold t), the VGG, the prepared input
 A task without its checkpoint is an error that names the file: the app never restores with a random network."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -23,11 +24,15 @@ from drcnet.model.config import T_DEFAULT
 
 log = logging.getLogger("drcnet.app")
 
+BACKGROUND_TILE_BATCH = 1    # tiles per forward of a background copy: it yields to a request between forwards
+
 
 class Registry:
-    def __init__(self, folder=None, *, limits: Limits | None = None, device=None, precision=None, compile=None):
+    def __init__(self, folder=None, *, limits: Limits | None = None, device=None, precision=None, compile=None,
+                 activity: Activity | None = None, tile_batch: int | None = None):
         """folder None: checkpoints_dir() at each call ($DRCNET_CHECKPOINTS); device, precision, compile None:
-        $DRCNET_DEVICE, $DRCNET_PRECISION, $DRCNET_COMPILE, read here, once."""
+        $DRCNET_DEVICE, $DRCNET_PRECISION, $DRCNET_COMPILE, read here, once. activity: shared with another
+        registry (background_copy). tile_batch: tiles per forward instead of each checkpoint's spec.batch."""
         self._folder = None if folder is None else Path(folder)
         self.limits = limits or Limits.from_env()
         self.device = device or os.environ.get("DRCNET_DEVICE")
@@ -41,7 +46,21 @@ class Registry:
         self._meta: dict[tuple[str, float], dict] = {}
         self._digests: dict[tuple[str, float], str] = {}
         self._vgg = None
-        self.activity = Activity()
+        self.activity = activity or Activity()
+        self.tile_batch = tile_batch
+
+    def background_copy(self, device=None) -> "Registry":
+        """A registry for start-up work beside this one (the examples' results): the same checkpoints, limits,
+        inputs, outputs and activity, but models and locks of its own, eager (compile off), on `device`, one tile
+        per forward. A visitor's request then never waits on the lock of a background restore: it used to wait
+        for a whole background pass (up to 0.7 s) before its own, 2.1x the eager pass in the first minute after
+        a first start. The background instead pauses between its forwards while a request runs
+        (Activity.yield_to_requests), and its model's threshold t is its own (the inspector changes t per
+        request on the serving models)."""
+        copy = Registry(self._folder, limits=self.limits, device=device or self.device, precision=self.precision,
+                        compile="off", activity=self.activity, tile_batch=BACKGROUND_TILE_BATCH)
+        copy.inputs, copy.outputs = self.inputs, self.outputs
+        return copy
 
     @property
     def folder(self) -> Path:
@@ -113,6 +132,8 @@ class Registry:
                     del self._models[old]
                 restorer = Restorer.from_checkpoint(path, device=self.device, precision=self.precision,
                                                     compile=compile_setting(self.compile))
+                if self.tile_batch and restorer.graph is None:      # a graph's batch is fixed: only eager ones
+                    restorer.spec = dataclasses.replace(restorer.spec, batch=self.tile_batch)
                 self._models[key] = restorer
             return restorer
 
@@ -177,8 +198,8 @@ class Registry:
             try:
                 self.activity.wait_until_idle()
                 model = self.model_for(task)
-                # the graph first: a kept package loads in milliseconds (then the examples run through it);
-                # a new one builds in a niced child process, stopped during requests, while the examples run here
+                # the graph first: a kept package loads in milliseconds; a new one builds in a niced child
+                # process, stopped during requests, while the examples run here (after_each)
                 model.warm_up(list(example_photos(task).values()), busy=self.activity.busy)
                 if after_each is not None:
                     after_each(task)

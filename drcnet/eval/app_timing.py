@@ -119,8 +119,10 @@ def first_minutes(restore, compiled: bool, timeout: float) -> tuple[list[float],
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and of every live process below it (Linux /proc), threads
-    included: the app and the children that build its compiled graphs."""
+    """User + system CPU seconds of a process and of every process below it (Linux /proc), threads included:
+    the app and the children that build its compiled graphs. A child that has ended and been waited for is
+    counted in its parent's cutime / cstime, so the sum never falls when a build ends (it did, and the fall
+    passed for a quiet window: the app seemed done while two graphs were still building)."""
     stats = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -128,7 +130,7 @@ def cpu_seconds(pid: int) -> float:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:          # it ended meanwhile
                 continue
-            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))   # ppid, ticks
+            stats[int(entry.name)] = (int(fields[1]), sum(map(int, fields[11:15])))   # ppid; u+s+cu+cs time
     tree, below = set(), {pid}
     while below:                     # the process, its children, theirs ...
         tree |= below
