@@ -134,3 +134,17 @@ def test_a_request_never_waits_for_a_background_restore_which_pauses_between_its
         assert worker.is_alive() and len(forwards) == 1        # ... the background paused after its forward
     worker.join(10)
     assert not worker.is_alive() and len(forwards) == 9 and not any(forwards[1:])
+
+
+def test_before_the_page_each_model_without_a_kept_graph_runs_once_eagerly_on_a_batch_of_its_tiles(tmp_path):
+    import drcnet
+    from drcnet.model.inference import InferenceSpec
+
+    for task in ("denoise", "deblur"):
+        save_checkpoint(tmp_path / f"{task}.safetensors", drcnet.create_model("tiny"), task=task, preset="tiny",
+                        inference=InferenceSpec("matched", tile=32, overlap=8, batch=3))
+    reg, shapes = D.Registry(tmp_path, compile="off"), []
+    for task in ("denoise", "deblur"):
+        reg.model_for(task).model.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
+    assert reg.load_kept_graphs(["denoise", "derain", "deblur"]) == []        # nothing compiled, derain missing
+    assert shapes == [(3, 3, 32, 32), (3, 3, 32, 32)]                          # the first call is paid here

@@ -172,13 +172,20 @@ class Registry:
             self.model_for(task)
 
     def load_kept_graphs(self, tasks=TASKS) -> list[str]:
-        """Load every available task's model and the compiled graph kept on disk for it, now (a second or two
-        when graphs are kept; the app calls this before serving its page, so its first request is as fast as
-        any). Returns the tasks whose graph is ready; the others build theirs in warm_up."""
+        """Load every available task's model and the compiled graph kept on disk for it, now, and run each once
+        (the graph, or the eager model where none is kept: a first call costs nearly twice a later one); a
+        second or two. The app calls this before serving its page, so its first request is as fast as any.
+        Returns the tasks whose graph is ready; the others build theirs in warm_up."""
         from drcnet.eval.safety import example_photos
 
-        return [task for task in self.available(tasks)
-                if self.model_for(task).load_kept_graph(list(example_photos(task).values()))]
+        ready = []
+        for task in self.available(tasks):
+            model = self.model_for(task)
+            if model.load_kept_graph(list(example_photos(task).values())):
+                ready.append(task)
+            else:
+                model.warm_eager()
+        return ready
 
     def warm_up(self, tasks=TASKS, after_each: Callable[[str], None] | None = None) -> threading.Thread:
         """Start-up hook, in the background, one task at a time in the order given (the task the page selects
