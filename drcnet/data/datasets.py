@@ -4,7 +4,7 @@
 - training_images(), split_images("train" | "val" | "test" | <folder>).
 - SyntheticPairs: random patches of clean photos, degraded on the fly (drcnet.data.degrade); deterministic in
   (seed, index), so a resumed run sees the same stream. A clean share of them may be left undegraded
-  (keeps_clean, --clean-share).
+  (keeps_clean, --clean-share), and a share of those cut from clean textures instead (--clean-textures).
 - PairedFolder: real degraded/clean pairs in the published layouts of SIDD, GoPro and Rain13K.
 - FixedEvalSet: the same degraded versions of a list of clean images on every run.
 
@@ -24,7 +24,7 @@ from drcnet.data.degrade import degrade, eval_settings
 from drcnet.core.paths import data_dir
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "textures")
 # Deblurring degrades a larger crop and keeps its centre, so the blur near the patch border sees real
 # neighbouring pixels rather than reflected ones (the largest kernel is 31, radius 15).
 CONTEXT = {"deblur": 16}
@@ -72,10 +72,10 @@ def training_images(root=None) -> list[Path]:
 
 
 def split_images(split: str, root=None, max_side: int | None = None):
-    """"train" / "val": list of paths (big photos, decoded lazily by the datasets).
+    """"train" / "val" / "textures": list of paths (big photos, decoded lazily by the datasets).
     "test", or the path of any folder of clean photos: {name: float32 array}, loaded now (max_side as in
     read_photo), ready for FixedEvalSet or drcnet.eval.evaluate.evaluate."""
-    if split in ("train", "val"):
+    if split in ("train", "val", "textures"):
         return list_images(data_root(root) / split)
     folder = data_root(root) / "test" if split == "test" else Path(split)
     if split != "test" and not folder.is_dir():
@@ -147,6 +147,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 # Salt of the generator that decides whether a training sample is left clean: a stream apart from the item's
 # own, so a clean share leaves every other draw (photo, crop, flip, degradation) as it was without one.
 CLEAN_SALT = zlib.crc32(b"clean_share")
+TEXTURE_SALT = zlib.crc32(b"clean_textures")    # the same for the choice and the crop of a texture
 
 
 def keeps_clean(seed: int, index: int, share: float) -> bool:
@@ -174,11 +175,17 @@ class SeededItems(torch.utils.data.Dataset):
             raise IndexError(i)
         degraded, clean = self.item(i, np.random.default_rng([self.seed, i]))
         if keeps_clean(self.seed, i, self.clean_share):
+            texture = self.clean_texture(np.random.default_rng([self.seed, i, TEXTURE_SALT]), clean.shape[1:])
+            clean = clean if texture is None else texture
             degraded = clean.clone()
         return degraded, clean
 
     def item(self, i: int, rng: np.random.Generator):
         raise NotImplementedError
+
+    def clean_texture(self, rng: np.random.Generator, size: tuple[int, int]) -> torch.Tensor | None:
+        """A clean sample's patch from a texture instead of its own photo (SyntheticPairs), or None."""
+        return None
 
 
 class SyntheticPairs(SeededItems):
@@ -190,12 +197,18 @@ class SyntheticPairs(SeededItems):
     parameters (e.g. sigma=25); unspecified ones are drawn (drcnet.data.degrade.degrade). max_side downsizes
     photos on load (faster, but changes their scale); cache_size images stay decoded (per worker). By default
     all of them when max_side bounds their size (decoding a 20 MP JPEG per patch would dominate a CPU step),
-    else 8. clean_share: that share of the items is left undegraded (SeededItems)."""
+    else 8. clean_share: that share of the items is left undegraded (SeededItems); textures (images, as
+    `images`) and texture_share: that share of those undegraded items is a crop of a texture instead."""
 
     def __init__(self, images, task: str, patch: int = 256, length: int = 10 ** 9, seed: int = 0,
                  augment: bool = True, max_side: int | None = None, cache_size: int | None = None,
-                 clean_share: float = 0.0, **degrade_settings):
+                 clean_share: float = 0.0, textures=None, texture_share: float = 0.0, **degrade_settings):
         self.images = named_images(images)
+        self.textures = named_images(textures) if textures is not None else []
+        if texture_share and not self.textures:
+            raise ValueError("texture_share needs texture images (scripts/fetch_data.py puts them in data/textures)")
+        self.texture_share = texture_share
+        self.texture_cache = ImageCache(len(self.textures) or 1, None)
         if not self.images:
             raise ValueError("SyntheticPairs needs at least one image")
         self.task, self.patch, self.length, self.seed, self.augment = task, patch, length, seed, augment
@@ -216,6 +229,13 @@ class SyntheticPairs(SeededItems):
         if margin:
             clean, degraded = (x[margin:-margin, margin:-margin] for x in (clean, degraded))
         return to_tensor(degraded), to_tensor(clean)
+
+    def clean_texture(self, rng, size):
+        if not self.textures or rng.random() >= self.texture_share:
+            return None
+        n = int(rng.integers(len(self.textures)))
+        (crop,) = random_crop([self.texture_cache.get(n, self.textures[n][1])], size[0], rng)
+        return to_tensor(dihedral(crop, int(rng.integers(8))) if self.augment else crop)
 
 
 PAIRED_LAYOUTS = ("sidd", "gopro", "rain13k", "generic")

@@ -91,6 +91,13 @@ SKIMAGE_TEST = {
                            "scikit-image (BSD-3-Clause); no separate licence stated",
 }
 TEST_NAMES: tuple[str, ...] = tuple(SPORCO_TEST) + tuple(SKIMAGE_TEST)
+# Clean textures for --clean-textures (data/textures/, never degraded): fine repeated structure that a derain
+# model trained on rain pairs alone takes for rain (the gate's barbara lost its stripes). Grey, 512 x 512.
+SKIMAGE_TEXTURES = {
+    "brick.png": "CC0, per skimage.data.brick",
+    "grass.png": "CC0, per skimage.data.grass",
+    "gravel.png": "CC0, per skimage.data.gravel",
+}
 
 
 def stored_name(package: str, photo: str, suffix: str) -> str:
@@ -99,6 +106,8 @@ def stored_name(package: str, photo: str, suffix: str) -> str:
 
 
 def split_of(name: str) -> str:
+    if name in SKIMAGE_TEXTURES:
+        return "textures"
     if name in TEST_NAMES:
         return "test"
     return "val" if name in VAL_NAMES else "train"

@@ -40,6 +40,11 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
     from drcnet.data.datasets import PairedFolder, SyntheticPairs, list_images, split_images
 
     clean_note = f", {cfg.clean_share:.0%} of the samples left clean" if cfg.clean_share else ""
+    if cfg.clean_textures:
+        clean_note += f" ({cfg.clean_textures:.0%} of them cut from the clean textures)"
+        if cfg.paired or device is not None:
+            raise ValueError("--clean-textures works with synthetic pairs made by the loader (not --paired, not "
+                             "batches made on the device)")
     if cfg.paired:
         ds = PairedFolder(cfg.paired, cfg.layout, patch=cfg.patch, augment=cfg.augment, seed=cfg.seed,
                           length=10 ** 9, clean_share=cfg.clean_share)
@@ -67,8 +72,10 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
                                    augment=cfg.augment, max_side=cfg.max_side, rank=rank, world=world,
                                    workers=workers, blur_kernels=cfg.blur_kernels, clean_share=cfg.clean_share)
         return stream, desc + ", made on " + str(device)
+    textures = split_images("textures") if cfg.clean_textures else None
     ds = SyntheticPairs(images, cfg.task, patch=cfg.patch, length=10 ** 9, seed=cfg.seed, augment=cfg.augment,
-                        max_side=cfg.max_side, clean_share=cfg.clean_share, **kernels)
+                        max_side=cfg.max_side, clean_share=cfg.clean_share, textures=textures,
+                        texture_share=cfg.clean_textures, **kernels)
     return ds, desc
 
 def val_settings(task: str) -> list[dict]:

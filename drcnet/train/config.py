@@ -44,6 +44,11 @@ class TrainConfig:
                 "that a photo without degradation comes back unchanged (a derain model that never saw a clean "
                 "photo takes fine stripes for rain); the choice is per sample and fixed by --seed; validation "
                 "stays degraded. A deviation from the paper, which trains on degraded pairs only"})
+    clean_textures: float = field(default=0.0, metadata={
+        "help": "share (0 <= x <= 1) of the clean samples of --clean-share cut from the clean textures of "
+                "data/textures (scikit-image's brick, grass, gravel: fine repeated structure) instead of the "
+                "training photos, so that derain learns that such structure is not rain; synthetic pairs on the "
+                "loader path only. A deviation from the paper"})
     # optimisation (paper)
     iters: int = field(default=400_000, metadata={"help": "total iterations (the length of the cosine schedule)"})
     batch: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
@@ -135,6 +140,10 @@ class TrainConfig:
             raise ValueError(f"fft_weight must not be negative, got {self.fft_weight}")
         if not 0.0 <= self.clean_share < 1.0:
             raise ValueError(f"clean_share must be in [0, 1) (0: every sample degraded), got {self.clean_share}")
+        if not 0.0 <= self.clean_textures <= 1.0:
+            raise ValueError(f"clean_textures must be in [0, 1], got {self.clean_textures}")
+        if self.clean_textures and not self.clean_share:
+            raise ValueError("clean_textures is a share of the clean samples: give --clean-share too")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be positive")
         if self.schedule not in ("iters", "time"):

@@ -18,7 +18,7 @@ from drcnet.train.config import TrainConfig
 
 # the settings a resume must not change (and, on the time schedule, its budget and floor)
 CHECKED = ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "fft_weight", "patch", "schedule",
-           "ema", "clean_share")
+           "ema", "clean_share", "clean_textures")
 TIME_CHECKED = ("minutes", "lr_min")
 
 
