@@ -119,6 +119,8 @@ def test_the_training_budget_leaves_the_evaluation_out_and_the_trainer_keeps_its
     cmd = relay.trainer_command("deblur", minutes, run, ckpts, "python -m drcnet.train")
     assert cmd[cmd.index("--schedule") + 1] == "time" and cmd[cmd.index("--recipe") + 1] == "deblur"
     assert float(cmd[cmd.index("--minutes") + 1]) == pytest.approx(minutes, abs=0.01)
+    assert cmd[cmd.index("--threads") + 1] == "1"                   # a core to itself, the other for the session
+    assert "--threads" not in relay.trainer_command("deblur", minutes, run, ckpts, "python -m drcnet.train", 0)
     with pytest.raises(SystemExit, match="give more"):
         relay.train_minutes(3, estimate)
 

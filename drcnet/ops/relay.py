@@ -75,10 +75,15 @@ def train_minutes(total_minutes: float, eval_seconds: float) -> float:
     return minutes
 
 
-def trainer_command(task: str, minutes: float, run: Path, checkpoints: Path, trainer: str) -> list[str]:
+LEG_THREADS = 1     # a leg trains on one core: the 2-core machine keeps the other for the session's own work
+
+
+def trainer_command(task: str, minutes: float, run: Path, checkpoints: Path, trainer: str,
+                    threads: int = LEG_THREADS) -> list[str]:
+    """The trainer's command line of a leg; threads 0: the trainer's own default (every core)."""
     return shlex.split(trainer) + ["--recipe", task, "--init", str(checkpoint_file(checkpoints, task)),
                                    "--schedule", "time", "--minutes", f"{minutes:.2f}", "--out", str(run),
-                                   "--no-progress"]
+                                   "--no-progress"] + (["--threads", str(threads)] if threads else [])
 
 
 def cumulative_lr(records: list[dict]) -> float:
@@ -362,7 +367,11 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "relay")
     ap.add_argument("--candidates", type=Path, default=release.CANDIDATES)
     ap.add_argument("--max-side", type=int, default=release.CARD_MAX_SIDE)
-    ap.add_argument("--trainer", default=f"{shlex.quote(sys.executable)} -m drcnet.train")
+    ap.add_argument("--trainer", default=f"{shlex.quote(sys.executable)} -m drcnet.train",
+                    help="the trainer's command, with any option of its own (e.g. '... -m drcnet.train --patch 176')")
+    ap.add_argument("--threads", type=int, default=LEG_THREADS,
+                    help=f"the trainer's threads (default {LEG_THREADS}: a core to itself, the other for the "
+                         "session's work; 0: the trainer's default, every core)")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     hardware = hardware_line(machine())
@@ -381,7 +390,8 @@ def main(argv=None) -> dict | None:
     log(f"relay leg: {task} for {minutes:.1f} of {args.minutes:g} min into {run}")
     stop = Stop()
     t_train = time.monotonic()
-    code, _ = run_logged(trainer_command(task, minutes, run, args.checkpoints, args.trainer), timeout=None,
+    code, _ = run_logged(trainer_command(task, minutes, run, args.checkpoints, args.trainer, args.threads),
+                         timeout=None,
                          on_start=lambda proc: setattr(stop, "child", proc))
     if stop.requested:
         log(f"stopped: the trainer saved into {run}; record it with "
