@@ -1,7 +1,7 @@
-"""DRCNet as a Hub model (drcnet/model/hub.py) and its cards (drcnet/model/card.py), all offline: save_pretrained /
-from_pretrained through local folders and a pre-filled huggingface_hub cache, push_to_hub against a fake HfApi,
-export-hub on the shipped checkpoint (restores bit for bit like it), and the cards' model-index against the
-measured JSON."""
+"""DRCNet as a Hub model (drcnet/model/hub_mixin.py, hub.py) and its cards (drcnet/model/card.py), all offline:
+save_pretrained / from_pretrained through local folders and a pre-filled huggingface_hub cache, push_to_hub against
+a fake HfApi, export-hub on the shipped checkpoint (restores bit for bit like it), and the cards' model-index
+against the measured JSON."""
 import json
 from pathlib import Path
 

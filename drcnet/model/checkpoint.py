@@ -1,150 +1,40 @@
-"""Checkpoints: safetensors weights whose metadata carries everything needed to rebuild and describe the model.
+"""Loading a checkpoint as a DRCNet: the door the rest of the package uses.
 
-Metadata (all strings, as safetensors requires; JSON where structured):
-    format   "drcnet/1"
-    task     denoise | derain | deblur | ... (free text)
-    preset   the preset name the config started from
-    config   JSON of DRCNetConfig.to_dict() (t and delta included)
-    training JSON summary (iterations, batch, patch, wall time, command ...)
-    metrics  JSON of measured numbers (PSNR/SSIM ...)
-
-safetensors rather than torch.save: loading cannot execute code, and the header is readable without torch.
-
-Shipped checkpoints store their weights in float16 (half the size, so the repository travels to a GPU
-machine); they are loaded back as float32. float16 rather than bfloat16: its 10-bit mantissa keeps a restored
-image 85-97 dB PSNR from the float32 weights' on the three task models, bfloat16 only 70-81 dB (measured by
-perturbing the shipped weights and rounding them each way). Training runs keep float32.
+The file format itself (drcnet/1, what its metadata holds, writing and reading it) is
+drcnet.model.checkpoint_format, which knows no network so that DRCNet's Hub mixin can use it; this module sits
+above the network and adds what needs it: the DRCNet class, and the authors' .pth files (drcnet.model.official).
+The format's names are re-exported so that callers import everything about checkpoints from one place.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
-
-from drcnet.core.files import atomic_write
-from drcnet.model.config import DRCNetConfig
-from drcnet.model.inference import INFERENCE_KEY, InferenceSpec
+from drcnet.model.checkpoint_format import (FORMAT, CheckpointError, check_state_dict, load_checkpoint_as,
+                                            read_metadata, save_checkpoint, storage_dtype)
 from drcnet.model.network import DRCNet
+from drcnet.model.official import load_official
 
-FORMAT = "drcnet/1"
+__all__ = ["FORMAT", "CheckpointError", "check_state_dict", "load_checkpoint", "read_metadata", "save_checkpoint",
+           "storage_dtype"]
 
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message names the file and the problem."""
-
-
-STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
-
-
-def save_checkpoint(path, model: DRCNet, *, task: str = "", preset: str = "", training: dict | None = None,
-                    metrics: dict | None = None, extra: dict | None = None, dtype: str = "float32",
-                    inference: InferenceSpec | None = None) -> Path:
-    """Write atomically (temp file + rename), so a kill at any moment leaves the old file or the new one.
-    dtype: the storage type of the floating-point weights ("float16" for shipped checkpoints).
-    inference: how the model is meant to be run (drcnet/model/inference.py); by default the spec of the
-    training patch, so every checkpoint carries one."""
-    from safetensors.torch import save_file
-
-    if dtype not in STORAGE_DTYPES:
-        raise ValueError(f"unknown storage dtype {dtype!r}; choose one of {sorted(STORAGE_DTYPES)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", STORAGE_DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "task": task, "preset": preset, "config": json.dumps(model.cfg.to_dict()),
-            "training": json.dumps(training or {}), "metrics": json.dumps(metrics or {}),
-            INFERENCE_KEY: json.dumps((inference or InferenceSpec.for_patch((training or {}).get("patch"))).to_meta())}
-    for k, v in (extra or {}).items():
-        meta[k] = v if isinstance(v, str) else json.dumps(v)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-    return path
-
-
-def read_metadata(path) -> dict:
-    """The parsed metadata of a checkpoint, without loading its tensors."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-    except Exception as e:  # safetensors raises several types for corrupt headers
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    if raw.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a DRCNet checkpoint (metadata format is {raw.get('format')!r}, "
-                              f"expected {FORMAT!r})")
-    meta = dict(raw)
-    for key in ("config", "training", "metrics", INFERENCE_KEY):
-        try:
-            meta[key] = json.loads(raw.get(key) or "{}")
-        except json.JSONDecodeError:
-            raise CheckpointError(f"{path}: metadata field {key!r} is not valid JSON") from None
-    return meta
+OFFICIAL_SUFFIXES = (".pth", ".pt")     # the authors' PyTorch files; everything else is read as drcnet/1
 
 
 def load_checkpoint(path, **config_overrides) -> tuple[DRCNet, dict]:
     """Rebuild the model from its own config and load the weights. Returns (model in eval mode, metadata)."""
-    from safetensors.torch import load_file
-
     path = Path(path)
-    if path.suffix in (".pth", ".pt"):
-        from drcnet.model.official import load_official
+    if path.suffix in OFFICIAL_SUFFIXES:
+        return load_official_checkpoint(path, **config_overrides)
+    return load_checkpoint_as(path, DRCNet, **config_overrides)
 
-        try:
-            model = load_official(path, **config_overrides)
-        except ValueError as e:   # load_official's messages already name the file
-            raise CheckpointError(str(e)) from None
-        model.checkpoint_metadata = {"task": "", "preset": "official", "config": model.cfg.to_dict(),
-                                     "training": {}, "metrics": {}}
-        return model, model.checkpoint_metadata
-    meta = read_metadata(path)
-    if not meta["config"]:
-        raise CheckpointError(f"{path}: metadata has no model config")
+
+def load_official_checkpoint(path: Path, **config_overrides) -> tuple[DRCNet, dict]:
+    """An authors' .pth file as a checkpoint: its errors become CheckpointErrors, and it gets the metadata a
+    drcnet/1 file would carry (preset "official", no training, no metrics)."""
     try:
-        cfg = DRCNetConfig.from_dict({**meta["config"], **config_overrides})
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad config in metadata ({e})") from None
-    try:
-        state = load_file(str(path))
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot read tensors, the file is corrupt or truncated ({e})") from None
-    model = DRCNet(cfg)
-    check_state_dict(model, state, path)
-    model.load_state_dict(state)            # copies into the float32 parameters, whatever the storage type
-    model.checkpoint_metadata = meta        # travels on: save_pretrained writes every key back
-    return model.eval(), meta
-
-
-def storage_dtype(path) -> str:
-    """The STORAGE_DTYPES name the floating-point weights of a checkpoint file are stored in ("float16" for the
-    shipped ones), so a copy can keep them exactly as they are."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        stored = {f.get_slice(k).get_dtype() for k in f.keys()}
-    return "float16" if "F16" in stored and "F32" not in stored else "float32"
-
-
-def check_state_dict(model: DRCNet, state: dict, source) -> None:
-    """Raise a CheckpointError naming missing, unexpected and mis-shaped keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-                    for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_short(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_short(unexpected)}")
-    if shapes:
-        problems.append(f"shape mismatch {_short(shapes)}")
-    if problems:
-        raise CheckpointError(f"{source}: weights do not fit the model: " + "; ".join(problems))
-
-
-def _short(items, n=6):
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+        model = load_official(path, **config_overrides)
+    except ValueError as e:   # load_official's messages already name the file
+        raise CheckpointError(str(e)) from None
+    model.checkpoint_metadata = {"task": "", "preset": "official", "config": model.cfg.to_dict(),
+                                 "training": {}, "metrics": {}}
+    return model, model.checkpoint_metadata

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from drcnet.model.config import DRCNetConfig, check_threshold, make_config
 from drcnet.model.dfr import DFRBlock, ThresholdMask
-from drcnet.model.hub import HubMixin
+from drcnet.model.hub_mixin import HubMixin
 
 
 class EncoderLevel(nn.Module):
@@ -102,8 +102,8 @@ class Stage(nn.Module):
 
 
 class DRCNet(HubMixin, nn.Module):
-    """The network. From the Hub's conventions (drcnet.model.hub): DRCNet.from_pretrained("denoise" | folder |
-    "owner/name"), model.save_pretrained(folder), model.push_to_hub("owner/name")."""
+    """The network. From the Hub's conventions (drcnet.model.hub_mixin): DRCNet.from_pretrained("denoise" |
+    folder | "owner/name"), model.save_pretrained(folder), model.push_to_hub("owner/name")."""
 
     def __init__(self, cfg: DRCNetConfig | None = None):
         super().__init__()
