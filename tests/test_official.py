@@ -74,3 +74,17 @@ def test_unknown_and_missing_keys_are_named():
 def test_not_a_drcnet_state_dict():
     with pytest.raises(ValueError, match="not an official DRCNet"):
         load_official({"foo.weight": torch.zeros(1)})
+
+
+def test_an_authors_pth_exports_to_a_hub_folder_in_float32(tmp_path):
+    from drcnet import DRCNet
+    from drcnet.model.hub import export_for_hub
+
+    ref = randomised_official(seed=4)
+    path = tmp_path / "net_g_latest.pth"
+    torch.save({"params": ref.state_dict()}, path)
+    folder = export_for_hub(path, tmp_path / "hub")
+    model = DRCNet.from_pretrained(folder)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert (model(x)[1] - ref(x)[1]).abs().max() < 1e-4          # float32: nothing rounded away

@@ -20,4 +20,6 @@ def export_for_hub(source, folder) -> Path:
     test evaluation beside them (the model-index), or a minimal card."""
     weights = find_weights(source)
     model, meta = load_checkpoint(weights)
-    return model.save_pretrained(folder, card=card_for_weights(weights, meta), dtype=storage_dtype(weights))
+    # an authors' .pth has no stored precision of ours: it is written in float32
+    dtype = "float32" if Path(weights).suffix in (".pth", ".pt") else storage_dtype(weights)
+    return model.save_pretrained(folder, card=card_for_weights(weights, meta), dtype=dtype)
