@@ -2,21 +2,14 @@
 the gallery's captions, and the known degradation of a premade degraded example."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from drcnet.core.examples import example_entries
 from drcnet.core.paths import ASSETS
 from drcnet.demo.files import same_bytes
 from drcnet.demo.settings import InputSettings
-
-
-def example_entries(task: str | None = None) -> list[dict]:
-    index = ASSETS / "examples.json"
-    if not index.is_file():
-        return []
-    return [e for e in json.loads(index.read_text()) if not task or e["task"] == task]
 
 
 def examples(task: str | None = None) -> list[list]:

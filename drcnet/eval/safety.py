@@ -187,16 +187,13 @@ def suite_photos(assets=None) -> dict:
 def example_photos(task: str, assets=None) -> dict:
     """{file: float32 RGB in [0, 1]} of the inputs of every example of assets/examples.json of this task: real
     photos of the task (the gate checks them, the compiled graph is checked against eager on them)."""
-    import json
-
-    from drcnet.serve.imageio import load_image
+    from drcnet.core.examples import example_entries
     from drcnet.core.paths import ASSETS
+    from drcnet.serve.imageio import load_image
 
     folder = ASSETS if assets is None else assets
-    index = folder / "examples.json"
-    entries = json.loads(index.read_text()) if index.is_file() else []
     return {e["input"]: np.ascontiguousarray(load_image(folder / e["input"]).rgb, np.float32)
-            for e in entries if e["task"] == task}
+            for e in example_entries(task, folder)}
 
 
 def example_moves(task: str, restore, assets=None) -> dict:
