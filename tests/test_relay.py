@@ -228,6 +228,12 @@ def test_a_leg_records_its_pace_and_the_hours_its_rate_predicts_to_the_goal(tmp_
     assert fast["goal_gap_db"] == -0.5 and fast["hours_to_goal"] == 1.0            # 0.5 dB at 0.5 dB per hour
     flat = relay.pace("derain", dict(leg, test_after=30.0), [], tmp_path)
     assert not flat["slow"] and flat["hours_to_goal"] is None
+    # rates are compared in pixels: 10 iterations of 176 px patches a minute are not slow beside 25 of 128 px
+    big = dict(leg, recipe={"batch": 8, "patch": 176})
+    assert not relay.pace("derain", big, [{"iterations_per_minute": 25.0, "recipe": {"batch": 8, "patch": 128}}],
+                          tmp_path)["slow"]
+    assert relay.pace("derain", big, [{"iterations_per_minute": 21.0, "recipe": {"batch": 8, "patch": 176}}],
+                      tmp_path)["slow"]
 
 
 def test_a_leg_records_the_recipe_its_run_trained_with_and_why_it_was_chosen(shipped, tmp_path):

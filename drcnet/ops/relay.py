@@ -234,12 +234,21 @@ def worst_gap(task: str, folder: Path) -> float | None:
         return None
 
 
+def pixels_per_iteration(leg: dict, like: dict) -> int:
+    """batch x patch^2 of a leg's recipe (a leg recorded without one: taken as `like`'s)."""
+    recipe = {**(like.get("recipe") or {}), **(leg.get("recipe") or {})}
+    return recipe.get("batch", 1) * recipe.get("patch", 1) ** 2
+
+
 def pace(task: str, leg: dict, earlier: list[dict], folder: Path) -> dict:
     """Iterations per minute; whether the leg ran at under half the fastest rate its task has recorded (it
-    shared the CPU); the recipe's worst target gap after the leg and the hours of legs like this one that the
-    measured test gain per hour predicts to close it (None when the leg gained nothing)."""
+    shared the CPU), rates compared in pixels per minute (a leg on 176 px patches runs half the iterations of
+    one on 128 px patches at the same speed); the recipe's worst target gap after the leg and the hours of legs
+    like this one that the measured test gain per hour predicts to close it (None when the leg gained nothing)."""
     rate = leg["iterations"] / leg["minutes"] if leg.get("minutes") else 0.0
-    best = max([rate] + [e.get("iterations_per_minute") or 0.0 for e in earlier])
+    pixels = pixels_per_iteration(leg, leg)
+    best = max([rate] + [(e.get("iterations_per_minute") or 0.0) * pixels_per_iteration(e, leg) / pixels
+                         for e in earlier])
     gap = worst_gap(task, folder)
     gain_per_hour = (leg["test_after"] - leg["test_before"]) / (leg["minutes"] / 60) if leg.get("minutes") else 0.0
     hours = None if gap is None or gap >= 0 or gain_per_hour <= 0 else round(-gap / gain_per_hour, 1)
