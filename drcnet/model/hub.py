@@ -10,7 +10,7 @@ from pathlib import Path
 
 from drcnet.core.paths import find_weights
 from drcnet.model.card import card_for_weights
-from drcnet.model.checkpoint import load_checkpoint
+from drcnet.model.checkpoint import OFFICIAL_SUFFIXES, load_checkpoint
 from drcnet.model.checkpoint_format import storage_dtype
 
 
@@ -21,5 +21,5 @@ def export_for_hub(source, folder) -> Path:
     weights = find_weights(source)
     model, meta = load_checkpoint(weights)
     # an authors' .pth has no stored precision of ours: it is written in float32
-    dtype = "float32" if Path(weights).suffix in (".pth", ".pt") else storage_dtype(weights)
+    dtype = "float32" if Path(weights).suffix in OFFICIAL_SUFFIXES else storage_dtype(weights)
     return model.save_pretrained(folder, card=card_for_weights(weights, meta), dtype=dtype)
