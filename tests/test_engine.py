@@ -225,4 +225,8 @@ def test_no_seams_at_the_default_tilings_with_a_shipped_checkpoint(statistics, t
         jump = np.abs(np.diff(tiled, axis=axis)).mean(axis=(1 - axis, 2))
         ref = np.abs(np.diff(whole, axis=axis)).mean(axis=(1 - axis, 2))
         excess = jump - ref
-        assert excess[band].max() <= max(excess[other].max(), 0.5 / 255), (axis, excess[band].max())
+        # A seam (overlap 0) steps 4/255 on average over the band and 2x elsewhere's worst column; blended tiles
+        # step like any other column (176/8: band mean 0.17, elsewhere 0.19 of 255), and their single worst
+        # column sits within elsewhere's by the same 25 % as above (1.23 against 1.18 of 255 on this CPU).
+        assert excess[band].mean() <= excess[other].mean() + 0.5 / 255, (axis, excess[band].mean())
+        assert excess[band].max() <= max(1.25 * excess[other].max(), 0.5 / 255), (axis, excess[band].max())
