@@ -91,6 +91,17 @@ def test_a_paired_folder_keeps_its_target_as_the_input(tmp_path):
     assert not any(clean_flags(PairedFolder(tmp_path, patch=16, length=8)[i] for i in range(8)))
 
 
+def test_a_clean_sample_is_never_degraded(photos, monkeypatch):
+    """Degrading a sample that is then left clean was wasted work (a rain or blur pass per sample): the choice
+    comes first, and only the degraded samples pay for a degradation."""
+    import drcnet.data.datasets as datasets
+    calls = []
+    real = datasets.degrade
+    monkeypatch.setattr(datasets, "degrade", lambda *a, **k: calls.append(1) or real(*a, **k))
+    flags = clean_flags(loader_pairs(photos, share=0.5, count=24))
+    assert 0 < len(calls) == flags.count(False) < 24
+
+
 def test_synthetic_pairs_default_to_every_sample_degraded():
     image = np.random.default_rng(2).random((40, 40, 3)).astype(np.float32)
     assert not any(clean_flags(SyntheticPairs([image], "denoise", patch=16, length=8)[i] for i in range(8)))

@@ -173,17 +173,24 @@ class SeededItems(torch.utils.data.Dataset):
     def __getitem__(self, i):
         if not 0 <= i < self.length:
             raise IndexError(i)
-        degraded, clean = self.item(i, np.random.default_rng([self.seed, i]))
-        if keeps_clean(self.seed, i, self.clean_share):
-            texture = self.clean_texture(np.random.default_rng([self.seed, i, TEXTURE_SALT]), clean.shape[1:])
-            clean = clean if texture is None else texture
-            degraded = clean.clone()
-        return degraded, clean
+        rng = np.random.default_rng([self.seed, i])
+        if not keeps_clean(self.seed, i, self.clean_share):
+            return self.item(i, rng)
+        # A clean sample is decided before anything is made, so nothing is degraded (or cropped) to be thrown
+        # away; its crop takes the same draws as the degraded sample it replaces.
+        clean = self.clean_texture(np.random.default_rng([self.seed, i, TEXTURE_SALT]))
+        if clean is None:
+            clean = self.clean_item(i, rng)
+        return clean.clone(), clean
 
-    def item(self, i: int, rng: np.random.Generator):
+    def item(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def clean_texture(self, rng: np.random.Generator, size: tuple[int, int]) -> torch.Tensor | None:
+    def clean_item(self, i: int, rng: np.random.Generator) -> torch.Tensor:
+        """Item i's target alone (a dataset whose degradation costs something skips it here)."""
+        return self.item(i, rng)[1]
+
+    def clean_texture(self, rng: np.random.Generator) -> torch.Tensor | None:
         """A clean sample's patch from a texture instead of its own photo (SyntheticPairs), or None."""
         return None
 
@@ -208,7 +215,7 @@ class SyntheticPairs(SeededItems):
         if texture_share and not self.textures:
             raise ValueError("texture_share needs texture images (scripts/fetch_data.py puts them in data/textures)")
         self.texture_share = texture_share
-        self.texture_cache = ImageCache(len(self.textures) or 1, None)
+        self.texture_cache = ImageCache(len(self.textures), None) if self.textures else None
         if not self.images:
             raise ValueError("SyntheticPairs needs at least one image")
         self.task, self.patch, self.length, self.seed, self.augment = task, patch, length, seed, augment
@@ -218,23 +225,30 @@ class SyntheticPairs(SeededItems):
             cache_size = len(self.images) if max_side else 8
         self.cache = ImageCache(cache_size, max_side)
 
-    def item(self, i, rng):
+    def crop(self, rng) -> np.ndarray:
+        """A clean crop with the task's context margin (CONTEXT) around the patch, flipped/rotated."""
         n = int(rng.integers(len(self.images)))
-        name, source = self.images[n]
         margin = CONTEXT.get(self.task, 0)
-        (clean,) = random_crop([self.cache.get(n, source)], self.patch + 2 * margin, rng)
-        if self.augment:
-            clean = dihedral(clean, int(rng.integers(8)))
-        degraded, _ = degrade(clean, self.task, rng, **self.settings)
-        if margin:
-            clean, degraded = (x[margin:-margin, margin:-margin] for x in (clean, degraded))
-        return to_tensor(degraded), to_tensor(clean)
+        (clean,) = random_crop([self.cache.get(n, self.images[n][1])], self.patch + 2 * margin, rng)
+        return dihedral(clean, int(rng.integers(8))) if self.augment else clean
 
-    def clean_texture(self, rng, size):
+    def trim(self, x: np.ndarray) -> np.ndarray:
+        margin = CONTEXT.get(self.task, 0)
+        return x[margin:-margin, margin:-margin] if margin else x
+
+    def item(self, i, rng):
+        clean = self.crop(rng)
+        degraded, _ = degrade(clean, self.task, rng, **self.settings)
+        return to_tensor(self.trim(degraded)), to_tensor(self.trim(clean))
+
+    def clean_item(self, i, rng):
+        return to_tensor(self.trim(self.crop(rng)))
+
+    def clean_texture(self, rng):
         if not self.textures or rng.random() >= self.texture_share:
             return None
         n = int(rng.integers(len(self.textures)))
-        (crop,) = random_crop([self.texture_cache.get(n, self.textures[n][1])], size[0], rng)
+        (crop,) = random_crop([self.texture_cache.get(n, self.textures[n][1])], self.patch, rng)
         return to_tensor(dihedral(crop, int(rng.integers(8))) if self.augment else crop)
 
 
