@@ -185,3 +185,57 @@ def test_clean_textures_need_a_clean_share_textures_and_the_loader(photos, tmp_p
     with pytest.raises(ValueError, match="loader"):
         build_train_data(cfg, device=torch.device("cpu"))
     assert parse_config(["--clean-share", "0.2", "--clean-textures", "0.5"]).clean_textures == 0.5
+
+
+# ------------------------------------------------------------------------------------- --clean-stripes
+
+def stripe_pairs(photos, share_of_clean, textures=None, texture_share=0.0, count=SAMPLES):
+    ds = SyntheticPairs(photos, "derain", patch=PATCH, clean_share=0.5, textures=textures,
+                        texture_share=texture_share, stripe_share=share_of_clean)
+    return [ds[i] for i in range(count)]
+
+
+def dominant_share(x: np.ndarray) -> float:
+    """The share of the energy of x (its mean removed) in its strongest spatial frequency (and its mirror)."""
+    power = np.abs(np.fft.fft2(x - x.mean())) ** 2
+    return 2 * power.max() / power.sum()
+
+
+def test_a_share_of_the_clean_samples_is_printed_with_stripes_and_nothing_else_changes(photos):
+    plain = loader_pairs(photos)
+    mixed = stripe_pairs(photos, 0.5)
+    assert clean_flags(mixed) == clean_flags(plain)                          # the same samples are clean
+    striped = [not torch.equal(c, pc) for (_, c), (_, pc) in zip(mixed, plain)]
+    assert 0.25 * sum(clean_flags(plain)) < sum(striped) < 0.75 * sum(clean_flags(plain))
+    for (d, c), (pd, pc), clean, s in zip(mixed, plain, clean_flags(plain), striped):
+        assert s <= clean and torch.equal(d, c) == clean                     # only clean samples, kept clean
+        if s:                    # the photo crop times a grating: their ratio is one regular stripe pattern
+            ratio = (c / pc.clamp_min(0.05)).mean(0).numpy()[pc.min(0).values.numpy() > 0.1]
+            assert 0.55 < ratio.min() and ratio.max() < 1.45 and ratio.std() > 0.02
+        else:
+            assert torch.equal(d, pd) and torch.equal(c, pc)
+
+
+def test_the_grating_is_one_regular_stripe_pattern():
+    from drcnet.data.stripes import PERIOD, grating
+    for seed in range(5):
+        g = grating((64, 64), np.random.default_rng(seed))
+        assert 0 <= g.min() < 0.05 and 0.95 < g.max() <= 1
+        noise = np.random.default_rng(seed).random((64, 64))
+        assert dominant_share(g) > 0.3 > 10 * dominant_share(noise)
+    assert 2 <= PERIOD[0] < PERIOD[1] <= 16
+
+
+def test_clean_stripes_need_a_clean_share_room_beside_the_textures_and_the_loader(photos):
+    with pytest.raises(ValueError, match="clean-share"):
+        TrainConfig(task="derain", clean_stripes=0.5)
+    with pytest.raises(ValueError, match="clean_stripes"):
+        TrainConfig(task="derain", clean_share=0.2, clean_textures=0.6, clean_stripes=0.5)
+    with pytest.raises(ValueError, match="at most 1"):
+        SyntheticPairs(photos, "derain", patch=PATCH, textures=photos, texture_share=0.6, stripe_share=0.5)
+    cfg = TrainConfig(task="derain", data=str(photos), patch=PATCH, clean_share=0.2, clean_stripes=0.5)
+    with pytest.raises(ValueError, match="loader"):
+        build_train_data(cfg, device=torch.device("cpu"))
+    assert parse_config(["--clean-share", "0.2", "--clean-stripes", "0.5"]).clean_stripes == 0.5
+    ds, desc = build_train_data(cfg)
+    assert ds.stripe_share == 0.5 and "printed with stripes" in desc

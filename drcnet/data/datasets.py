@@ -21,6 +21,7 @@ import torch
 from PIL import Image, ImageOps
 
 from drcnet.data.degrade import degrade, eval_settings
+from drcnet.data.stripes import add_stripes
 from drcnet.core.paths import data_dir
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -178,21 +179,16 @@ class SeededItems(torch.utils.data.Dataset):
             return self.item(i, rng)
         # A clean sample is decided before anything is made, so nothing is degraded (or cropped) to be thrown
         # away; its crop takes the same draws as the degraded sample it replaces.
-        clean = self.clean_texture(np.random.default_rng([self.seed, i, TEXTURE_SALT]))
-        if clean is None:
-            clean = self.clean_item(i, rng)
+        clean = self.clean_item(i, rng)
         return clean.clone(), clean
 
     def item(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def clean_item(self, i: int, rng: np.random.Generator) -> torch.Tensor:
-        """Item i's target alone (a dataset whose degradation costs something skips it here)."""
+        """Item i's target alone, the input of a clean sample (a dataset whose degradation costs something
+        skips it here)."""
         return self.item(i, rng)[1]
-
-    def clean_texture(self, rng: np.random.Generator) -> torch.Tensor | None:
-        """A clean sample's patch from a texture instead of its own photo (SyntheticPairs), or None."""
-        return None
 
 
 class SyntheticPairs(SeededItems):
@@ -205,16 +201,21 @@ class SyntheticPairs(SeededItems):
     photos on load (faster, but changes their scale); cache_size images stay decoded (per worker). By default
     all of them when max_side bounds their size (decoding a 20 MP JPEG per patch would dominate a CPU step),
     else 8. clean_share: that share of the items is left undegraded (SeededItems); textures (images, as
-    `images`) and texture_share: that share of those undegraded items is a crop of a texture instead."""
+    `images`) and texture_share: that share of those undegraded items is a crop of a texture instead;
+    stripe_share: that share of them is its photo crop printed with a grating (drcnet/data/stripes.py)."""
 
     def __init__(self, images, task: str, patch: int = 256, length: int = 10 ** 9, seed: int = 0,
                  augment: bool = True, max_side: int | None = None, cache_size: int | None = None,
-                 clean_share: float = 0.0, textures=None, texture_share: float = 0.0, **degrade_settings):
+                 clean_share: float = 0.0, textures=None, texture_share: float = 0.0, stripe_share: float = 0.0,
+                 **degrade_settings):
         self.images = named_images(images)
         self.textures = named_images(textures) if textures is not None else []
         if texture_share and not self.textures:
             raise ValueError("texture_share needs texture images (scripts/fetch_data.py puts them in data/textures)")
-        self.texture_share = texture_share
+        if texture_share + stripe_share > 1:
+            raise ValueError(f"texture_share + stripe_share is a share of the clean samples: at most 1, got "
+                             f"{texture_share} + {stripe_share}")
+        self.texture_share, self.stripe_share = texture_share, stripe_share
         self.texture_cache = ImageCache(len(self.textures), None) if self.textures else None
         if not self.images:
             raise ValueError("SyntheticPairs needs at least one image")
@@ -242,14 +243,17 @@ class SyntheticPairs(SeededItems):
         return to_tensor(self.trim(degraded)), to_tensor(self.trim(clean))
 
     def clean_item(self, i, rng):
-        return to_tensor(self.trim(self.crop(rng)))
-
-    def clean_texture(self, rng):
-        if not self.textures or rng.random() >= self.texture_share:
-            return None
-        n = int(rng.integers(len(self.textures)))
-        (crop,) = random_crop([self.texture_cache.get(n, self.textures[n][1])], self.patch, rng)
-        return to_tensor(dihedral(crop, int(rng.integers(8))) if self.augment else crop)
+        """A texture crop (the first texture_share of a draw of its own), the photo crop printed with stripes
+        (the last stripe_share) or the photo crop. The draw and the texture or the stripes come from a stream of
+        their own, so the photo crop is the one the degraded sample would have had."""
+        own = np.random.default_rng([self.seed, i, TEXTURE_SALT])
+        u = own.random() if self.textures or self.stripe_share else 1.0
+        if u < self.texture_share:
+            n = int(own.integers(len(self.textures)))
+            (crop,) = random_crop([self.texture_cache.get(n, self.textures[n][1])], self.patch, own)
+            return to_tensor(dihedral(crop, int(own.integers(8))) if self.augment else crop)
+        photo = self.trim(self.crop(rng))
+        return to_tensor(add_stripes(photo, own) if self.stripe_share and u >= 1 - self.stripe_share else photo)
 
 
 PAIRED_LAYOUTS = ("sidd", "gopro", "rain13k", "generic")

@@ -42,9 +42,11 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
     clean_note = f", {cfg.clean_share:.0%} of the samples left clean" if cfg.clean_share else ""
     if cfg.clean_textures:
         clean_note += f" ({cfg.clean_textures:.0%} of them cut from the clean textures)"
-        if cfg.paired or device is not None:
-            raise ValueError("--clean-textures works with synthetic pairs made by the loader (not --paired, not "
-                             "batches made on the device)")
+    if cfg.clean_stripes:
+        clean_note += f" ({cfg.clean_stripes:.0%} of them printed with stripes)"
+    if (cfg.clean_textures or cfg.clean_stripes) and (cfg.paired or device is not None):
+        raise ValueError("--clean-textures and --clean-stripes work with synthetic pairs made by the loader (not "
+                         "--paired, not batches made on the device)")
     if cfg.paired:
         ds = PairedFolder(cfg.paired, cfg.layout, patch=cfg.patch, augment=cfg.augment, seed=cfg.seed,
                           length=10 ** 9, clean_share=cfg.clean_share)
@@ -75,7 +77,7 @@ def build_train_data(cfg: TrainConfig, device=None, rank: int = 0, world: int = 
     textures = split_images("textures") if cfg.clean_textures else None
     ds = SyntheticPairs(images, cfg.task, patch=cfg.patch, length=10 ** 9, seed=cfg.seed, augment=cfg.augment,
                         max_side=cfg.max_side, clean_share=cfg.clean_share, textures=textures,
-                        texture_share=cfg.clean_textures, **kernels)
+                        texture_share=cfg.clean_textures, stripe_share=cfg.clean_stripes, **kernels)
     return ds, desc
 
 def val_settings(task: str) -> list[dict]:

@@ -49,6 +49,11 @@ class TrainConfig:
                 "data/textures (scikit-image's brick, grass, gravel: fine repeated structure) instead of the "
                 "training photos, so that derain learns that such structure is not rain; synthetic pairs on the "
                 "loader path only. A deviation from the paper"})
+    clean_stripes: float = field(default=0.0, metadata={
+        "help": "share (0 <= x <= 1, with --clean-textures at most 1) of the clean samples of --clean-share that "
+                "are their photo crop printed with a regular grating (drcnet/data/stripes.py: striped fabric, "
+                "blinds), so that derain learns that regular stripes are not rain; synthetic pairs on the loader "
+                "path only. A deviation from the paper"})
     # optimisation (paper)
     iters: int = field(default=400_000, metadata={"help": "total iterations (the length of the cosine schedule)"})
     batch: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
@@ -142,8 +147,11 @@ class TrainConfig:
             raise ValueError(f"clean_share must be in [0, 1) (0: every sample degraded), got {self.clean_share}")
         if not 0.0 <= self.clean_textures <= 1.0:
             raise ValueError(f"clean_textures must be in [0, 1], got {self.clean_textures}")
-        if self.clean_textures and not self.clean_share:
-            raise ValueError("clean_textures is a share of the clean samples: give --clean-share too")
+        if not 0.0 <= self.clean_stripes <= 1.0 - self.clean_textures:
+            raise ValueError(f"clean_stripes must be in [0, 1 - clean_textures], got {self.clean_stripes}")
+        if (self.clean_textures or self.clean_stripes) and not self.clean_share:
+            raise ValueError("clean_textures and clean_stripes are shares of the clean samples: give --clean-share "
+                             "too")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be positive")
         if self.schedule not in ("iters", "time"):

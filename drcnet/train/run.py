@@ -137,7 +137,7 @@ class TrainingRun:
                 "planned_iterations": self.schedule.summary()["planned_iterations"],
                 "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "alpha": cfg.alpha,
                 "fft_weight": cfg.fft_weight, "clean_share": cfg.clean_share,
-                "clean_textures": cfg.clean_textures, "lr": cfg.lr,
+                "clean_textures": cfg.clean_textures, "clean_stripes": cfg.clean_stripes, "lr": cfg.lr,
                 "lr_min": cfg.lr_min, "optimizer": "Adam", "schedule": self.schedule.summary()["schedule"],
                 "betas": [cfg.beta1, cfg.beta2], "clip": cfg.clip, "augment": cfg.augment, "seed": cfg.seed,
                 "data": self.data_desc, "validation": self.val_desc, "hardware": self.hardware,

@@ -18,7 +18,7 @@ from drcnet.train.config import TrainConfig
 
 # the settings a resume must not change (and, on the time schedule, its budget and floor)
 CHECKED = ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "fft_weight", "patch", "schedule",
-           "ema", "clean_share", "clean_textures")
+           "ema", "clean_share", "clean_textures", "clean_stripes")
 TIME_CHECKED = ("minutes", "lr_min")
 
 
