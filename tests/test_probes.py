@@ -184,6 +184,25 @@ def test_stitched_maps_come_from_the_tiles_that_made_the_output(model):
     assert 0 <= stitched.mask.min() and stitched.mask.max() <= 1
 
 
+def test_stitched_maps_are_built_once_when_read_not_after_every_batch(model, monkeypatch):
+    """A large photo is many batches of tiles: the image-size maps are built when probe.maps is read, once per
+    block, whatever the number of batches; the same maps are returned until the next pass."""
+    from drcnet.model import probes
+
+    built = []
+    original = probes.Stitch.block_maps
+    monkeypatch.setattr(probes.Stitch, "block_maps", lambda self, key, c: built.append(key) or original(self, key, c))
+    image = np.random.default_rng(3).random((64, 250, 3)).astype(np.float32)     # 5 tiles: 3 batches of 2
+    with FeatureProbe(model, pca=False) as probe:
+        tiled_restorer(model).restore(image, probe=probe)
+        assert built == []
+        first = probe.maps
+        blocks = len(list(model.dfr_blocks()))
+        assert sorted(built) == sorted(first) and len(built) == blocks
+        assert probe.maps is first and len(built) == blocks          # read again: nothing rebuilt
+        assert first[(1, 1)].response.shape == (64, 250)
+
+
 @pytest.mark.parametrize("tiled", [False, True])
 def test_blocks_outside_full_blocks_keep_only_their_response_and_mask(model, tiled):
     """The inspector shows one block in full and an overview of M_sr and the mask of all: the other blocks'

@@ -11,7 +11,8 @@ several forwards run inside one probe, each block keeps the maps of the LAST for
 
 Tiled passes (the engine's restore(image, probe=probe)) tell the probe where every tile of a batch sits
 (place()); every block's maps are then stitched at the image's resolution from all the tiles, blended with the
-tiles' own blend weights: the maps of the very pass that made the output. A stitched mask is the blend of the
+tiles' own blend weights: the maps of the very pass that made the output. The image-size maps are built when
+`maps` is read, once, not after every batch (a large photo is many batches). A stitched mask is the blend of the
 tiles' binary masks (fractions only where tiles overlap); its coverage is its mean. Stitching keeps channel
 means and the chosen channel; a PCA needs one feature space, so it is off for stitched maps.
 """
@@ -115,7 +116,8 @@ class FeatureProbe:
         a tenth of the inspector's time). None: every block in full."""
         self.model, self.channel, self.pca = model, channel, pca
         self.full_blocks = None if full_blocks is None else set(full_blocks)
-        self.maps: dict[tuple[int, int], BlockMaps] = {}
+        self._maps: dict[tuple[int, int], BlockMaps] = {}
+        self._unstitched: dict[tuple[int, int], int] = {}     # block key -> channels, stitched when maps is read
         self._pending: dict[tuple[int, int], dict] = {}
         self._hooks = Hooks()
         self._generator = torch.Generator().manual_seed(0)
@@ -132,6 +134,14 @@ class FeatureProbe:
             self._hooks.add(block, self._finisher(key))
         return self
 
+    @property
+    def maps(self) -> dict[tuple[int, int], BlockMaps]:
+        """(stage, level) -> BlockMaps of the last forward, or of the whole tiled pass (stitched now)."""
+        for key, channels in self._unstitched.items():
+            self._maps[key] = self._stitch.block_maps(key, channels)
+        self._unstitched.clear()
+        return self._maps
+
     def in_full(self, key) -> bool:
         return self.full_blocks is None or key in self.full_blocks
 
@@ -141,7 +151,8 @@ class FeatureProbe:
 
     def clear(self) -> None:
         """Forget the recorded maps (hooks stay in place)."""
-        self.maps.clear()
+        self._maps.clear()
+        self._unstitched.clear()
         self._pending.clear()
         self._stitch = None
 
@@ -149,7 +160,8 @@ class FeatureProbe:
         """The next forward is a batch of these tiles (drcnet.serve.tiling.Tile: y, x, h, w, weight) of an
         image of image_size: stitch every block's maps from them (the engine calls this before each batch)."""
         if self._stitch is None or self._stitch.size != tuple(image_size):
-            self.maps.clear()
+            self._maps.clear()
+            self._unstitched.clear()
             self._stitch = Stitch(tuple(image_size), self.channel)
         self._stitch.tiles = list(tiles)
         self._stitch.batch += 1
@@ -168,12 +180,12 @@ class FeatureProbe:
             if self._stitch is not None:
                 if full:
                     self._stitch.add(key, "fused", output)
-                self.maps[key] = self._stitch.block_maps(key, output.shape[1])
+                self._unstitched[key] = output.shape[1]
                 return
             found = self._pending.pop(key, {})
             mask = found.get("mask")
             _, c, h, w = output.shape
-            self.maps[key] = BlockMaps(
+            self._maps[key] = BlockMaps(
                 response=found.get("response"), mask=mask,
                 coverage=None if mask is None else float(mask.mean()),
                 spatial=found.get("spatial"), energy=found.get("energy"), identity=found.get("identity"),
