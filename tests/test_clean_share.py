@@ -131,8 +131,10 @@ def test_a_resume_refuses_a_changed_share_and_accepts_older_states():
     check_resume("state.pt", {"config": started}, TrainConfig(**started))
     with pytest.raises(ValueError, match="started with clean_share=0.1, not 0.2"):
         check_resume("state.pt", {"config": started}, TrainConfig(**{**started, "clean_share": 0.2}))
-    older = {k: v for k, v in started.items() if k != "clean_share"}
+    older = {k: v for k, v in started.items() if k != "clean_share"}       # it ran with every sample degraded
     check_resume("state.pt", {"config": older}, TrainConfig(**older))
+    with pytest.raises(ValueError, match="started with clean_share=0.0 .the default: the state predates"):
+        check_resume("state.pt", {"config": older}, TrainConfig(**{**older, "clean_share": 0.2}))
 
 
 def test_the_trainer_records_the_share(photos, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +85,13 @@ def check_resume(path: Path, saved_state: dict, cfg: TrainConfig) -> None:
     if ("schedule" not in saved_state and cfg.minutes is not None and saved.get("minutes") is not None
             and cfg.schedule == "iters"):
         checked = tuple(k for k in checked if k != "iters")
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     for key in checked:
-        if key in saved and saved[key] != getattr(cfg, key):
-            raise ValueError(f"{path}: the run was started with {key}={saved[key]!r}, not "
+        # a state saved before a setting existed ran without it: at its default (every lever's default is off)
+        started = saved.get(key, defaults.get(key, MISSING))
+        if started is not MISSING and started != getattr(cfg, key):
+            older = "" if key in saved else " (the default: the state predates the setting)"
+            raise ValueError(f"{path}: the run was started with {key}={started!r}{older}, not "
                              f"{getattr(cfg, key)!r}; resume with the same value or use a new --out")
 
 
