@@ -281,3 +281,23 @@ def test_task_auto_trains_the_task_the_chooser_picks_and_a_named_task_skips_it(s
     monkeypatch.setattr(relay, "auto_task", lambda *a: pytest.fail("a named task is not chosen"))
     (cmd,), finished = relay_main(monkeypatch, ckpts, tmp_path / "relay", "--task", "derain")
     assert cmd[cmd.index("--recipe") + 1] == "derain" and finished["chosen"] is None
+
+
+def test_a_leg_can_continue_other_weights_and_is_then_not_counted_as_the_recipes(shipped, tmp_path, monkeypatch):
+    """--init: the trainer continues the named weights (an unshipped leg's candidate); the leg is judged against
+    the shipped weights as any other, records what it continued, and is left out of the recipe's rate."""
+    from drcnet.train.recipe import load_recipe
+
+    ckpts, run = shipped
+    chained = tmp_path / "candidates" / "deblur-earlier" / "deblur.safetensors"
+    (cmd,), finished = relay_main(monkeypatch, ckpts, tmp_path / "relay", "--task", "deblur", "--init", str(chained))
+    assert cmd[cmd.index("--init") + 1] == str(chained) and finished["init"] == chained
+    (plain,), finished = relay_main(monkeypatch, ckpts, tmp_path / "relay", "--task", "deblur")
+    assert plain[plain.index("--init") + 1] == str(ckpts / "deblur.safetensors") and finished["init"] is None
+    monkeypatch.undo()
+    train = load_recipe("deblur").train
+    (run / "config.json").write_text(json.dumps({**train, "out": str(run), "seed": 0}))
+    result = relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
+                              evaluations=fake_candidate(26.9, 26.5), photos=[], init=chained)
+    assert result["init"] == str(chained) and result["recipe"] == train
+    assert not relay.under_recipe(result, train) and relay.under_recipe({**result, "init": None}, train)

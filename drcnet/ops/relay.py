@@ -4,6 +4,8 @@ are shipped.
     nice -n 10 python scripts/relay.py --minutes 120 --task auto &    # one leg, in the background
     kill -STOP <pid> / kill -CONT <pid>                        # pause around a benchmark (the trainer's too)
     python scripts/relay.py --legs-only runs/relay-deblur-1 --task deblur --leg-minutes 95   # a leg run by hand
+    python scripts/relay.py --task derain --minutes 60 --init runs/candidates/derain-RUN/derain.safetensors
+                                                           # continue an unshipped leg, judged against the shipped
 
 One leg: pick the task (`--task auto`: choose_task, from the legs already recorded; or the task named);
 continue its shipped weights with its recipe on the wall-clock schedule (`python -m drcnet.train --recipe TASK
@@ -79,9 +81,10 @@ LEG_THREADS = 1     # a leg trains on one core: the 2-core machine keeps the oth
 
 
 def trainer_command(task: str, minutes: float, run: Path, checkpoints: Path, trainer: str,
-                    threads: int = LEG_THREADS) -> list[str]:
-    """The trainer's command line of a leg; threads 0: the trainer's own default (every core)."""
-    return shlex.split(trainer) + ["--recipe", task, "--init", str(checkpoint_file(checkpoints, task)),
+                    threads: int = LEG_THREADS, init: Path | None = None) -> list[str]:
+    """The trainer's command line of a leg; threads 0: the trainer's own default (every core); init: the weights
+    it continues (default: the shipped ones)."""
+    return shlex.split(trainer) + ["--recipe", task, "--init", str(init or checkpoint_file(checkpoints, task)),
                                    "--schedule", "time", "--minutes", f"{minutes:.2f}", "--out", str(run),
                                    "--no-progress"] + (["--threads", str(threads)] if threads else [])
 
@@ -153,11 +156,12 @@ def load_legs(task: str, checkpoints: Path) -> list[dict]:
 
 def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, hardware: str, candidates: Path,
                evaluations: dict | None = None, max_side: int = release.CARD_MAX_SIDE, log=log,
-               guard=None, photos: list | None = None, chosen: str | None = None) -> dict:
+               guard=None, photos: list | None = None, chosen: str | None = None, init: Path | None = None) -> dict:
     """Candidate, decision, promotion if it ships, and the leg appended to legs.json and the card. minutes:
     the leg's training time (None: the wall time the weights' metadata records). guard: a context in which
     the files of checkpoints/ are written (the relay's Stop defers signals there). photos: clean photos for the
-    mask's alignment before and after (None: the validation photos). chosen: why --task auto picked the task."""
+    mask's alignment before and after (None: the validation photos). chosen: why --task auto picked the task.
+    init: the weights the leg continued when they were not the shipped ones (recorded in the leg)."""
     from drcnet.model.checkpoint import read_metadata
 
     start = time.monotonic()
@@ -174,11 +178,11 @@ def finish_leg(task: str, run: Path, checkpoints: Path, minutes: float | None, h
                               validation_photos(task) if photos is None else photos)
     with guard or contextlib.nullcontext():
         return record_leg(task, run, folder, checkpoints, minutes, hardware, decision, time.monotonic() - start, log,
-                          alignment, chosen)
+                          alignment, chosen, init)
 
 
 def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval_seconds, log=log,
-               alignment: dict | None = None, chosen: str | None = None) -> dict:
+               alignment: dict | None = None, chosen: str | None = None, init: Path | None = None) -> dict:
     if decision["ship"]:
         for path in release.promote(task, folder, checkpoints):
             log(f"shipped {path}")
@@ -194,6 +198,8 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
     leg["recipe"] = run_recipe(run, task)
     if chosen:
         leg["chosen"] = chosen
+    if init:
+        leg["init"] = str(init)
     legs = load_legs(task, checkpoints) + [leg]
     leg.update(pace(task, leg, legs[:-1], folder))
     (checkpoint_file(checkpoints, task, "legs")).write_text(json.dumps(legs, indent=1) + "\n")
@@ -266,7 +272,10 @@ L1_SINCE = {"denoise": "2026-12-06 04:02", "derain": "2026-12-07 00:08"}
 
 
 def under_recipe(leg: dict, train: dict) -> bool:
-    """Whether the leg trained with the recipe's [train] table as it is now."""
+    """Whether the leg trained with the recipe's [train] table as it is now, from the shipped weights (a leg that
+    continued other weights gained over the shipped ones what the leg before it gained too)."""
+    if leg.get("init"):
+        return False
     if "recipe" in leg:
         return leg["recipe"] == train
     legacy_loss = "l1" if leg.get("date", "") >= L1_SINCE.get(leg.get("task"), "") else "intra-cr"
@@ -382,6 +391,8 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--threads", type=int, default=LEG_THREADS,
                     help=f"the trainer's threads (default {LEG_THREADS}: a core to itself, the other for the "
                          "session's work; 0: the trainer's default, every core)")
+    ap.add_argument("--init", type=Path, help="continue these weights, not the shipped ones (e.g. an unshipped "
+                    "leg's candidate); the leg is still judged against the shipped weights")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     hardware = hardware_line(machine())
@@ -400,7 +411,7 @@ def main(argv=None) -> dict | None:
     log(f"relay leg: {task} for {minutes:.1f} of {args.minutes:g} min into {run}")
     stop = Stop()
     t_train = time.monotonic()
-    code, _ = run_logged(trainer_command(task, minutes, run, args.checkpoints, args.trainer, args.threads),
+    code, _ = run_logged(trainer_command(task, minutes, run, args.checkpoints, args.trainer, args.threads, args.init),
                          timeout=None,
                          on_start=lambda proc: setattr(stop, "child", proc))
     if stop.requested:
@@ -410,7 +421,7 @@ def main(argv=None) -> dict | None:
     if code != 0 and not (checkpoint_file(run, "best")).is_file():
         raise SystemExit(f"the trainer failed (exit {code}) and left no weights in {run}")
     leg = finish_leg(task, run, args.checkpoints, (time.monotonic() - t_train) / 60, hardware, args.candidates,
-                     max_side=args.max_side, guard=stop.deferred(), chosen=chosen)
+                     max_side=args.max_side, guard=stop.deferred(), chosen=chosen, init=args.init)
     log(f"leg done in {(time.monotonic() - t0) / 60:.1f} of {args.minutes:g} min")
     return leg
 
