@@ -208,14 +208,17 @@ def test_a_share_of_the_clean_samples_is_printed_with_stripes_and_nothing_else_c
     mixed = stripe_pairs(photos, 0.5)
     assert clean_flags(mixed) == clean_flags(plain)                          # the same samples are clean
     striped = [not torch.equal(c, pc) for (_, c), (_, pc) in zip(mixed, plain)]
+    highest = 0.0
     assert 0.25 * sum(clean_flags(plain)) < sum(striped) < 0.75 * sum(clean_flags(plain))
     for (d, c), (pd, pc), clean, s in zip(mixed, plain, clean_flags(plain), striped):
         assert s <= clean and torch.equal(d, c) == clean                     # only clean samples, kept clean
         if s:                    # the photo crop times a grating: their ratio is one regular stripe pattern
             ratio = (c / pc.clamp_min(0.05)).mean(0).numpy()[pc.min(0).values.numpy() > 0.1]
-            assert 0.55 < ratio.min() and ratio.max() < 1.45 and ratio.std() > 0.02
+            assert 0.05 < ratio.min() and ratio.max() < 1.95 and ratio.std() > 0.02
+            highest = max(highest, float(ratio.max()))
         else:
             assert torch.equal(d, pd) and torch.equal(c, pc)
+    assert highest > 1.45                      # contrasts beyond 0.4 are drawn: black-on-white stripes as barbara's
 
 
 def test_the_grating_is_one_regular_stripe_pattern():
@@ -224,7 +227,7 @@ def test_the_grating_is_one_regular_stripe_pattern():
         g = grating((64, 64), np.random.default_rng(seed))
         assert 0 <= g.min() < 0.05 and 0.95 < g.max() <= 1
         noise = np.random.default_rng(seed).random((64, 64))
-        assert dominant_share(g) > 0.3 > 10 * dominant_share(noise)
+        assert dominant_share(g) > 0.1 > 10 * dominant_share(noise)   # one frequency, bent or not
     assert 2 <= PERIOD[0] < PERIOD[1] <= 16
 
 
