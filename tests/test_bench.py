@@ -101,3 +101,25 @@ def test_compiled_kernel_names_are_compared_across_graphs_and_sizes():
     assert canonical("graph_3_cpp_fused_add_mul_sigmoid_31") == canonical("graph_0_cpp_fused_add_mul_sigmoid_7")
     assert canonical("## Call CompiledFxGraph f2yag662e5oj ##") == canonical("## Call CompiledFxGraph fdws5x ##")
     assert canonical("aten::mkldnn_convolution") == "aten::mkldnn_convolution"
+
+
+def test_the_conv_timer_counts_each_convolutions_flops_and_time_by_kind():
+    from drcnet.eval.profile import ConvTimer, conv_table
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1, groups=4),
+                                torch.nn.ConvTranspose2d(8, 4, 2, stride=2))
+    x = torch.rand(2, 3, 16, 16)
+    timer = ConvTimer(model)
+    with torch.inference_mode():
+        model(x)
+        model(x)
+    timer.remove()
+    rows = dict(timer.rows)
+    assert len(rows) == 3 and all(calls == 2 and seconds > 0 for calls, seconds, _ in rows.values())
+    flops = sorted(f / 2 for _, _, f in rows.values())
+    # 2 x multiply-adds: 3->8 3x3 over 2x16x16 outputs; 8->8 3x3 in 4 groups; 8->4 2x2 transposed from 2x16x16 inputs
+    assert flops == sorted([2 * 2 * 16 * 16 * 8 * 3 * 9, 2 * 2 * 16 * 16 * 8 * 2 * 9, 2 * 2 * 8 * 16 * 16 * 4 * 4])
+    model(x)
+    assert all(calls == 2 for calls, _, _ in timer.rows.values())        # removed: no more counting
+    table = conv_table("toy", model, lambda: model(x), runs=2)
+    assert "| Conv2d 3->8 3x3 at (2, 16, 16) | 1 |" in "\n".join(table)

@@ -9,17 +9,24 @@ The growth column answers "does any work grow faster than the pixel count?": an 
 largest size over its share at the smallest. Work linear in H*W keeps its share (about 1; shares, not seconds,
 so the load of the machine cancels); work quadratic in H*W would grow its share about as fast as the pixel count
 (x4 from 256 to 512 px) and crowd out the rest. Constant work (kernel launches, tiny per-channel tensors) shrinks.
+
+`python -m drcnet.profile --convs` answers another question: how close to the machine's peak the convolutions
+run, for the engine's default path (the shipped denoise checkpoint, its inference spec's tiles) and for NAFNet-w32
+on the same 512 px photo. Every convolution is timed by forward hooks (eager; the compiled graph calls the same
+oneDNN convolutions) and its FLOPs counted from its output shape. If the largest convolutions already run near
+the best rate seen, no compiler setting makes a restore much faster: only fewer FLOPs would.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import time
 from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from drcnet.eval.timing import synthetic_image
+from drcnet.eval.timing import conv_macs, synthetic_image
 from drcnet.model.network import create_model
 
 
@@ -80,13 +87,92 @@ def print_tables(preset: str, mode: str, by_size: dict[int, dict[str, float]], t
             print(f"| `{name}` | {pct:.1f} % | {growth:.2f} |")
 
 
+class ConvTimer:
+    """Forward hooks that time every Conv2d / ConvTranspose2d call and count its FLOPs (2 x multiply-adds)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.rows: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])     # key -> calls, seconds, FLOPs
+        self._start = 0.0
+        self._handles = []
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                self._handles += [m.register_forward_pre_hook(self._before), m.register_forward_hook(self._after)]
+
+    def _before(self, module, inputs):
+        self._start = time.perf_counter()
+
+    def _after(self, module, inputs, output):
+        seconds = time.perf_counter() - self._start
+        x = inputs[0]
+        kh, kw = module.kernel_size
+        flops = 2 * conv_macs(module, inputs, output)
+        key = (f"{type(module).__name__} {module.in_channels}->{module.out_channels} {kh}x{kw}"
+               f"{' /' + str(module.groups) if module.groups > 1 else ''} at {tuple(x.shape[:1]) + tuple(x.shape[2:])}")
+        row = self.rows[key]
+        row[0], row[1], row[2] = row[0] + 1, row[1] + seconds, row[2] + flops
+
+    def remove(self):
+        for h in self._handles:
+            h.remove()
+
+
+def conv_table(name: str, model: torch.nn.Module, forward, runs: int = 3, top: int = 12) -> list[str]:
+    """Markdown: the convolutions of `runs` calls of forward() (after one warm-up), by kind, with their rate."""
+    forward()
+    timer = ConvTimer(model)
+    start = time.perf_counter()
+    for _ in range(runs):
+        forward()
+    total = (time.perf_counter() - start) / runs
+    timer.remove()
+    rows = sorted(timer.rows.items(), key=lambda kv: -kv[1][1])
+    conv_s = sum(r[1] for _, r in rows) / runs
+    flops = sum(r[2] for _, r in rows) / runs
+    best = max(r[2] / r[1] for _, r in rows if r[1] > 0)
+    lines = [f"\n#### {name}: {total * 1e3:.0f} ms per forward, convolutions {conv_s * 1e3:.0f} ms "
+             f"({100 * conv_s / total:.0f} %), {flops / 1e9:.1f} GFLOP at {flops / conv_s / 1e9:.0f} GFLOP/s; at the "
+             f"best rate seen ({best / 1e9:.0f} GFLOP/s) they would take {flops / best * 1e3:.0f} ms\n",
+             "| convolution (input batch, h, w) | calls | ms per forward | GFLOP | GFLOP/s |", "|---|---:|---:|---:|---:|"]
+    for key, (calls, seconds, fl) in rows[:top]:
+        lines.append(f"| {key} | {calls // runs} | {seconds / runs * 1e3:.1f} | {fl / runs / 1e9:.2f} | "
+                     f"{fl / seconds / 1e9:.0f} |")
+    return lines
+
+
+def conv_report(size: int = 512) -> str:
+    """conv_table for the engine's default path on the shipped denoise checkpoint, and for NAFNet-w32."""
+    from drcnet.core.paths import checkpoint_file, checkpoints_dir
+    from drcnet.eval.nafnet import WIDTH32_GOPRO, NAFNet
+    from drcnet.eval.speed import real_photo
+    from drcnet.serve.engine import Restorer
+
+    image = real_photo(size)
+    restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints_dir(), "denoise"), device="cpu")
+    nafnet = NAFNet(**WIDTH32_GOPRO).eval().to(torch.bfloat16, memory_format=torch.channels_last)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+
+    def run_nafnet():
+        with torch.inference_mode():
+            nafnet(x)
+
+    lines = [f"Convolutions on a {size} px photo, {torch.get_num_threads()} threads, bf16, channels_last, eager."]
+    lines += conv_table(f"DRCNet, the engine's default path ({restorer.describe_statistics()})", restorer.model,
+                        lambda: restorer.restore(image))
+    lines += conv_table("NAFNet-w32", nafnet, run_nafnet)
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m drcnet.profile", description=__doc__.split("\n")[0])
     p.add_argument("--presets", default="paper,lite")
     p.add_argument("--sizes", default="256,512")
     p.add_argument("--modes", default="eager,compiled")
     p.add_argument("--top", type=int, default=12)
+    p.add_argument("--convs", action="store_true", help="the convolutions' rate: default path vs NAFNet-w32")
     args = p.parse_args(argv)
+    if args.convs:
+        print(conv_report())
+        return
     sizes = sorted(map(int, args.sizes.split(",")))
     for preset in args.presets.split(","):
         for mode in args.modes.split(","):

@@ -13,20 +13,24 @@ import torch
 import torch.nn as nn
 
 
-def conv_flops(model: nn.Module, x: torch.Tensor) -> float:
-    """2 x multiply-accumulates of all Conv2d / ConvTranspose2d layers for one forward of x.
+def conv_macs(module: nn.Module, inputs, output) -> int:
+    """Multiply-accumulates of one Conv2d / ConvTranspose2d call (a forward hook's arguments).
 
     With groups, each output channel sees only in_channels / groups inputs (ConvTranspose2d: each input channel
     feeds only out_channels / groups outputs), so a depthwise conv does kh x kw MACs per output sample. The
     division is on the channel count, never on the kernel area: kh * kw // groups made depthwise work zero."""
+    k = module.kernel_size[0] * module.kernel_size[1]
+    if isinstance(module, nn.ConvTranspose2d):      # each input sample scatters into out_ch / groups x k outputs
+        return inputs[0].numel() * (module.out_channels // module.groups) * k
+    return output.numel() * (module.in_channels // module.groups) * k     # each output gathers in_ch / groups x k
+
+
+def conv_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """2 x multiply-accumulates of all Conv2d / ConvTranspose2d layers for one forward of x (conv_macs)."""
     macs = []
 
     def count(module, inputs, output):
-        k = module.kernel_size[0] * module.kernel_size[1]
-        if isinstance(module, nn.ConvTranspose2d):      # each input sample scatters into out_ch / groups x k outputs
-            macs.append(inputs[0].numel() * (module.out_channels // module.groups) * k)
-        else:                                           # each output sample gathers in_ch / groups x k inputs
-            macs.append(output.numel() * (module.in_channels // module.groups) * k)
+        macs.append(conv_macs(module, inputs, output))
 
     handles = [m.register_forward_hook(count) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
