@@ -69,6 +69,10 @@ class TrainConfig:
     fft_weight: float = field(default=0.1, metadata={
         "help": "weight w of --loss l1+fft's frequency term w * mean|rfft2(X) - rfft2(J)| (real and imaginary "
                 "parts; MIMO-UNet's 0.1); other losses ignore it"})
+    stage1_weight: float = field(default=1.0, metadata={
+        "help": "weight of the loss on the stage-1 output out1; the loss on out2 keeps weight 1. The paper sums "
+                "both (1); below 1 asks less of stage 1 and so leaves stage 2 more to do (issue 38: on a 21 px "
+                "blur out1 was as good as out2). A deviation from the paper"})
     vgg_weights: typing.Optional[str] = field(default=None, metadata={"help": "VGG19 safetensors for the CR loss"})
     clip: float = field(default=0.0, metadata={"help": "clip the gradient norm at this value (0: off; code used 0.01)"})
     augment: bool = field(default=True, metadata={"help": "random flips and 90-degree rotations"})
@@ -143,6 +147,8 @@ class TrainConfig:
             raise ValueError(f"mask_quantile must lie strictly between 0 and 1, got {self.mask_quantile}")
         if self.fft_weight < 0:
             raise ValueError(f"fft_weight must not be negative, got {self.fft_weight}")
+        if self.stage1_weight < 0:
+            raise ValueError(f"stage1_weight must not be negative, got {self.stage1_weight}")
         if not 0.0 <= self.clean_share < 1.0:
             raise ValueError(f"clean_share must be in [0, 1) (0: every sample degraded), got {self.clean_share}")
         if not 0.0 <= self.clean_textures <= 1.0:

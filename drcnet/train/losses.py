@@ -64,7 +64,7 @@ class ContrastiveRegularisation(nn.Module):
     def _reference_features(self, clean, degraded):
         """VGG features of the positive and the negatives, without gradient (none flows from them).
 
-        The trainer applies the loss to out1 and then out2 with the same (clean, degraded) pair, so the last
+        The trainer applies the loss to out2 and then out1 with the same (clean, degraded) pair, so the last
         pair's features are kept and reused: a one-entry memo keyed on the tensors and their in-place versions.
         """
         key = (clean._version, degraded._version, torch.is_autocast_enabled(clean.device.type))

@@ -136,7 +136,7 @@ class TrainingRun:
         return {"task": cfg.task, "preset": cfg.preset, "iterations": s.it,
                 "planned_iterations": self.schedule.summary()["planned_iterations"],
                 "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "alpha": cfg.alpha,
-                "fft_weight": cfg.fft_weight, "clean_share": cfg.clean_share,
+                "fft_weight": cfg.fft_weight, "stage1_weight": cfg.stage1_weight, "clean_share": cfg.clean_share,
                 "clean_textures": cfg.clean_textures, "clean_stripes": cfg.clean_stripes, "lr": cfg.lr,
                 "lr_min": cfg.lr_min, "optimizer": "Adam", "schedule": self.schedule.summary()["schedule"],
                 "betas": [cfg.beta1, cfg.beta2], "clip": cfg.clip, "augment": cfg.augment, "seed": cfg.seed,
@@ -189,7 +189,9 @@ class TrainingRun:
         cfg, model = self.cfg, self.model
         with self.amp():
             out1, out2 = self.forward(degraded)
-            loss = self.criterion(out1, clean, degraded) + self.criterion(out2, clean, degraded)
+            loss = self.criterion(out2, clean, degraded)
+            if cfg.stage1_weight:           # the paper: both stages' losses summed (stage1_weight 1)
+                loss = loss + cfg.stage1_weight * self.criterion(out1, clean, degraded)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip > 0:
