@@ -251,6 +251,8 @@ def test_a_leg_records_the_recipe_its_run_trained_with_and_why_it_was_chosen(shi
                              evaluations=fake_candidate(26.9, 26.5), photos=[])
     assert lever["recipe"] == {**train, "clean_share": 0.1}    # off the recipe (fft_weight is at its default)
     assert not relay.under_recipe(json.loads((ckpts / "deblur.legs.json").read_text())[-1], train)
+    rows = [r for r in (ckpts / "deblur.md").read_text().splitlines() if r.startswith("| 20")]
+    assert " | the recipe | " in rows[-2] and " | clean_share 0.1 | " in rows[-1]     # the card says which is which
     (run / "config.json").unlink()                            # a run that does not say how it trained
     assert relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
                             evaluations=fake_candidate(26.9, 26.5), photos=[])["recipe"] == {}
@@ -300,4 +302,5 @@ def test_a_leg_can_continue_other_weights_and_is_then_not_counted_as_the_recipes
     result = relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
                               evaluations=fake_candidate(26.9, 26.5), photos=[], init=chained)
     assert result["init"] == str(chained) and result["recipe"] == train
+    assert " | the recipe; from deblur.safetensors | " in (ckpts / "deblur.md").read_text()
     assert not relay.under_recipe(result, train) and relay.under_recipe({**result, "init": None}, train)

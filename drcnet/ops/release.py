@@ -378,11 +378,25 @@ def previous_table(new: dict, old: dict) -> str:
     return "\n".join(lines)
 
 
+def trained_with(leg: dict) -> str:
+    """What a leg trained on and from, in a few words: the settings it changed from its task's recipe of today
+    (legs recorded before the relay kept their settings: "?") and, when it did not start from the shipped
+    weights (relay.py --init), the weights it continued."""
+    from drcnet.train.recipe import load_recipe
+
+    if "recipe" not in leg:
+        return "?"
+    base = load_recipe(leg["task"]).train if leg.get("task") else {}
+    changed = [f"{k} {v}" for k, v in leg["recipe"].items() if base.get(k) != v]
+    words = ", ".join(changed) or "the recipe"
+    return words + (f"; from {Path(leg['init']).name}" if leg.get("init") else "")
+
+
 def write_legs_section(card: Path, legs: list[dict]) -> None:
     """Replace (or append) the card's "Relay legs" section by a table of every leg."""
-    head = ["| date | hardware | minutes | iterations (per minute) | cumulative lr | val before -> after | test before "
-            "-> after (per setting) | gate | shipped | worst target gap after; hours to the goal at this rate |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    head = ["| date | hardware | minutes | trained with | iterations (per minute) | cumulative lr | val before -> after | "
+            "test before -> after (per setting) | gate | shipped | worst target gap after; hours to the goal at this "
+            "rate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = []
     for leg in legs:
         per = ", ".join(f"{s} {b:.2f} -> {a:.2f}" for s, (b, a) in leg.get("test_settings", {}).items())
@@ -392,7 +406,7 @@ def write_legs_section(card: Path, legs: list[dict]) -> None:
             f"{leg['goal_gap_db']:+.2f} dB; " + ("met" if leg["goal_gap_db"] >= 0 else
                                                  f"{leg['hours_to_goal']} h" if leg.get("hours_to_goal")
                                                  else "no gain measured"))
-        rows.append(f"| {leg['date']} | {leg.get('hardware', '?')} | {leg.get('minutes', '?')} | "
+        rows.append(f"| {leg['date']} | {leg.get('hardware', '?')} | {leg.get('minutes', '?')} | {trained_with(leg)} | "
                     f"{leg.get('iterations', '?')}{rate} | {leg.get('cumulative_lr', '?')} | "
                     f"{leg['val_before']:.2f} -> {leg['val_after']:.2f} | {leg['test_before']:.2f} -> "
                     f"{leg['test_after']:.2f} ({per}) | {leg['gate']} | {'yes' if leg['ship'] else 'no'} | {goal} |")
