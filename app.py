@@ -274,11 +274,27 @@ def restore_unless_stored(index, stage1, progress=gr.Progress()):
 
 @user_errors
 def on_upload(image):
-    """On arrival of a photo: the reader's message or the diagnosis, the task it suggests (selected) and the
-    diagnosis (the message follows later task choices); a photo that looks clean empties the selection (Restore
-    then asks which task to run); an unreadable one leaves it."""
+    """On arrival of a photo: the reader's message or the diagnosis, the task it suggests ({"task": ...}; None:
+    leave the choice as it is, after an unreadable file) and the diagnosis (the message follows later task
+    choices). A photo that looks clean suggests no task ({"task": None}: Restore then asks which to run)."""
     report = D.check_input(image)
-    return report.message, gr.update(value=report.task) if report.select else gr.update(), report.diagnosis
+    return report.message, {"task": report.task} if report.select else None, report.diagnosis
+
+
+def settle_task(message, suggestion, picked, diagnosis, task):
+    """After the upload check: the message, and the task radio set to the check's suggestion unless the visitor
+    picked a task while the check ran (picked); their choice then stays and the message speaks of it. The check
+    takes a second or so, and its answer used to empty a task picked meanwhile (a clean photo, "Degrade a clean
+    photo first" and denoise ticked at once: Compare then ran without a task). Both outputs land together."""
+    if picked:
+        follow = follow_task(diagnosis, task)
+        return gr.skip(), message if diagnosis is None else follow
+    return (gr.update(value=suggestion["task"]) if suggestion is not None else gr.skip()), message
+
+
+def pick_task(diagnosis, task):
+    """The visitor picked a task: the upload message follows it, and a running upload check leaves it."""
+    return follow_task(diagnosis, task), True
 
 
 def follow_task(diagnosis, task):
@@ -366,7 +382,7 @@ def build_controls() -> Controls:
         with gr.Column(scale=3):
             with gr.Row():
                 image = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                  label="Input image", height=280)
+                                  label="Input image", height=280, elem_id="input-image")
                 reference = PathImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280,
                                       label="Clean reference (optional, for PSNR/SSIM)", elem_id="setting-reference")
             with gr.Row():
@@ -378,9 +394,14 @@ def build_controls() -> Controls:
             task = gr.Radio(list(D.TASKS), value=FIRST_TASK, label="Task", elem_id="task")
             prep = build_settings(reference)
     c = Controls(image, reference, task, prep, upload_msg, reference_msg, current_tab, gr.State(None), gr.State(None))
-    image.upload(on_upload, image, [upload_msg, task, c.diagnosis], api_visibility="private")
+    # the upload check's answer waits in states; settle_task then sets the message and the task together
+    picked, message, suggestion = gr.State(False), gr.State(""), gr.State(None)
+    image.upload(lambda: (False, None), None, [picked, suggestion], api_visibility="private", queue=False).then(
+        on_upload, image, [message, suggestion, c.diagnosis], api_visibility="private").then(
+        settle_task, [message, suggestion, picked, c.diagnosis, task], [task, upload_msg],
+        api_visibility="private", queue=False)
     image.clear(lambda: ("", None), None, [upload_msg, c.diagnosis], api_visibility="private", queue=False)
-    task.input(follow_task, [c.diagnosis, task], upload_msg, api_visibility="private", queue=False)
+    task.input(pick_task, [c.diagnosis, task], [upload_msg, picked], api_visibility="private", queue=False)
     reference.upload(on_reference_upload, reference, reference_msg, api_visibility="private")
     reference.clear(lambda: "", None, reference_msg, api_visibility="private", queue=False)
     diagnosis = gr.JSON(visible=False)

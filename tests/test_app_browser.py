@@ -187,3 +187,30 @@ def test_an_upload_is_checked_on_arrival_on_any_tab(page, server):  # noqa: F811
         fresh.screenshot(path=SHOTS / "b09_upload_diagnosis.png", full_page=True)
     finally:
         fresh.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_task_picked_while_the_upload_is_checked_stays_picked(page, server):  # noqa: F811
+    """A clean photo, and denoise picked while its check runs: the check's answer (no task, the photo looks
+    clean) must not empty the visitor's choice; the message then speaks of denoise. The check is a queued event;
+    its request is held back here until the pick is made, as a slow check on a busy Space would be."""
+    fresh = fresh_page_on(page, server, "Restore")
+    held, holding = [], [True]
+    try:
+        fresh.route("**/queue/join*", lambda route: held.append(route) if holding[0] else route.continue_())
+        fresh.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "coffee_clean.png"))
+        for _ in range(100):                                  # the route handler runs during Playwright's calls
+            if held:
+                break
+            fresh.wait_for_timeout(100)
+        assert held, "the upload check was not sent"
+        fresh.get_by_label("denoise", exact=True).check(timeout=10_000)   # while the check waits
+        holding[0] = False
+        for route in held:
+            route.continue_()
+        fresh.wait_for_function(f"() => {text_of('upload-message')}.includes('looks clean')", timeout=60_000)
+        fresh.wait_for_timeout(1000)
+        assert fresh.get_by_label("denoise", exact=True).is_checked()
+        assert "No task is selected" not in fresh.locator("#upload-message").inner_text()
+    finally:
+        fresh.close()

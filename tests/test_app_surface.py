@@ -61,7 +61,7 @@ def test_the_documented_endpoints_are_mcp_tools_described_by_their_docstrings(ap
     server = GradioMCPServer(app["demo"])
     tools = server.tool_to_endpoint
     assert {"restore", "diagnose", "inspect", "compare"} <= set(tools)
-    private = {"on_upload", "follow_task", "example_values", "stored_example", "restore_unless_stored", "zoom",
+    private = {"on_upload", "follow_task", "settle_task", "pick_task", "example_values", "stored_example", "restore_unless_stored", "zoom",
                "compare_pair", "compare_choices", "compare_figure", "on_reference_upload", "compare_on_page"}
     assert not private & set(tools) and not any("lambda" in name for name in tools)
     for name in ("restore", "diagnose", "inspect", "compare"):
@@ -130,11 +130,25 @@ def test_a_gpu_out_of_memory_error_suggests_a_smaller_image(app):
 def test_the_upload_message_follows_the_task_choice(app):
     import gradio as gr
 
-    message, task, diagnosis = app["on_upload"](str(D.ASSETS / "coffee_clean.png"))
-    assert task["value"] is None and "No task is selected" in message
-    picked = app["follow_task"](diagnosis, "denoise")
-    assert "No task is selected" not in picked and "denoise" in picked and "looks clean" in picked
+    message, suggestion, diagnosis = app["on_upload"](str(D.ASSETS / "coffee_clean.png"))
+    assert suggestion == {"task": None} and "No task is selected" in message
+    picked, flag = app["pick_task"](diagnosis, "denoise")
+    assert "No task is selected" not in picked and "denoise" in picked and "looks clean" in picked and flag is True
     assert app["follow_task"](None, "denoise") == gr.skip()        # an unreadable file's message stays
+
+
+def test_a_task_picked_while_the_upload_check_runs_is_kept(app):
+    """The check answers a second or so after the upload; a task the visitor picked meanwhile stays selected
+    (it used to be emptied by a clean photo's answer, and Compare then ran without a task)."""
+    import gradio as gr
+
+    message, suggestion, diagnosis = app["on_upload"](str(D.ASSETS / "coffee_clean.png"))
+    task, later = app["settle_task"](message, suggestion, True, diagnosis, "denoise")
+    assert task == gr.skip() and "denoise" in later and "No task is selected" not in later
+    task, later = app["settle_task"](message, suggestion, False, diagnosis, "denoise")   # nobody picked: emptied
+    assert task["__type__"] == "update" and task["value"] is None and later == message
+    assert app["settle_task"]("unreadable", None, False, None, "derain") == (gr.skip(), "unreadable")  # left alone
+    assert app["settle_task"]("unreadable", None, True, None, "derain") == (gr.skip(), "unreadable")
 
 
 # ---------------------------------------------------------------- instant examples and start-up

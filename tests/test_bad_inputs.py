@@ -191,10 +191,10 @@ def test_uploads_over_25_mb_are_refused_with_the_limit_in_the_message(app, tmp_p
 @pytest.mark.parametrize("kind", sorted(MESSAGES))
 def test_an_upload_is_checked_on_arrival_with_the_handlers_message(app, files, kind):
     """app.py's upload listeners (on the input and the reference, above the tabs) say what Restore would."""
-    message, task, diagnosis = app["on_upload"](str(files / f"{kind}.png"))
+    message, suggestion, diagnosis = app["on_upload"](str(files / f"{kind}.png"))
     assert message == f"⚠️ {user_message(app, 'restore', str(files / f'{kind}.png'), 'denoise')}"
     assert message.startswith(f"⚠️ {MESSAGES[kind]}")
-    assert "value" not in task and diagnosis is None        # the task stays as it was
+    assert suggestion is None and diagnosis is None        # the task stays as it was
     assert app["on_reference_upload"](str(files / f"{kind}.png")).startswith(f"⚠️ {MESSAGES[kind]}")
 
 
@@ -206,7 +206,8 @@ def test_a_clean_upload_empties_the_task_and_restore_asks_which(app):
     import gradio as gr
 
     photo = str(D.ASSETS / "coffee_clean.png")
-    message, task, diagnosis = app["on_upload"](photo)
+    message, suggestion, diagnosis = app["on_upload"](photo)
+    task, _ = app["settle_task"](message, suggestion, False, diagnosis, "denoise")
     assert "looks clean" in message and task["__type__"] == "update" and task["value"] is None
     assert diagnosis["task"] is None
     with warnings.catch_warnings(record=True) as caught:
@@ -217,8 +218,8 @@ def test_a_clean_upload_empties_the_task_and_restore_asks_which(app):
 
 
 def test_a_good_upload_gets_its_diagnosis_and_task(app):
-    message, task, _ = app["on_upload"](str(D.ASSETS / "clock_motion.png"))
-    assert "deblur" in message and task["value"] == "deblur"
+    message, suggestion, _ = app["on_upload"](str(D.ASSETS / "clock_motion.png"))
+    assert "deblur" in message and suggestion == {"task": "deblur"}
     answer = app["diagnose"](str(D.ASSETS / "clock_motion.png"))           # the /diagnose endpoint
     assert answer["task"] == "deblur" and "blurred" in answer["finding"] and "sigma" in answer["scores"]
     with pytest.raises(gr_error()) as e:
