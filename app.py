@@ -286,9 +286,8 @@ def settle_task(message, suggestion, picked, diagnosis, task):
     picked a task while the check ran (picked); their choice then stays and the message speaks of it. The check
     takes a second or so, and its answer used to empty a task picked meanwhile (a clean photo, "Degrade a clean
     photo first" and denoise ticked at once: Compare then ran without a task). Both outputs land together."""
-    if picked:
-        follow = follow_task(diagnosis, task)
-        return gr.skip(), message if diagnosis is None else follow
+    if picked:      # the message follows their task, except an unreadable file's (no diagnosis to follow)
+        return gr.skip(), message if diagnosis is None else follow_task(diagnosis, task)
     return (gr.update(value=suggestion["task"]) if suggestion is not None else gr.skip()), message
 
 

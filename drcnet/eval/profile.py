@@ -142,19 +142,13 @@ def conv_table(name: str, model: torch.nn.Module, forward, runs: int = 3, top: i
 def conv_report(size: int = 512) -> str:
     """conv_table for the engine's default path on the shipped denoise checkpoint, and for NAFNet-w32."""
     from drcnet.core.paths import checkpoint_file, checkpoints_dir
-    from drcnet.eval.nafnet import WIDTH32_GOPRO, NAFNet
+    from drcnet.eval.nafnet import as_its_code_runs
     from drcnet.eval.speed import real_photo
     from drcnet.serve.engine import Restorer
 
     image = real_photo(size)
     restorer = Restorer.from_checkpoint(checkpoint_file(checkpoints_dir(), "denoise"), device="cpu")
-    nafnet = NAFNet(**WIDTH32_GOPRO).eval().to(torch.bfloat16, memory_format=torch.channels_last)
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-
-    def run_nafnet():
-        with torch.inference_mode():
-            nafnet(x)
-
+    nafnet, run_nafnet = as_its_code_runs(image)
     lines = [f"Convolutions on a {size} px photo, {torch.get_num_threads()} threads, bf16, channels_last, eager."]
     lines += conv_table(f"DRCNet, the engine's default path ({restorer.describe_statistics()})", restorer.model,
                         lambda: restorer.restore(image))

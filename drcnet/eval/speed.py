@@ -29,7 +29,7 @@ from drcnet.core.device import cpu_has_fast_bf16, describe_device
 from drcnet.eval.timing import conv_flops, floor_conv, interleaved_medians, synthetic_image
 from drcnet.serve.engine import Restorer
 from drcnet.model.network import create_model
-from drcnet.eval.nafnet import WIDTH32_GOPRO, NAFNet
+from drcnet.eval import nafnet
 
 
 def real_photo(size: int) -> np.ndarray:
@@ -65,14 +65,8 @@ def engine_row(size: int, repeats: int) -> dict:
     whole = Restorer.from_checkpoint(checkpoint, device="cpu", statistics="whole")
     eager = Restorer.from_checkpoint(checkpoint, device="cpu")
     compiled, compile_s = checked_graph(checkpoint, "denoise")
-    nafnet = NAFNet(**WIDTH32_GOPRO).eval().to(torch.bfloat16, memory_format=torch.channels_last)
     image = real_photo(size)
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-
-    def run_nafnet():
-        with torch.inference_mode():
-            nafnet(x)
-
+    _, run_nafnet = nafnet.as_its_code_runs(image)
     t = interleaved_medians({"eager whole image": lambda: whole.restore(image, tile=0),
                              "default eager": lambda: eager.restore(image),
                              "default compiled": lambda: compiled.restore(image),

@@ -17,8 +17,8 @@ from drcnet.core.files import append_jsonl, atomic_torch_save, trim_jsonl
 from drcnet.train.config import TrainConfig
 
 # the settings a resume must not change (and, on the time schedule, its budget and floor)
-CHECKED = ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "fft_weight", "stage1_weight", "patch", "schedule",
-           "ema", "clean_share", "clean_textures", "clean_stripes")
+CHECKED = ("preset", "task", "iters", "batch", "seed", "lr", "loss", "alpha", "fft_weight", "stage1_weight", "patch",
+           "schedule", "ema", "clean_share", "clean_textures", "clean_stripes")
 TIME_CHECKED = ("minutes", "lr_min")
 
 
