@@ -23,6 +23,12 @@ try:
 except ImportError:
     spaces = None
 
+from drcnet.core.allocator import keep_freed_memory  # noqa: E402
+
+# Freed memory stays with the process for the next tensor: a quarter of an eager forward on the CPU. Set before
+# the server's threads start, so that they share the main arena (drcnet/core/allocator.py).
+keep_freed_memory()
+
 import functools  # noqa: E402 (after spaces, on purpose)
 from dataclasses import dataclass, field  # noqa: E402
 

@@ -1,6 +1,9 @@
 """drcnet.serve.engine: tiling, blending, dtypes, precision; with random tiny models and with the shipped checkpoints.
 
 Every Restorer runs on the `device` fixture (tests/conftest.py): the CPU, and CUDA when present."""
+import ctypes
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +233,30 @@ def test_no_seams_at_the_default_tilings_with_a_shipped_checkpoint(statistics, t
         # column sits within elsewhere's by the same 25 % as above (1.23 against 1.18 of 255 on this CPU).
         assert excess[band].mean() <= excess[other].mean() + 0.5 / 255, (axis, excess[band].mean())
         assert excess[band].max() <= max(1.25 * excess[other].max(), 0.5 / 255), (axis, excess[band].max())
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def glibc_mallinfo2():
+    if not sys.platform.startswith("linux") or os.environ.get("DRCNET_ALLOCATOR") == "system":
+        return None
+    fn = getattr(ctypes.CDLL(None), "mallinfo2", None)
+    if fn is not None:
+        fn.restype = MallInfo2
+    return fn
+
+
+@pytest.mark.skipif(glibc_mallinfo2() is None, reason="glibc's allocator only")
+def test_a_cpu_restorer_keeps_freed_memory_for_the_next_large_tensor():
+    """Without keep_freed_memory glibc serves a 64 MB tensor with a fresh mapping (hblkhd grows) and unmaps it
+    when freed, so every large temporary of an eager forward comes back as new pages to fault in."""
+    Restorer(create_model("tiny"), device="cpu")
+    info, size = glibc_mallinfo2(), 64 * 2 ** 20
+    mapped = info().hblkhd
+    x = torch.ones(size, dtype=torch.uint8)
+    assert info().hblkhd == mapped                  # from the heap, not a new mapping
+    del x
+    assert info().fordblks >= size                  # freed, and kept for the next one

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from drcnet.core.allocator import keep_freed_memory
 from drcnet.core.device import pick_device, pick_precision
 from drcnet.model.inference import STATISTICS, InferenceSpec
 from drcnet.model.network import DRCNet
@@ -84,6 +85,8 @@ class Restorer:
         if compile not in (False, True, "auto"):
             raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.device = pick_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()         # a quarter of an eager forward on the CPU (drcnet/core/allocator.py)
         self.precision = pick_precision(self.device, precision)
         self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         # channels_last lets oneDNN / cuDNN pick their fast bf16 kernels; fp32 keeps the plain layout.
