@@ -458,3 +458,14 @@ def test_input_settings_hold_the_defaults_once():
     assert s.degradation("denoise") == {"sigma": 25.0} and s.degradation("deblur") == {"size": 21}
     with pytest.raises(D.DemoError, match="sigma"):
         D.InputSettings(sigma=200).degradation("denoise")
+
+
+def test_status_says_when_its_iterations_are_only_the_last_run_on_earlier_weights(tmp_path):
+    from drcnet import create_model, save_checkpoint
+    save_checkpoint(tmp_path / "denoise.safetensors", create_model("tiny"), task="denoise", preset="tiny",
+                    training={"iterations": 206, "init": "denoise.safetensors"})
+    save_checkpoint(tmp_path / "derain.safetensors", create_model("tiny"), task="derain", preset="tiny",
+                    training={"iterations": 5000})
+    st = D.Registry(tmp_path).status()
+    assert st["denoise"]["note"] == "its last run: 206 iterations, on earlier weights"
+    assert st["derain"]["note"] == "5000 iterations"

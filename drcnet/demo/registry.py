@@ -110,7 +110,10 @@ class Registry:
                     info["preset"] = meta.get("preset", "")
                     training = meta.get("training") or {}
                     if training.get("iterations"):
-                        info["note"] = f"{training['iterations']} iterations"
+                        # a relay leg or burst that continued earlier weights logs only its own iterations:
+                        # "206 iterations" alone undersold a deblur model of thousands (its card has them all)
+                        info["note"] = (f"its last run: {training['iterations']} iterations, on earlier weights"
+                                        if training.get("init") else f"{training['iterations']} iterations")
                 except CheckpointError as e:
                     info["present"], info["note"] = False, hide_paths(str(e), self.folder)
             out[task] = info
