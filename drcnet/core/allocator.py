@@ -22,9 +22,9 @@ def keep_freed_memory() -> bool:
     temporary arrives as new pages that the kernel faults in and zeroes. On the benchmark machine that was a
     quarter of an eager forward (SimAM's weights 214 -> 71 ms, the region norm 204 -> 104 ms; docs/benchmark.md).
     Here: no mmap for large blocks, freed memory kept up to 1 GiB before trimming, one arena for all threads. The
-    process keeps its peak memory instead of returning it; a process-wide setting, so the engine (Restorer) turns
-    it on once (app.py before its server threads start: threads keep the arena they
-    first allocated from)."""
+    process keeps its peak memory instead of returning it (docs/benchmark.md: 10 % above glibc's peak, no growth
+    past it). Process-wide, so every CPU Restorer turns it on, and app.py before its server threads start (a
+    thread keeps the arena it first allocated from)."""
     if _kept:
         return _kept[0]
     on = False
