@@ -253,6 +253,8 @@ def test_a_leg_records_the_recipe_its_run_trained_with_and_why_it_was_chosen(shi
     assert not relay.under_recipe(json.loads((ckpts / "deblur.legs.json").read_text())[-1], train)
     rows = [r for r in (ckpts / "deblur.md").read_text().splitlines() if r.startswith("| 20")]
     assert " | the recipe | " in rows[-2] and " | clean_share 0.1 | " in rows[-1]     # the card says which is which
+    leg = {"task": "derain", "recipe": {k: v for k, v in load_recipe("derain").train.items() if k != "clean_share"}}
+    assert release.trained_with(leg) == "clean_share 0.0"     # a lever today's recipe sets, at the default then
     (run / "config.json").unlink()                            # a run that does not say how it trained
     assert relay.finish_leg("deblur", run, ckpts, 30.0, "cpu", tmp_path / "candidates", log=lambda *a: None,
                             evaluations=fake_candidate(26.9, 26.5), photos=[])["recipe"] == {}

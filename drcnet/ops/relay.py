@@ -210,8 +210,7 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
 
 # Training settings outside a recipe that change what is learned: a leg run with one of them away from its default
 # (e.g. --clean-share 0.1) trained under another recipe than the task's, and records it.
-LEVERS = ("clean_share", "clean_textures", "clean_stripes", "fft_weight", "stage1_weight", "mask_quantile", "t",
-          "variant", "augment", "clip", "ema", "blur_kernels")
+LEVERS = release.LEVERS
 
 
 def run_recipe(run: Path, task: str) -> dict:

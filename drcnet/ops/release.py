@@ -378,16 +378,28 @@ def previous_table(new: dict, old: dict) -> str:
     return "\n".join(lines)
 
 
+# Trainer settings a relay leg may set off its recipe. A leg records each one its run set off the trainer's default
+# (relay.run_recipe), so one missing from a leg's record was at that default.
+LEVERS = ("clean_share", "clean_textures", "clean_stripes", "fft_weight", "stage1_weight", "mask_quantile", "t",
+          "variant", "augment", "clip", "ema", "blur_kernels")
+
+
 def trained_with(leg: dict) -> str:
     """What a leg trained on and from, in a few words: the settings it changed from its task's recipe of today
-    (legs recorded before the relay kept their settings: "?") and, when it did not start from the shipped
-    weights (relay.py --init), the weights it continued."""
+    (legs recorded before the relay kept their settings: "?"; a lever today's recipe sets that the leg's record
+    lacks was at the trainer's default) and, when it did not start from the shipped weights (relay.py --init),
+    the weights it continued."""
+    from dataclasses import fields
+
+    from drcnet.train.config import TrainConfig
     from drcnet.train.recipe import load_recipe
 
     if "recipe" not in leg:
         return "?"
     base = load_recipe(leg["task"]).train if leg.get("task") else {}
-    changed = [f"{k} {v}" for k, v in leg["recipe"].items() if base.get(k) != v]
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    used = {**{k: defaults[k] for k in LEVERS if k in base}, **leg["recipe"]}
+    changed = [f"{k} {v}" for k, v in used.items() if base.get(k) != v]
     words = ", ".join(changed) or "the recipe"
     return words + (f"; from {Path(leg['init']).name}" if leg.get("init") else "")
 
