@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from drcnet.model.checkpoint import load_checkpoint
-from drcnet.ops.relay import LEVERS
+from drcnet.ops.release import LEVERS
 from drcnet.train.config import TrainConfig, parse_config
 from drcnet.train.run import train
 from drcnet.train.state import check_resume

@@ -3,15 +3,16 @@ can set it before its server threads start)."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 KEEP_FREED = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2 ** 30, M_ARENA_MAX: 1}
-_kept: list[bool] = []
 
 
+@functools.cache             # once per process: the setting is process-wide
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for the next allocation instead of handing it back to the kernel (Linux with
     glibc; elsewhere, or with DRCNET_ALLOCATOR=system, nothing). Returns whether the setting is on.
@@ -25,14 +26,10 @@ def keep_freed_memory() -> bool:
     process keeps its peak memory instead of returning it (docs/benchmark.md: 10 % above glibc's peak, no growth
     past it). Process-wide, so every CPU Restorer turns it on, and app.py before its server threads start (a
     thread keeps the arena it first allocated from)."""
-    if _kept:
-        return _kept[0]
-    on = False
-    if sys.platform.startswith("linux") and os.environ.get("DRCNET_ALLOCATOR", "") != "system":
-        try:
-            mallopt = ctypes.CDLL(None).mallopt          # glibc's; musl has none (AttributeError)
-            on = all(mallopt(option, value) == 1 for option, value in KEEP_FREED.items())
-        except (OSError, AttributeError):
-            on = False
-    _kept.append(on)
-    return on
+    if not sys.platform.startswith("linux") or os.environ.get("DRCNET_ALLOCATOR", "") == "system":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt          # glibc's; musl has none (AttributeError)
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(option, value) == 1 for option, value in KEEP_FREED.items())

@@ -208,14 +208,9 @@ def record_leg(task, run, folder, checkpoints, minutes, hardware, decision, eval
     return leg
 
 
-# Training settings outside a recipe that change what is learned: a leg run with one of them away from its default
-# (e.g. --clean-share 0.1) trained under another recipe than the task's, and records it.
-LEVERS = release.LEVERS
-
-
 def run_recipe(run: Path, task: str) -> dict:
     """The recipe's [train] settings as the run used them (its config.json, flags given over the recipe
-    included), plus every LEVERS setting it changed from the trainer's default: what choose_task compares with
+    included), plus every release.LEVERS setting it changed from the trainer's default: what choose_task compares with
     the recipe of its day. A setting the run does not record is left out, so such a leg matches no recipe."""
     from dataclasses import fields
 
@@ -226,7 +221,7 @@ def run_recipe(run: Path, task: str) -> dict:
     config = json.loads(path.read_text()) if path.is_file() else {}
     recipe = load_recipe(task).train
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    changed = {k: config[k] for k in LEVERS if k not in recipe and k in config and config[k] != defaults.get(k)}
+    changed = {k: config[k] for k in release.LEVERS if k not in recipe and k in config and config[k] != defaults.get(k)}
     return {**{k: config[k] for k in recipe if k in config}, **changed}
 
 

@@ -378,8 +378,9 @@ def previous_table(new: dict, old: dict) -> str:
     return "\n".join(lines)
 
 
-# Trainer settings a relay leg may set off its recipe. A leg records each one its run set off the trainer's default
-# (relay.run_recipe), so one missing from a leg's record was at that default.
+# Training settings outside a recipe that change what is learned: a leg run with one of them away from its default
+# (e.g. --clean-share 0.1) trained under another recipe than the task's. A leg records each one its run set off
+# the trainer's default (relay.run_recipe), so one missing from a leg's record was at that default.
 LEVERS = ("clean_share", "clean_textures", "clean_stripes", "fft_weight", "stage1_weight", "mask_quantile", "t",
           "variant", "augment", "clip", "ema", "blur_kernels")
 
