@@ -71,7 +71,7 @@ def test_tiles_run_in_full_batches_filled_with_copies_of_real_tiles(no_inductor)
     assert compiled.graph.state == "ready"
     seen = []
     forward = compiled.graph._forward
-    compiled.graph._forward = lambda batch: (seen.append(batch.clone()), forward(batch))[1]
+    compiled.graph._forward = lambda batch, t=None: (seen.append(batch.clone()), forward(batch, t))[1]
     x = image(64, 176)                                    # 1 x 3 tiles of 64 px: one batch of 4, one filled
     out = compiled.restore(x)
     assert compiled.last_stats["tiles"] == 3 and compiled.last_stats["compiled"] == 1
@@ -130,7 +130,7 @@ def test_a_non_finite_output_serves_that_request_eagerly_and_keeps_the_graph(no_
     compiled, eager = restorers()
     compiled.warm_up(PHOTOS, wait=True)
     forward = compiled.graph._forward
-    compiled.graph._forward = lambda batch: tuple(torch.full_like(o, float("nan")) for o in forward(batch))
+    compiled.graph._forward = lambda batch, t=None: tuple(torch.full_like(o, float("nan")) for o in forward(batch, t))
     x = image(64, 232)
     with caplog.at_level(logging.WARNING, logger="drcnet.serve.compiled"):
         out = compiled.restore(x)
@@ -278,6 +278,66 @@ def test_auto_without_a_cpp_compiler_stays_eager(monkeypatch, tmp_path):
     assert restorer.last_stats["compiled"] == 0 and "no C++ compiler" in restorer.describe_path()
 
 
+def assert_same_maps(got: dict, want: dict, atol: float = 1e-5) -> None:
+    """Two probes' stitched maps: the same blocks, and every map and summary part equal within atol."""
+    assert set(got) == set(want)
+    for key, g in got.items():
+        w = want[key]
+        assert (g.channels, g.height, g.width) == (w.channels, w.height, w.width), key
+        if w.response is None:
+            assert g.response is None and g.mask is None
+        else:
+            np.testing.assert_allclose(g.response, w.response, atol=atol, err_msg=str(key))
+            np.testing.assert_allclose(g.mask, w.mask, atol=atol, err_msg=str(key))
+            assert g.coverage == pytest.approx(w.coverage, abs=atol)
+        for field in ("spatial", "energy", "identity", "fused"):
+            gs, ws = getattr(g, field), getattr(w, field)
+            assert (gs is None) == (ws is None), (key, field)
+            if ws is not None:
+                np.testing.assert_allclose(gs.mean, ws.mean, atol=atol, err_msg=f"{key} {field}")
+                np.testing.assert_allclose(gs.channel, ws.channel, atol=atol, err_msg=f"{key} {field}")
+
+
+@pytest.mark.parametrize("t", [None, 0.3, 0.55])
+def test_a_probed_pass_runs_the_inspector_graph_at_its_t_and_gives_the_hooks_maps(no_inductor, t):
+    """The inspector's graph (a MapsOutput: t an input, every block's maps as outputs) serves a probed tiled
+    pass at the trained t and at others, and the probe gets from its outputs exactly what the eager model's
+    hooks give: the same image and every stitched map (full block and mask-only blocks), in one pass."""
+    compiled, eager = restorers()
+    compiled.warm_up(PHOTOS, wait=True)
+    compiled.warm_up_inspector(PHOTOS, wait=True)
+    assert compiled.probe_graph.state == "ready" and compiled.graph.state == "ready"
+    x = image(64, 232, seed=3)                            # 4 tiles: one full batch
+    forwards = []                                         # the eager model must not run: no hook may fire
+    handle = compiled.model.register_forward_pre_hook(lambda m, a: forwards.append(a[0].shape))
+    try:
+        with compiled.using(t=t), FeatureProbe(compiled.model, pca=False, full_blocks={(1, 1)}) as probe:
+            out = compiled.restore(x, probe=probe)
+    finally:
+        handle.remove()
+    assert forwards == [] and compiled.last_stats["compiled"] == 1
+    assert "compiled inspector graph" in compiled.last_stats["path"]
+    with eager.using(t=t), FeatureProbe(eager.model, pca=False, full_blocks={(1, 1)}) as hooked:
+        want = eager.restore(x, probe=hooked)
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert_same_maps(probe.maps, hooked.maps)
+    if t == 0.3:                                          # t reached the masks: tiny's M_sr lies around 0.5
+        assert all(m.coverage > 0.5 for m in probe.maps.values() if m.coverage is not None)
+    assert compiled.probe_graph.model.model.cfg.t == compiled.default_t       # the graph's copy keeps its t
+    assert all(m.t == compiled.default_t for m in compiled.probe_graph.model.modules() if hasattr(m, "min_region"))
+
+
+def test_a_pass_the_graph_does_not_run_says_it_ran_eagerly(no_inductor):
+    """The facts name the path a pass took: a whole-image pass or a small photo beside a ready graph ran
+    eagerly and must not be called compiled."""
+    compiled, _ = restorers()
+    compiled.warm_up(PHOTOS, wait=True)
+    compiled.restore(image(64, 64))                       # one tile of four
+    assert compiled.last_stats["compiled"] == 0 and compiled.last_stats["path"].startswith("eager model (not a")
+    compiled.restore(image(64, 232))
+    assert compiled.last_stats["path"].startswith("compiled graph (")
+
+
 def upscaled(photo: np.ndarray, side: int) -> np.ndarray:
     from PIL import Image
 
@@ -310,6 +370,22 @@ def test_the_compiled_graph_agrees_with_eager_on_every_example_as_the_app_builds
         assert compiled.last_stats["compiled"] >= 1, name
         db, worst = agreement(out, ref)                   # in 8 bits, as a visitor gets it
         assert db >= 45 and worst <= 40, (name, db, worst)
+    # the inspector's graph: the picture and every block's mask of a probed pass, as the hooks give them
+    compiled.warm_up_inspector(list(photos.values()), wait=True)
+    assert compiled.probe_graph.state == "ready", compiled.describe_path(probed=True)
+    for name, photo in photos.items():
+        if len(tiles_for(*photo.shape[:2], compiled.spec.tile, compiled.spec.overlap)) * 2 < compiled.spec.batch:
+            photo = upscaled(photo, 512)
+        with FeatureProbe(compiled.model, pca=False) as probe:
+            out = compiled.restore(photo, probe=probe)
+        assert compiled.last_stats["compiled"] >= 1, name
+        with FeatureProbe(eager.model, pca=False) as hooked:
+            ref = eager.restore(photo, probe=hooked)
+        db, worst = agreement(out, ref)
+        assert db >= 45 and worst <= 40, (name, db, worst)
+        for key, m in hooked.maps.items():
+            if m.coverage is not None:
+                assert abs(probe.maps[key].coverage - m.coverage) <= 0.005, (name, key)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")

@@ -76,6 +76,10 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
             assert busy is None or busy == reg.activity.busy        # the graph's builder yields to requests
             events.append(("graph waited" if wait else "graph started", self.task))
 
+        def warm_up_inspector(self, photos=(), wait=False, busy=None):
+            assert photos and wait and busy == reg.activity.busy
+            events.append(("inspector graph", self.task))
+
     def model_for(task):
         events.append(("load", task))
         return Model(task)
@@ -86,9 +90,12 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
     assert isinstance(thread, threading.Thread)
     thread.join(30)
     # each task: its graph starts first (a kept one loads in milliseconds), its examples, then the graph is
-    # waited for before the next task; the GIL changes hands often while the background works, not after
-    assert events == [e for task in ("derain", "denoise", "deblur") for e in (
-        ("load", task), ("graph started", task), ("examples", task, BACKGROUND_SWITCH_S), ("graph waited", task))]
+    # waited for before the next task; the inspector's graphs only once every task restores through its graph;
+    # the GIL changes hands often while the background works, not after
+    order = ("derain", "denoise", "deblur")
+    assert events == [e for task in order for e in (
+        ("load", task), ("graph started", task), ("examples", task, BACKGROUND_SWITCH_S), ("graph waited", task))
+    ] + [e for task in order for e in (("load", task), ("inspector graph", task))]
     assert sys.getswitchinterval() == switch
 
 
@@ -134,6 +141,31 @@ def test_a_request_never_waits_for_a_background_restore_which_pauses_between_its
         assert worker.is_alive() and len(forwards) == 1        # ... the background paused after its forward
     worker.join(10)
     assert not worker.is_alive() and len(forwards) == 9 and not any(forwards[1:])
+
+
+def test_background_work_stays_paused_while_a_requests_answer_is_delivered():
+    """busy() (what stops the graph builder and pauses the examples) covers a request's model call and the
+    `delivery` seconds after it, when its PNGs are written and its answer sent and downloaded."""
+    import time
+
+    from drcnet.demo.activity import Activity
+
+    activity = Activity(quiet=0.3, delivery=0.3)
+    assert not activity.busy()
+    with activity.request():
+        assert activity.busy()
+    assert activity.busy()
+    waited = []
+
+    def background_forward():                     # in a thread of its own: background() renices its thread
+        with activity.background():
+            start = time.monotonic()
+            activity.yield_to_requests()          # a background forward waits for the delivery to pass
+            waited.append(time.monotonic() - start)
+    worker = threading.Thread(target=background_forward)
+    worker.start()
+    worker.join(5)
+    assert waited and waited[0] >= 0.2 and not activity.busy()
 
 
 def test_before_the_page_each_model_without_a_kept_graph_runs_once_eagerly_on_a_batch_of_its_tiles(tmp_path):

@@ -217,7 +217,7 @@ def _probe(registry, image, task, stage, level, t, settings: InputSettings, stat
     with registry.lock(task):
         out, maps = probe_run(restorer, prepared.degraded, t, statistics=statistics, full_blocks={(stage, level)})
         with restorer.using(statistics=statistics):
-            ran = restorer.describe_statistics()
+            ran = f"{restorer.describe_statistics()} | {restorer.last_stats['path']}"
     return prepared, out, maps, time.perf_counter() - start, ran, t
 
 

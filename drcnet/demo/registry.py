@@ -195,14 +195,24 @@ class Registry:
         first, first): load its model, start its compiled graph (when compiling is on: loaded from the package
         cache, or built and checked against the eager model on the task's example photos by a niced child
         process, a minute or more), then after_each(task) (its examples' results: seconds), then wait for the
-        graph, and only then the next task. Requests meanwhile use the eager model; one task at a time keeps the
-        first task's work from waiting behind the others'."""
+        graph, and only then the next task; then, task by task, the inspector's graphs. Requests meanwhile use
+        the eager model; one task at a time keeps the first task's work from waiting behind the others'."""
         from drcnet.eval.safety import example_photos
 
         def one_at_a_time():
             with self.activity.background():         # niced, and waits while a visitor's request runs
                 for task in self.available(tasks):
                     warm(task)
+                for task in self.available(tasks):    # the inspector's graphs once every task restores fast
+                    warm_inspector(task)
+
+        def warm_inspector(task):
+            try:
+                self.activity.wait_until_idle()
+                self.model_for(task).warm_up_inspector(list(example_photos(task).values()),
+                                                       busy=self.activity.busy, wait=True)
+            except Exception:
+                log.exception("building the inspector's graph of %s failed; it inspects eagerly", task)
 
         def warm(task):
             try:

@@ -41,16 +41,21 @@ def real_photo(size: int) -> np.ndarray:
     return np.asarray(photo, np.float32) / 255
 
 
-def checked_graph(checkpoint, task: str) -> tuple[Restorer, float]:
-    """A compiling Restorer as the app makes it: its graph built and checked against eager on the task's example
-    photos; and the seconds that took. Exits when the graph does not serve here."""
+def checked_graph(checkpoint, task: str, inspector: bool = False) -> tuple[Restorer, float]:
+    """A compiling Restorer as the app makes it: its graph (inspector: and the inspector's graph) built and
+    checked against eager on the task's example photos; and the seconds that took. Exits when a graph does not
+    serve here."""
     from drcnet.eval.safety import example_photos
 
     restorer = Restorer.from_checkpoint(checkpoint, device="cpu", compile=True)
     start = time.perf_counter()
-    restorer.warm_up(list(example_photos(task).values()), wait=True)
-    if restorer.graph.state != "ready":
-        raise SystemExit(f"the compiled graph does not serve here: {restorer.describe_path()}")
+    photos = list(example_photos(task).values())
+    restorer.warm_up(photos, wait=True)
+    if inspector:
+        restorer.warm_up_inspector(photos, wait=True)
+    for probed in (False, True)[:1 + inspector]:
+        if (restorer.probe_graph if probed else restorer.graph).state != "ready":
+            raise SystemExit(f"the compiled graph does not serve here: {restorer.describe_path(probed)}")
     return restorer, time.perf_counter() - start
 
 

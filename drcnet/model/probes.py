@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn as nn
+
+from drcnet.model.dfr import ThresholdMask
 
 PCA_SAMPLE = 4096          # pixels used to fit the PCA basis; the projection itself covers every pixel
 
@@ -51,7 +54,7 @@ class BlockMaps:
 
 
 # The submodules hooked in each block: BlockMaps field -> attribute path inside DFRBlock.
-MASK_FIELDS = ("response", "mask")     # what a block outside full_blocks keeps
+MASK_FIELDS = ("response", "mask")     # one-channel maps; what a block outside full_blocks keeps
 HOOKED = {
     "response": "spatial.filter.response",
     "mask": "spatial.filter.mask",
@@ -59,6 +62,17 @@ HOOKED = {
     "energy": "energy.weights",
     "identity": "identity",
 }
+
+
+PARTS = ("mean", "channel")           # a multi-channel field's channel mean and its chosen channel
+
+
+def map_parts(field: str, x: torch.Tensor, channel: int) -> dict[str, torch.Tensor]:
+    """A hooked output (B, C, h, w) as what a stitched map keeps of it: {"map": (B, h, w)} for M_sr and the mask,
+    {"mean": ..., "channel": ...} for the others (the chosen channel modulo C)."""
+    if field in MASK_FIELDS:
+        return {"map": x[:, 0]}
+    return {"mean": x.mean(dim=1), "channel": x[:, channel % x.shape[1]]}
 
 
 def submodule(block, path: str):
@@ -105,6 +119,57 @@ class Hooks:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+
+class MapsOutput(nn.Module):
+    """The model's forward at a threshold given as an input, returning every DFR block's maps with the image:
+    (out1, out2, *maps), the maps in the order of `names` ((stage, level), field, part), each (B, h, w) float32
+    as map_parts keeps them. It is what the inspector's compiled graph computes (drcnet/serve/compiled.py): a
+    graph runs no Python hooks, so the maps a FeatureProbe's hooks would take become outputs, and t, which a
+    graph would bake in as a constant, an input (a 0-d tensor). Hooks inside forward are plain Python, so
+    torch.export traces through them; eagerly it is the model plus the probe's arithmetic."""
+
+    def __init__(self, model: nn.Module, channel: int = 0):
+        super().__init__()
+        self.model, self.channel = model, channel
+        self.names: list[tuple[tuple[int, int], str, str]] = []
+        self.channels: dict[tuple[int, int], int] = {}        # a block's output channels (BlockMaps.channels)
+        for stage, level, block in model.dfr_blocks():
+            key = (stage, level)
+            self.channels[key] = block.c
+            for field, module in self._hooked(block):
+                self.names += [(key, field, part) for part in (("map",) if field in MASK_FIELDS else PARTS)]
+
+    @property
+    def cfg(self):
+        return self.model.cfg
+
+    @staticmethod
+    def _hooked(block):
+        """(field, module) of every map a block has: HOOKED's submodules that exist, and the block ("fused")."""
+        found = [(field, submodule(block, path)) for field, path in HOOKED.items()]
+        return [(field, module) for field, module in found if module is not None] + [("fused", block)]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor):
+        outputs, hooks = {}, Hooks()
+        for stage, level, block in self.model.dfr_blocks():
+            for field, module in self._hooked(block):
+                hooks.add(module, lambda m, i, o, k=((stage, level), field): outputs.__setitem__(k, o))
+        masks = [m for m in self.model.modules() if isinstance(m, ThresholdMask)]
+        trained = [m.t for m in masks]
+        try:
+            for m in masks:
+                m.t = t
+            out1, out2 = self.model(x)
+        finally:
+            hooks.remove()
+            for m, t0 in zip(masks, trained):
+                m.t = t0
+        parts = {}
+        for (key, field), o in outputs.items():
+            for part, value in map_parts(field, o.float(), self.channel).items():
+                parts[(key, field, part)] = value
+        return (out1, out2, *(parts[name] for name in self.names))
 
 
 class FeatureProbe:
@@ -166,6 +231,19 @@ class FeatureProbe:
         self._stitch.tiles = list(tiles)
         self._stitch.batch += 1
 
+    def take(self, maps_output: MapsOutput, maps) -> None:
+        """The maps a MapsOutput (the inspector's compiled graph) returned for the batch just placed, in place of
+        the hooks: every block's M_sr and mask, and the other fields of full_blocks."""
+        if self._stitch is None or maps_output.channel != self.channel:
+            raise ValueError("a graph's maps are taken in a tiled pass (place() first), for the probe's channel")
+        fields = {}
+        for (key, field, part), m in zip(maps_output.names, maps):
+            if self.in_full(key) or field in MASK_FIELDS:
+                fields.setdefault((key, field), {})[part] = m
+        for (key, field), parts in fields.items():
+            self._stitch.add_parts(key, field, parts)
+        self._unstitched.update(maps_output.channels)
+
     def _recorder(self, key, field):
         def hook(module, inputs, output):
             if self._stitch is not None:
@@ -215,10 +293,12 @@ class Stitch:
     @torch.no_grad()
     def add(self, key, field: str, output: torch.Tensor) -> None:
         """One hooked output (a batch of tiles at the block's level) into the image-size sums."""
-        x = output.detach().float()
+        self.add_parts(key, field, map_parts(field, output.detach().float(), self.channel))
+
+    @torch.no_grad()
+    def add_parts(self, key, field: str, parts: dict[str, torch.Tensor]) -> None:
+        """One field's parts (map_parts: a batch of HxW maps each) into the image-size sums."""
         level = key[1]
-        parts = {"map": x[:, 0]} if field in ("response", "mask") or x.shape[1] == 1 else \
-            {"mean": x.mean(dim=1), "channel": x[:, self.channel % x.shape[1]]}
         for part, maps in parts.items():
             total = self.sums.setdefault((key, field, part), np.zeros(self.size, np.float32))
             for tile, level_map in zip(self.tiles, maps.cpu().numpy()):

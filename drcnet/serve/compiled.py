@@ -4,7 +4,9 @@ process, trusted only once it agrees with the eager model on real photos, and ke
 Why one graph: a compiled graph is specialised to one input shape and compiling one takes tens of seconds. With
 statistics matched to training every input is a batch of `spec.batch` tiles of `spec.tile` px (a partial last
 batch is filled with copies of its own real tiles, never zeros, so no sample sees padding), so one graph per
-model serves every upload. Whole-image passes (the paper's statistics) and feature probes run eagerly.
+model serves every upload. A second graph serves the inspector: the model as a MapsOutput (t an input, every DFR
+block's maps as outputs), so a probed pass at any t is one compiled forward too. Whole-image passes (the
+paper's statistics) run eagerly.
 
 Why ahead of time (torch.export + AOTInductor) in a child process: `torch.compile` in the serving process traces
 the model in Python on every start (about 10 s even with inductor's cache warm) and holds the GIL while it does,
@@ -54,6 +56,7 @@ from drcnet.core.files import atomic_write
 from drcnet.core.inductor import use_inductor_cache, why_not_compile
 from drcnet.core.paths import graph_cache
 from drcnet.model.inference import InferenceSpec
+from drcnet.model.probes import MapsOutput
 from drcnet.serve.tiling import tiles_for
 
 log = logging.getLogger(__name__)
@@ -153,8 +156,8 @@ def graph_key(model: nn.Module, example: torch.Tensor, device: torch.device) -> 
     return h.hexdigest()[:24]
 
 
-def compile_package(model: nn.Module, example: torch.Tensor, package: Path, threads: int) -> None:
-    """torch.export the model for inputs shaped like `example`, then AOTInductor compiles it into `package`
+def compile_package(model: nn.Module, args: tuple, package: Path, threads: int) -> None:
+    """torch.export the model for inputs shaped like `args`, then AOTInductor compiles it into `package`
     (a .pt2 holding a shared library, without the weights: load_package hands it the model's own tensors), its
     loops written for `threads` threads: inductor writes the serving process's thread count into its C++
     (measured: kernels compiled in a one-thread process made the graph 23 % slower on two cores)."""
@@ -162,7 +165,7 @@ def compile_package(model: nn.Module, example: torch.Tensor, package: Path, thre
 
     use_inductor_cache()
     with torch.inference_mode():
-        program = torch.export.export(model, (example,), strict=False)
+        program = torch.export.export(model, args, strict=False)
     with inductor_config.patch({"cpp.threads": threads, "aot_inductor.package_constants_in_so": False}):
         torch._inductor.aoti_compile_and_package(program, package_path=str(package))
 
@@ -178,17 +181,19 @@ def load_package(package: Path, model: nn.Module) -> Callable:
     return graph
 
 
-def run_graph(graph: Callable, batch: torch.Tensor, device: torch.device, memory_format) -> tuple:
-    """(out1, out2) of a graph (or the eager model) on a batch, as float32 on the CPU."""
+def run_graph(graph: Callable, batch: torch.Tensor, device: torch.device, memory_format, extra: tuple = ()) -> tuple:
+    """(out1, out2, ...) of a graph (or the eager model) on a batch and the `extra` inputs (the inspector's
+    graph: its threshold t), as float32 on the CPU."""
     x = batch.to(device).contiguous(memory_format=memory_format)
     with torch.inference_mode():
-        return tuple(o.float().cpu() for o in graph(x))
+        return tuple(o.float().cpu() for o in graph(x, *(e.to(device) for e in extra)))
 
 
 def build_and_check(model: nn.Module, batches: list[torch.Tensor], device: torch.device, memory_format,
-                    package: Path, threads: int | None = None) -> dict:
+                    package: Path, threads: int | None = None, extra: tuple = ()) -> dict:
     """Compile `model` into `package` for `threads` threads (default: this process's), then compare the loaded
-    package with the eager model on `batches` (full batches of real tiles). Returns the report, also written
+    package's image (out2) with the eager model's on `batches` (full batches of real tiles), with the `extra`
+    inputs (the inspector's graph: the trained t). Returns the report, also written
     beside the package (<package>.json) when the check ran: {"db", "worst", "seconds"}, or {"error"} when
     compiling failed (not kept: the next start tries again)."""
     start = time.perf_counter()
@@ -196,14 +201,14 @@ def build_and_check(model: nn.Module, batches: list[torch.Tensor], device: torch
     package.parent.mkdir(parents=True, exist_ok=True)
     partial = package.with_name(f"{package.stem}.{os.getpid()}.partial.pt2")
     try:
-        compile_package(model, example, partial, threads or torch.get_num_threads())
+        compile_package(model, (example, *extra), partial, threads or torch.get_num_threads())
         os.replace(partial, package)
         graph = load_package(package, model)
-        compiled = [run_graph(graph, b, device, memory_format)[1] for b in batches]
+        compiled = [run_graph(graph, b, device, memory_format, extra)[1] for b in batches]
     except Exception as error:     # noqa: BLE001 - any failure means: serve eagerly
         partial.unlink(missing_ok=True)
         return {"error": first_line(error)}
-    eager = [run_graph(model, b, device, memory_format)[1] for b in batches]
+    eager = [run_graph(model, b, device, memory_format, extra)[1] for b in batches]
     db, worst = agreement(torch.cat(compiled).numpy(), torch.cat(eager).numpy())
     report = {"db": db, "worst": worst, "seconds": time.perf_counter() - start}
     atomic_write(report_path(package), lambda tmp: Path(tmp).write_text(json.dumps(report)))
@@ -223,10 +228,11 @@ def cached_report(package: Path) -> dict | None:
 
 
 def build_in_child(model: nn.Module, batches: list[torch.Tensor], device: torch.device, memory_format,
-                   package: Path, busy: Callable[[], bool] = lambda: False) -> dict:
+                   package: Path, busy: Callable[[], bool] = lambda: False, t: float | None = None) -> dict:
     """build_and_check in a child process (`python -m drcnet.serve.compiled JOB`) at COMPILE_NICE on one thread,
     stopped (with the compilers it starts) whenever busy() says a request is running: the model and the tiles
-    travel as safetensors files, the report comes back as the child's last line of output."""
+    travel as safetensors files, the report comes back as the child's last line of output. A MapsOutput (the
+    inspector's graph) travels as its model and is checked at threshold t."""
     from safetensors.torch import save_file
 
     from drcnet.model.checkpoint import save_checkpoint
@@ -239,7 +245,9 @@ def build_in_child(model: nn.Module, batches: list[torch.Tensor], device: torch.
                "device": str(device), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
                "channels_last": memory_format == torch.channels_last, "package": str(package),
                "threads": torch.get_num_threads()}
-        save_checkpoint(job["checkpoint"], model)
+        probed = isinstance(model, MapsOutput)
+        job.update(probed=probed, channel=model.channel if probed else 0, t=t)
+        save_checkpoint(job["checkpoint"], model.model if probed else model)
         save_file({str(i): b.contiguous() for i, b in enumerate(batches)}, job["batches"])
         (tmp / "job.json").write_text(json.dumps(job))
         env = dict(os.environ, OMP_NUM_THREADS="1", TORCHINDUCTOR_COMPILE_THREADS="1")
@@ -303,9 +311,13 @@ def child_main(job_file: str) -> None:
     device = torch.device(job["device"])
     model, _ = load_checkpoint(job["checkpoint"])
     model = model.eval().to(device, getattr(torch, job["dtype"]), memory_format=memory_format)
+    extra = ()
+    if job.get("probed"):
+        model, extra = MapsOutput(model, job["channel"]), (torch.tensor(float(job["t"])),)
     tiles = load_file(job["batches"])
     batches = [tiles[str(i)] for i in range(len(tiles))]
-    print(json.dumps(build_and_check(model, batches, device, memory_format, Path(job["package"]), job["threads"])))
+    print(json.dumps(build_and_check(model, batches, device, memory_format, Path(job["package"]), job["threads"],
+                                     extra)))
 
 
 def end_with_parent() -> None:
@@ -330,12 +342,16 @@ class TileGraph:
     state: "idle" (nothing compiles before warm_up, so a Restorer made in a test costs nothing extra),
     "building", "ready", or "off" (`reason` says why: no toolchain, a compiler error, disagreement with eager).
     mode True compiles wherever asked; "auto" first checks why_not_compile. isolate False builds in this
-    process instead of a child (tests that replace the compiler)."""
+    process instead of a child (tests that replace the compiler).
+
+    probed: the inspector's graph: the model as a MapsOutput, so that it takes t as an input and returns every
+    DFR block's maps with the image (what a FeatureProbe's hooks would take); it runs probed tiled passes at any
+    t (accepts_probe), the plain graph runs the others."""
 
     isolate = True
 
     def __init__(self, model: nn.Module, device: torch.device, memory_format, spec: InferenceSpec,
-                 mode: bool | str = "auto"):
+                 mode: bool | str = "auto", probed: bool = False):
         self.device, self.memory_format, self.spec = device, memory_format, spec
         self.reason: str | None = why_not_compile(device) if mode == "auto" else None
         self.state = "off" if self.reason else "idle"
@@ -343,6 +359,9 @@ class TileGraph:
         shared = {id(t): t for t in chain(model.parameters(), model.buffers())}
         self.model = copy.deepcopy(model, memo=shared)
         self.t = float(model.cfg.t)
+        self.probed = probed
+        if probed:
+            self.model = MapsOutput(self.model)
         self.agreement: tuple[float, int] | None = None
         self.compile_seconds: float | None = None       # of the build, whenever and wherever it ran
         self.cached = False                             # whether the package came from graph_cache()
@@ -351,20 +370,30 @@ class TileGraph:
         self._compiled = None
         self.ready_event = threading.Event()
 
-    def accepts(self, eager: nn.Module, batch: torch.Tensor) -> bool:
-        """Whether these tiles may run through the graph: it is ready, they have its shape, fill at least half of
-        its batch (else the eager model is faster), and the eager model runs at the trained t without hooks."""
+    def fits(self, batch: torch.Tensor) -> bool:
+        """The graph is ready and these tiles have its shape and fill at least half of its batch (else the eager
+        model is faster)."""
         n, _, h, w = batch.shape
         return (self.state == "ready" and (h, w) == (self.spec.tile, self.spec.tile)
-                and 2 * n >= self.spec.batch and n <= self.spec.batch
-                and float(eager.cfg.t) == self.t and not has_hooks(eager))
+                and 2 * n >= self.spec.batch and n <= self.spec.batch)
 
-    def run(self, batch: torch.Tensor):
-        """(out1, out2) for n <= spec.batch tiles (NCHW float32, CPU), or None: the caller then runs eagerly."""
+    def accepts(self, eager: nn.Module, batch: torch.Tensor) -> bool:
+        """Whether these tiles may run through the plain graph: they fit, and the eager model runs at the trained
+        t without hooks."""
+        return (not self.probed and self.fits(batch) and float(eager.cfg.t) == self.t and not has_hooks(eager))
+
+    def accepts_probe(self, probe, batch: torch.Tensor) -> bool:
+        """Whether these tiles of a probed, stitched pass may run through the inspector's graph (any t)."""
+        return (self.probed and self.fits(batch) and getattr(probe, "_stitch", None) is not None
+                and probe.channel == self.model.channel)
+
+    def run(self, batch: torch.Tensor, t: float | None = None):
+        """(out1, out2) for n <= spec.batch tiles (NCHW float32, CPU), or None: the caller then runs eagerly.
+        The inspector's graph runs at threshold t and returns every block's maps after the images."""
         n = batch.shape[0]
         full = batch[[i % n for i in range(self.spec.batch)]]        # copies of real tiles, never zeros
         try:
-            outputs = self._forward(full)
+            outputs = self._forward(full, t)
         except Exception as error:     # noqa: BLE001 - a failure at run time: eager from now on
             self._off(first_line(error))
             return None
@@ -395,14 +424,19 @@ class TileGraph:
         """One line for the facts: which path serves this model, and why."""
         if self.state == "ready":
             db, worst = self.agreement
-            return (f"compiled graph ({self.spec.batch} x {self.spec.tile} px tiles; agrees with eager on the "
+            return (f"compiled {'inspector ' if self.probed else ''}graph ({self.spec.batch} x {self.spec.tile} px "
+                    f"tiles; agrees with eager on the "
                     f"examples: {db:.1f} dB, worst pixel {worst} levels)")
         if self.state == "off":
             return f"eager model ({self.reason})"
         return "eager model (the compiled graph is being built)" if self.state == "building" else "eager model"
 
-    def _forward(self, batch: torch.Tensor):
-        return run_graph(self._compiled, batch, self.device, self.memory_format)
+    def _forward(self, batch: torch.Tensor, t: float | None = None):
+        return run_graph(self._compiled, batch, self.device, self.memory_format, self._extra(t))
+
+    def _extra(self, t: float | None = None) -> tuple:
+        """The inputs after the tiles: the inspector's graph takes t (default: the trained t)."""
+        return (torch.tensor(float(self.t if t is None else t)),) if self.probed else ()
 
     def load_kept(self, check_images) -> bool:
         """Serve the package kept in graph_cache() now, in the calling thread, if there is one (milliseconds
@@ -429,9 +463,11 @@ class TileGraph:
         self.cached = report is not None
         if report is None:
             if self.isolate:
-                report = build_in_child(self.model, batches, self.device, self.memory_format, package, self.busy)
+                report = build_in_child(self.model, batches, self.device, self.memory_format, package, self.busy,
+                                        self.t)
             else:
-                report = build_and_check(self.model, batches, self.device, self.memory_format, package)
+                report = build_and_check(self.model, batches, self.device, self.memory_format, package,
+                                         extra=self._extra())
         self._serve(package, report, batches)
 
     def _serve(self, package: Path, report: dict, batches: list[torch.Tensor], first_call: bool = False) -> None:
@@ -455,8 +491,8 @@ class TileGraph:
         except Exception as error:     # noqa: BLE001 - a package that does not load or run: serve eagerly
             self._off(first_line(error))
             return
-        log.info("%s the %d x %d px tile graph (%.1f dB against eager)", "loaded" if self.cached else "built",
-                 self.spec.batch, self.spec.tile, db)
+        log.info("%s the %d x %d px %s graph (%.1f dB against eager)", "loaded" if self.cached else "built",
+                 self.spec.batch, self.spec.tile, "inspector" if self.probed else "tile", db)
         self.state = "ready"
         self.ready_event.set()
 

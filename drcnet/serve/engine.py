@@ -97,8 +97,11 @@ class Restorer:
         # the threshold the weights were trained with (the config's; None for a model without DFR blocks)
         self.default_t = float(model.cfg.t) if hasattr(model, "cfg") else None
         self.set_statistics(statistics or self.spec.statistics)
-        self.graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile) \
-            if compile and self.spec.statistics == "matched" else None
+        compiles = compile and self.spec.statistics == "matched"
+        self.graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile) if compiles else None
+        # the inspector's graph: probed passes at any t, every block's maps as outputs (built after the plain one)
+        self.probe_graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile,
+                                     probed=True) if compiles else None
         self._compiled_runs = 0
         self.last_stats: dict = {}
 
@@ -119,9 +122,10 @@ class Restorer:
         """One line for the app's facts and the CLI: where the DFR statistics were taken."""
         return (self.spec if self.statistics == "matched" else InferenceSpec()).describe()
 
-    def describe_path(self) -> str:
-        """One line for the facts: the compiled graph or the eager model, and why."""
-        return self.graph.describe() if self.graph is not None else "eager model"
+    def describe_path(self, probed: bool = False) -> str:
+        """One line for the facts: the compiled graph (probed: the inspector's) or the eager model, and why."""
+        graph = self.probe_graph if probed else self.graph
+        return graph.describe() if graph is not None else "eager model"
 
     def tiling(self, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
         """(tile, overlap) of a restore: the spec's with "matched" statistics; with "whole", one pass up to
@@ -169,10 +173,18 @@ class Restorer:
         if self.graph is not None:
             self.graph.warm_up(check_images, wait=wait, busy=busy)
 
+    def warm_up_inspector(self, check_images=(), wait: bool = False, busy=None) -> None:
+        """warm_up for the inspector's graph (probed passes at any t): queued behind any other build."""
+        if self.probe_graph is not None:
+            self.probe_graph.warm_up(check_images, wait=wait, busy=busy)
+
     def load_kept_graph(self, check_images=()) -> bool:
-        """Serve the compiled graph kept on disk for this model now, if there is one (TileGraph.load_kept);
-        whether it is ready. Does nothing without compile."""
-        return self.graph is not None and self.graph.load_kept(check_images)
+        """Serve the compiled graphs kept on disk for this model now, if there are (TileGraph.load_kept), the
+        inspector's too; whether the plain graph is ready. Does nothing without compile."""
+        if self.graph is None:
+            return False
+        self.probe_graph.load_kept(check_images)
+        return self.graph.load_kept(check_images)
 
     @torch.inference_mode()
     def warm_eager(self) -> None:
@@ -200,9 +212,17 @@ class Restorer:
         out2, out1 = self._restore_tiles(rgb, tiles, progress, return_stage1, probe)
         self.last_stats = dict(seconds=time.perf_counter() - start, tiles=len(tiles), device=str(self.device),
                                precision=self.precision, size=(h, w), compiled=self._compiled_runs,
-                               statistics=self.statistics, path=self.describe_path())
+                               statistics=self.statistics, path=self._path_taken(probe is not None))
         restored = from_float_rgb(out2, image)
         return (restored, from_float_rgb(out1, image)) if return_stage1 else restored
+
+    def _path_taken(self, probed: bool) -> str:
+        """describe_path for the pass just run: a ready graph that ran none of it is not named as its path."""
+        graph = self.probe_graph if probed else self.graph
+        if graph is not None and graph.state == "ready" and not self._compiled_runs:
+            return (f"eager model (not a pass for the compiled graph: it runs batches of over half of "
+                    f"{self.spec.batch} tiles of {self.spec.tile} px{'' if probed else ' at the trained t'})")
+        return self.describe_path(probed)
 
     def _batch_size(self, tiles) -> int:
         """Tiles per forward: the spec's batch for tiles of the spec, one at a time for larger (whole) ones."""
@@ -222,7 +242,7 @@ class Restorer:
             group = tiles[first:first + size]
             if probe is not None:
                 probe.place(group, (h, w))
-            out1, out2 = self._run(np.stack([rgb[t.y:t.y + t.h, t.x:t.x + t.w] for t in group]))
+            out1, out2 = self._run(np.stack([rgb[t.y:t.y + t.h, t.x:t.x + t.w] for t in group]), probe)
             for i, t in enumerate(group):
                 blend.add(t, out2[i], *((out1[i],) if want_stage1 else ()))
             if progress is not None:
@@ -230,15 +250,24 @@ class Restorer:
         results = blend.result()
         return results[0], results[1] if want_stage1 else None
 
-    def _run(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, tiles: np.ndarray, probe=None) -> tuple[np.ndarray, np.ndarray]:
         """N same-size HxWx3 float32 tiles through the network -> (out1, out2), NxHxWx3 float32 numpy.
 
         The tiles go through as one batch: the DFR block's many small element-wise passes cost per call, so a
         batch runs faster than the tiles one by one, and the per-sample statistics make each result independent
-        of its batch. The compiled graph runs them when it is ready and accepts them (TileGraph.accepts)."""
+        of its batch. The compiled graph runs them when it is ready and accepts them (TileGraph.accepts); a
+        probed batch runs through the inspector's graph at the model's current t, which hands the probe every
+        block's maps (TileGraph.accepts_probe), else eagerly, where the probe's hooks take them."""
         x = torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2)
         outputs = None
-        if self.graph is not None and self.graph.accepts(self.model, x):
+        if probe is not None:
+            if self.probe_graph is not None and self.probe_graph.accepts_probe(probe, x):
+                outputs = self.probe_graph.run(x, float(self.model.cfg.t))
+                if outputs is not None:
+                    probe.take(self.probe_graph.model, outputs[2:])
+                    outputs = outputs[:2]
+                    self._compiled_runs += 1
+        elif self.graph is not None and self.graph.accepts(self.model, x):
             outputs = self.graph.run(x)
             self._compiled_runs += outputs is not None
         if outputs is None:
