@@ -36,3 +36,17 @@ def test_cpu_seconds_keep_a_child_that_has_ended():
         assert cpu_seconds(parent.pid) >= during + 0.1
     finally:
         parent.wait(10)
+
+
+def test_the_engine_seconds_are_read_from_the_facts_the_restore_tab_writes():
+    """measure_app splits each first-minutes request into round trip and engine by the facts line: the parser
+    must follow the restore tab's own format."""
+    from types import SimpleNamespace
+
+    from drcnet.demo.restore_tab import _facts
+    from drcnet.eval.app_timing import engine_seconds
+
+    stats = dict(size=(512, 384), device="cpu", precision="bf16", seconds=0.8349, tiles=9)
+    prepared = SimpleNamespace(synthetic=False, notes=["resized 2.5 s ago"], info={})
+    facts = _facts("denoise", stats, "DFR statistics matched | compiled graph (9 x 176 px tiles)", None, prepared)
+    assert engine_seconds(facts) == 0.83

@@ -143,31 +143,6 @@ def test_a_request_never_waits_for_a_background_restore_which_pauses_between_its
     assert not worker.is_alive() and len(forwards) == 9 and not any(forwards[1:])
 
 
-def test_background_work_stays_paused_while_a_requests_answer_is_delivered():
-    """busy() (what stops the graph builder and pauses the examples) covers a request's model call and the
-    `delivery` seconds after it, when its PNGs are written and its answer sent and downloaded."""
-    import time
-
-    from drcnet.demo.activity import Activity
-
-    activity = Activity(quiet=0.3, delivery=0.3)
-    assert not activity.busy()
-    with activity.request():
-        assert activity.busy()
-    assert activity.busy()
-    waited = []
-
-    def background_forward():                     # in a thread of its own: background() renices its thread
-        with activity.background():
-            start = time.monotonic()
-            activity.yield_to_requests()          # a background forward waits for the delivery to pass
-            waited.append(time.monotonic() - start)
-    worker = threading.Thread(target=background_forward)
-    worker.start()
-    worker.join(5)
-    assert waited and waited[0] >= 0.2 and not activity.busy()
-
-
 def test_before_the_page_each_model_without_a_kept_graph_runs_once_eagerly_on_a_batch_of_its_tiles(tmp_path):
     import drcnet
     from drcnet.model.inference import InferenceSpec

@@ -20,15 +20,13 @@ import time
 from drcnet.core.device import lower_thread_priority
 
 QUIET_S = 1.0          # background work starts this long after the last request ended
-DELIVERY_S = 1.0       # ... and, once started, pauses until this long after a request's model call ended: the
-                       # answer is still being encoded, sent and downloaded then (docs/benchmark.md)
 BACKGROUND_NICE = 10   # the warm-up thread's niceness (Linux: per thread; the threads it starts inherit it)
 BACKGROUND_SWITCH_S = 1e-4   # the interpreter's switch interval while background work runs (default 5 ms)
 
 
 class Activity:
-    def __init__(self, quiet: float = QUIET_S, delivery: float = DELIVERY_S):
-        self.quiet, self.delivery = quiet, delivery
+    def __init__(self, quiet: float = QUIET_S):
+        self.quiet = quiet
         self._running = 0
         self._last_end = 0.0
         self._changed = threading.Condition()
@@ -57,16 +55,13 @@ class Activity:
             sys.setswitchinterval(switch)
 
     def busy(self) -> bool:
-        """Whether a request's model runs now or ran under `delivery` seconds ago (the compiled-graph builder
-        stops its process meanwhile). The model call is only the middle of a request: its PNGs, Gradio's
-        postprocessing and the visitor's downloads follow it, and background work resumed at once competed
-        with them."""
-        return self._running > 0 or time.monotonic() - self._last_end < self.delivery
+        """Whether a request is running now (the compiled-graph builder stops its process meanwhile)."""
+        return self._running > 0
 
     def yield_to_requests(self, *_) -> None:
         """A pause point for background work between two forwards (it fits the engine's progress callback):
-        in a background thread, while busy(), wait until idle (elsewhere it does nothing: a request's own
-        restore calls it too)."""
+        in a background thread, while a visitor's request runs, wait until it is done (elsewhere it does nothing:
+        a request's own restore calls it too)."""
         if self.in_background() and self.busy():
             self.wait_until_idle()
 
