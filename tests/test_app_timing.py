@@ -50,3 +50,16 @@ def test_the_engine_seconds_are_read_from_the_facts_the_restore_tab_writes():
     prepared = SimpleNamespace(synthetic=False, notes=["resized 2.5 s ago"], info={})
     facts = _facts("denoise", stats, "DFR statistics matched | compiled graph (9 x 176 px tiles)", None, prepared)
     assert engine_seconds(facts) == 0.83
+
+
+def test_the_measuring_client_downloads_into_memory_where_the_machine_has_it(tmp_path, monkeypatch):
+    """Its file writes on disk waited behind the graph builds' writes: the client downloads into the memory file
+    system when there is one, else beside the photo."""
+    import drcnet.eval.app_timing as app_timing
+
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(app_timing, "MEMORY_FS", memory)
+    assert app_timing.client_downloads(tmp_path / "photo").parent == memory
+    monkeypatch.setattr(app_timing, "MEMORY_FS", tmp_path / "none")
+    assert app_timing.client_downloads(tmp_path / "photo") == tmp_path / "photo" / "downloads"
