@@ -78,9 +78,9 @@ MEMORY_FS = Path("/dev/shm")     # Linux's in-memory file system
 
 def client_downloads(folder: Path) -> Path:
     """Where the measuring client writes the files it downloads: in memory where the machine has a memory file
-    system (a browser keeps the pictures it shows in memory), else beside the photo. On disk, the client's file
-    writes waited up to 1-2 s while the app's graph builds wrote to the same disk, with the app idle meanwhile
-    (py-spy on the app, docs/benchmark.md): a cost of the measuring client, not of the app."""
+    system (a browser keeps the pictures it shows in memory), else beside the photo. With its downloads on
+    disk, the cold-start requests waited up to 1.2 s past the engine while the app was idle (py-spy on the app)
+    and the graph builds wrote to the same disk; with them in memory, at most 0.38 s (docs/benchmark.md)."""
     if MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK):
         return Path(tempfile.mkdtemp(prefix="drcnet-measure-", dir=MEMORY_FS))
     return folder / "downloads"

@@ -220,8 +220,9 @@ class Restorer:
         """describe_path for the pass just run: a ready graph that ran none of it is not named as its path."""
         graph = self.probe_graph if probed else self.graph
         if graph is not None and graph.state == "ready" and not self._compiled_runs:
-            return (f"eager model (not a pass for the compiled graph: it runs batches of over half of "
-                    f"{self.spec.batch} tiles of {self.spec.tile} px{'' if probed else ' at the trained t'})")
+            return (f"eager model (not a pass for the compiled graph: it runs batches of "
+                    f"{(self.spec.batch + 1) // 2}-{self.spec.batch} tiles of {self.spec.tile} px"
+                    f"{'' if probed else ' at the trained t'})")
         return self.describe_path(probed)
 
     def _batch_size(self, tiles) -> int:
