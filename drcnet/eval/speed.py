@@ -69,16 +69,30 @@ def engine_row(size: int, repeats: int) -> dict:
     checkpoint = checkpoint_file(checkpoints_dir(), "denoise")
     whole = Restorer.from_checkpoint(checkpoint, device="cpu", statistics="whole")
     eager = Restorer.from_checkpoint(checkpoint, device="cpu")
-    compiled, compile_s = checked_graph(checkpoint, "denoise")
+    compiled, compile_s = checked_graph(checkpoint, "denoise", inspector=True)
     image = real_photo(size)
     _, run_nafnet = nafnet.as_its_code_runs(image)
     t = interleaved_medians({"eager whole image": lambda: whole.restore(image, tile=0),
                              "default eager": lambda: eager.restore(image),
                              "default compiled": lambda: compiled.restore(image),
-                             "NAFNet-w32 eager": run_nafnet}, repeats)
+                             "NAFNet-w32 eager": run_nafnet,
+                             "inspector eager": lambda: inspector_pass(eager, image),
+                             "inspector compiled": lambda: inspector_pass(compiled, image)}, repeats)
+    assert compiled.last_stats["compiled"] >= 1, "the inspector's graph did not run"
+    compiled.restore(image)
     assert compiled.last_stats["compiled"] >= 1, "the compiled graph did not run"
     return dict(t, compile_s=compile_s, spec=eager.describe_statistics(), tiles=eager.last_stats["tiles"],
                 agreement=compiled.graph.agreement)
+
+
+def inspector_pass(restorer: Restorer, image: np.ndarray) -> None:
+    """The probed pass of /inspect (drcnet.demo.inspect_tab.probe_run): every block's M_sr and mask, one block's
+    every map, stitched from the tiles; through the inspector's graph where it is ready, else the hooks."""
+    from drcnet.model.probes import FeatureProbe
+
+    with FeatureProbe(restorer.model, pca=False, full_blocks={(1, 0)}) as probe:
+        restorer.restore(image, probe=probe)
+        assert probe.maps
 
 
 def floor_row(size: int, repeats: int) -> dict:
@@ -181,6 +195,9 @@ def main(argv=None) -> None:
               f"| {r['default compiled']:.3f} s | {r['default compiled'] / base:.2f} | <= 1.0 | {r['compile_s']:.0f} |")
         print(f"| | NAFNet-w32 eager bf16 | {r['NAFNet-w32 eager']:.3f} s | {r['NAFNet-w32 eager'] / base:.2f} "
               f"| default compiled no slower | |")
+        for path in ("eager", "compiled"):
+            print(f"| | inspector pass {path} (probed: every block's M_sr and mask, one block's maps) "
+                  f"| {r[f'inspector {path}']:.3f} s | {r[f'inspector {path}'] / base:.2f} | | |")
     if "floor" in rows:
         r = floor_row(s, args.repeats)
         print(f"| paper {s}x{s} ({r['gflops']:.0f} conv GFLOPs) | bf16 conv floor | {r['floor']:.3f} s | 1.00 | | |")
