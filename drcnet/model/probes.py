@@ -331,4 +331,6 @@ def to_tile(level_map: np.ndarray, level: int, tile) -> np.ndarray:
     """A block's map of one tile (at 1/2^level of the tile, padded to the model's multiple) at the tile's pixels:
     each value repeated over the 2^level x 2^level pixels it stands for, cropped to the tile."""
     f = 2 ** level
-    return np.repeat(np.repeat(level_map, f, axis=0), f, axis=1)[:tile.h, :tile.w]
+    if f > 1:
+        level_map = np.repeat(np.repeat(level_map, f, axis=0), f, axis=1)
+    return level_map[:tile.h, :tile.w]
