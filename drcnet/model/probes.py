@@ -207,6 +207,11 @@ class FeatureProbe:
         self._unstitched.clear()
         return self._maps
 
+    @property
+    def stitching(self) -> bool:
+        """Whether this pass is tiled (place() was called): its maps are stitched at the image's size."""
+        return self._stitch is not None
+
     def in_full(self, key) -> bool:
         return self.full_blocks is None or key in self.full_blocks
 
@@ -234,7 +239,7 @@ class FeatureProbe:
     def take(self, maps_output: MapsOutput, maps) -> None:
         """The maps a MapsOutput (the inspector's compiled graph) returned for the batch just placed, in place of
         the hooks: every block's M_sr and mask, and the other fields of full_blocks."""
-        if self._stitch is None or maps_output.channel != self.channel:
+        if not self.stitching or maps_output.channel != self.channel:
             raise ValueError("a graph's maps are taken in a tiled pass (place() first), for the probe's channel")
         fields = {}
         for (key, field, part), m in zip(maps_output.names, maps):

@@ -384,8 +384,7 @@ class TileGraph:
 
     def accepts_probe(self, probe, batch: torch.Tensor) -> bool:
         """Whether these tiles of a probed, stitched pass may run through the inspector's graph (any t)."""
-        return (self.probed and self.fits(batch) and getattr(probe, "_stitch", None) is not None
-                and probe.channel == self.model.channel)
+        return self.probed and self.fits(batch) and probe.stitching and probe.channel == self.model.channel
 
     def run(self, batch: torch.Tensor, t: float | None = None):
         """(out1, out2) for n <= spec.batch tiles (NCHW float32, CPU), or None: the caller then runs eagerly.
