@@ -53,9 +53,9 @@ def checked_graph(checkpoint, task: str, inspector: bool = False) -> tuple[Resto
     restorer.warm_up(photos, wait=True)
     if inspector:
         restorer.warm_up_inspector(photos, wait=True)
-    for probed in (False, True)[:1 + inspector]:
-        if (restorer.probe_graph if probed else restorer.graph).state != "ready":
-            raise SystemExit(f"the compiled graph does not serve here: {restorer.describe_path(probed)}")
+    for graph in [restorer.graph] + ([restorer.probe_graph] if inspector else []):
+        if graph.state != "ready":
+            raise SystemExit(f"the compiled graph does not serve here: {graph.describe()}")
     return restorer, time.perf_counter() - start
 
 

@@ -75,6 +75,12 @@ def map_parts(field: str, x: torch.Tensor, channel: int) -> dict[str, torch.Tens
     return {"mean": x.mean(dim=1), "channel": x[:, channel % x.shape[1]]}
 
 
+def hooked_branches(block) -> list[tuple[str, nn.Module]]:
+    """(field, submodule) of HOOKED for the branches this block has (an ablation variant lacks some)."""
+    found = [(field, submodule(block, path)) for field, path in HOOKED.items()]
+    return [(field, module) for field, module in found if module is not None]
+
+
 def submodule(block, path: str):
     """block.a.b.c, or None where a branch is absent (ablation variant, level outside sf_levels)."""
     module = block
@@ -146,9 +152,8 @@ class MapsOutput(nn.Module):
 
     @staticmethod
     def _hooked(block):
-        """(field, module) of every map a block has: HOOKED's submodules that exist, and the block ("fused")."""
-        found = [(field, submodule(block, path)) for field, path in HOOKED.items()]
-        return [(field, module) for field, module in found if module is not None] + [("fused", block)]
+        """(field, module) of every map a block has: its hooked branches, and the block itself ("fused")."""
+        return hooked_branches(block) + [("fused", block)]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor):
         outputs, hooks = {}, Hooks()
@@ -191,9 +196,8 @@ class FeatureProbe:
     def __enter__(self) -> "FeatureProbe":
         for stage, level, block in self.model.dfr_blocks():
             key = (stage, level)
-            for field, path in HOOKED.items():
-                module = submodule(block, path)
-                if module is not None and (self.in_full(key) or field in MASK_FIELDS):
+            for field, module in hooked_branches(block):
+                if self.in_full(key) or field in MASK_FIELDS:
                     self._hooks.add(module, self._recorder(key, field))
             # the block's own hook fires after its submodules': it completes this forward's record
             self._hooks.add(block, self._finisher(key))
