@@ -239,13 +239,13 @@ def test_the_child_process_gets_the_model_and_tiles_and_returns_its_report(monke
     monkeypatch.setattr(drcnet.serve.compiled.TileGraph, "isolate", True)
     commands = []
 
-    def run_here(command, busy, env, stdout, stderr):
+    def run_here(command, env, stdout, stderr):
         commands.append((command, env))
         with contextlib.redirect_stdout(stdout):
             drcnet.serve.compiled.child_main(command[-1])
         return 0
 
-    monkeypatch.setattr(drcnet.serve.compiled, "run_yielding", run_here)
+    monkeypatch.setattr(drcnet.serve.compiled.BUILDS, "run", run_here)
     niceness = []
     monkeypatch.setattr(drcnet.serve.compiled, "lower_thread_priority", niceness.append)
     monkeypatch.setattr(drcnet.serve.compiled, "end_with_parent", lambda: niceness.append("ends with parent"))
@@ -390,34 +390,39 @@ def test_the_compiled_graph_agrees_with_eager_on_every_example_as_the_app_builds
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
 def test_the_building_process_and_its_compilers_stop_while_a_request_runs(tmp_path):
-    """run_yielding stops the child's whole process group (the C++ compilers it starts included) while busy()
-    is true, continues it after, and returns its exit status."""
+    """BuildPause.run stops the child's whole process group (the C++ compilers it starts included) from the moment
+    hold() returns, in the holding thread, even while that thread then keeps the GIL (as a compiled call does for
+    0.8 s: a build thread that polled a flag could not stop it then); release() continues it, and run returns its
+    exit status."""
+    import ctypes
     import sys
     import threading
     import time
 
-    from drcnet.serve.compiled import run_yielding
+    from drcnet.serve.compiled import BuildPause
 
-    def state(pid):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    def stat(pid):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[11]) + int(fields[12])          # state, CPU ticks
 
-    script = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(2)']); "
+    spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
+    script = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {spin!r}]); "
               "print(p.pid, flush=True); sys.exit(p.wait() + 7)")
-    request = threading.Event()
-    result = []
+    builds, result = BuildPause(), []
     with open(tmp_path / "out", "w") as out:
-        runner = threading.Thread(target=lambda: result.append(
-            run_yielding([sys.executable, "-c", script], busy=request.is_set, stdout=out)))
+        runner = threading.Thread(target=lambda: result.append(builds.run([sys.executable, "-c", script], stdout=out)))
         runner.start()
         while not (tmp_path / "out").read_text().strip():
             time.sleep(0.01)
         grandchild = int((tmp_path / "out").read_text())
         child = int(Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[1])     # its parent
-        request.set()                                     # a request starts
-        time.sleep(0.3)
-        assert state(child) == "T" and state(grandchild) == "T"
-        time.sleep(2.0)                                   # stopped: the grandchild's 2 s sleep may end, it
-        assert runner.is_alive()                          # cannot exit while stopped
-        request.clear()                                   # the request ended
+        time.sleep(0.2)
+        builds.hold()                                     # a request starts ...
+        _, ticks = stat(grandchild)
+        ctypes.PyDLL(None).usleep(400_000)                # ... and holds the GIL for 0.4 s (PyDLL keeps it)
+        assert stat(child)[0] == "T" and stat(grandchild) == ("T", ticks)      # stopped all along
+        time.sleep(3.0)                                   # stopped: the grandchild cannot end its 3 s spin,
+        assert runner.is_alive()                          # nor the child exit
+        builds.release()                                  # the request ended
         runner.join(10)
     assert result == [7]

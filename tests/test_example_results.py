@@ -72,12 +72,11 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
         def __init__(self, task):
             self.task = task
 
-        def warm_up(self, photos=(), wait=False, busy=None):
-            assert busy is None or busy == reg.activity.busy        # the graph's builder yields to requests
+        def warm_up(self, photos=(), wait=False):
             events.append(("graph waited" if wait else "graph started", self.task))
 
-        def warm_up_inspector(self, photos=(), wait=False, busy=None):
-            assert photos and wait and busy == reg.activity.busy
+        def warm_up_inspector(self, photos=(), wait=False):
+            assert photos and wait
             events.append(("inspector graph", self.task))
 
     def model_for(task):
@@ -155,3 +154,27 @@ def test_before_the_page_each_model_without_a_kept_graph_runs_once_eagerly_on_a_
         reg.model_for(task).model.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
     assert reg.load_kept_graphs(["denoise", "derain", "deblur"]) == []        # nothing compiled, derain missing
     assert shapes == [(3, 3, 32, 32), (3, 3, 32, 32)]                          # the first call is paid here
+
+
+def test_a_request_stops_the_graph_builds_itself_and_background_work_does_not():
+    """Registry.lock's request holds drcnet.serve.compiled.BUILDS from its own thread (counted across overlapping
+    requests), so a build is stopped before the model runs; the start-up work's own model runs never stop it."""
+    from drcnet.demo.activity import Activity
+    from drcnet.serve.compiled import BUILDS
+
+    activity, seen = Activity(), []
+    assert not BUILDS.held
+    with activity.request():
+        assert BUILDS.held
+        with activity.request():
+            assert BUILDS.held
+        assert BUILDS.held                     # the other request still runs
+    assert not BUILDS.held
+
+    def background():
+        with activity.background(), activity.request():
+            seen.append(BUILDS.held)
+    worker = threading.Thread(target=background)
+    worker.start()
+    worker.join(10)
+    assert seen == [False]

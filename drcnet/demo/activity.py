@@ -9,6 +9,8 @@ eager pass in the first seconds after start-up while the examples were computed 
     restorer.restore(photo, progress=activity.yield_to_requests)     # and between its forwards
 
 Background work runs on models of its own (Registry.background_copy), so a request never waits for its lock.
+The compiled graphs' builds run in processes of their own: a request stops them itself, from its own thread,
+before it runs the model (drcnet.serve.compiled.BUILDS), and they go on when it ends.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import threading
 import time
 
 from drcnet.core.device import lower_thread_priority
+from drcnet.serve.compiled import BUILDS
 
 QUIET_S = 1.0          # background work starts this long after the last request ended
 BACKGROUND_NICE = 10   # the warm-up thread's niceness (Linux: per thread; the threads it starts inherit it)
@@ -55,7 +58,7 @@ class Activity:
             sys.setswitchinterval(switch)
 
     def busy(self) -> bool:
-        """Whether a request is running now (the compiled-graph builder stops its process meanwhile)."""
+        """Whether a request is running now."""
         return self._running > 0
 
     def yield_to_requests(self, *_) -> None:
@@ -84,10 +87,12 @@ class _Request:
             self.counted = True
             with self.activity._changed:
                 self.activity._running += 1
+            BUILDS.hold()
         return self
 
     def __exit__(self, *exc):
         if self.counted:
+            BUILDS.release()
             with self.activity._changed:
                 self.activity._running -= 1
                 self.activity._last_end = time.monotonic()

@@ -209,8 +209,7 @@ class Registry:
         def warm_inspector(task):
             try:
                 self.activity.wait_until_idle()
-                self.model_for(task).warm_up_inspector(list(example_photos(task).values()),
-                                                       busy=self.activity.busy, wait=True)
+                self.model_for(task).warm_up_inspector(list(example_photos(task).values()), wait=True)
             except Exception:
                 log.exception("building the inspector's graph of %s failed; it inspects eagerly", task)
 
@@ -220,7 +219,7 @@ class Registry:
                 model = self.model_for(task)
                 # the graph first: a kept package loads in milliseconds; a new one builds in a niced child
                 # process, stopped during requests, while the examples run here (after_each)
-                model.warm_up(list(example_photos(task).values()), busy=self.activity.busy)
+                model.warm_up(list(example_photos(task).values()))
                 if after_each is not None:
                     after_each(task)
                 self.activity.wait_until_idle()

@@ -228,9 +228,9 @@ def cached_report(package: Path) -> dict | None:
 
 
 def build_in_child(model: nn.Module, batches: list[torch.Tensor], device: torch.device, memory_format,
-                   package: Path, busy: Callable[[], bool] = lambda: False, t: float | None = None) -> dict:
+                   package: Path, t: float | None = None) -> dict:
     """build_and_check in a child process (`python -m drcnet.serve.compiled JOB`) at COMPILE_NICE on one thread,
-    stopped (with the compilers it starts) whenever busy() says a request is running: the model and the tiles
+    stopped (with the compilers it starts) while a request runs (BUILDS): the model and the tiles
     travel as safetensors files, the report comes back as the child's last line of output. A MapsOutput (the
     inspector's graph) travels as its model and is checked at threshold t."""
     from safetensors.torch import save_file
@@ -252,8 +252,8 @@ def build_in_child(model: nn.Module, batches: list[torch.Tensor], device: torch.
         (tmp / "job.json").write_text(json.dumps(job))
         env = dict(os.environ, OMP_NUM_THREADS="1", TORCHINDUCTOR_COMPILE_THREADS="1")
         with open(tmp / "out", "w") as out, open(tmp / "err", "w") as err:
-            code = run_yielding([sys.executable, "-m", "drcnet.serve.compiled", str(tmp / "job.json")],
-                                env=env, stdout=out, stderr=err, busy=busy)
+            code = BUILDS.run([sys.executable, "-m", "drcnet.serve.compiled", str(tmp / "job.json")],
+                                env=env, stdout=out, stderr=err)
         stdout, stderr = (tmp / "out").read_text(), (tmp / "err").read_text()
     if code != 0:
         lines = stderr.strip().splitlines() or [f"exit status {code}"]
@@ -272,29 +272,66 @@ def remove_stale_jobs(folder: Path) -> None:
             shutil.rmtree(job, ignore_errors=True)
 
 
-YIELD_POLL_S = 0.02          # how often the build thread looks whether a request started or ended
+class BuildPause:
+    """The process groups of the builds now running, every one stopped (SIGSTOP, the C++ compilers it started
+    included) while at least one request holds them: hold() before a request runs the model, release() after
+    (counted, so overlapping requests keep them stopped until the last ends).
+
+    The request's own thread stops them, synchronously. A build thread that polled a busy flag every 20 ms
+    (the design before) could not: it needs the GIL to send the signal, and a compiled call holds the GIL for
+    its whole 0.8 s (docs/design.md, section 7), so a build that was running when the request came ran on beside
+    most compiled requests and slowed them from 0.8 to 1.0-1.5 s (docs/benchmark.md).
+    Why stop rather than rely on niceness: on two cores even a nice-19 compiler slowed a compiled request from
+    0.40 to about 0.6 s (every OpenMP wake-up of the request waits for the scheduler to preempt it)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._holds = 0
+        self._groups: set[int] = set()
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holds += 1
+            if self._holds == 1:
+                self._signal(self._groups, "SIGSTOP")
+
+    def release(self) -> None:
+        with self._lock:
+            self._holds -= 1
+            if self._holds == 0:
+                self._signal(self._groups, "SIGCONT")
+
+    @property
+    def held(self) -> bool:
+        return self._holds > 0
+
+    def run(self, command: list[str], **popen) -> int:
+        """Run `command` in a process group of its own, stopped whenever the pause is held; its exit status."""
+        proc = subprocess.Popen(command, process_group=0, **popen)
+        with self._lock:
+            self._groups.add(proc.pid)
+            if self._holds:
+                self._signal([proc.pid], "SIGSTOP")
+        try:
+            return proc.wait()
+        finally:
+            with self._lock:
+                self._groups.discard(proc.pid)
+                if self._holds and proc.poll() is None:      # interrupted while stopped: never leave it so
+                    self._signal([proc.pid], "SIGCONT")
+
+    @staticmethod
+    def _signal(groups, name: str) -> None:
+        import signal
+
+        for group in groups:
+            try:
+                os.killpg(group, getattr(signal, name))
+            except ProcessLookupError:       # it has just ended
+                pass
 
 
-def run_yielding(command: list[str], busy: Callable[[], bool], **popen) -> int:
-    """Run `command` in its own process group; while busy() is true, the whole group (the compilers it starts
-    included) is stopped (SIGSTOP), and continued when it is false. Returns the exit status.
-
-    Why not niceness alone: on two cores even a nice-19 compiler slowed a compiled request from 0.40 to about
-    0.6 s (every OpenMP wake-up of the request waits for the scheduler to preempt it)."""
-    import signal
-
-    proc = subprocess.Popen(command, process_group=0, **popen)
-    stopped = False
-    try:
-        while proc.poll() is None:
-            if busy() != stopped:
-                stopped = not stopped
-                os.killpg(proc.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
-            time.sleep(YIELD_POLL_S)
-    finally:
-        if stopped and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGCONT)
-    return proc.returncode
+BUILDS = BuildPause()          # the app's requests hold it (drcnet/demo/activity.py)
 
 
 def child_main(job_file: str) -> None:
@@ -365,7 +402,6 @@ class TileGraph:
         self.agreement: tuple[float, int] | None = None
         self.compile_seconds: float | None = None       # of the build, whenever and wherever it ran
         self.cached = False                             # whether the package came from graph_cache()
-        self.busy: Callable[[], bool] = lambda: False   # see warm_up
         self.eager_requests = 0        # requests served eagerly because the graph's output was not finite
         self._compiled = None
         self.ready_event = threading.Event()
@@ -402,12 +438,10 @@ class TileGraph:
             return None
         return tuple(o[:n] for o in outputs)
 
-    def warm_up(self, check_images, wait: bool = False, busy: Callable[[], bool] | None = None) -> threading.Event:
+    def warm_up(self, check_images, wait: bool = False) -> threading.Event:
         """Queue compiling and checking the graph on tiles of `check_images` (real photos of the model's task);
-        with wait, block until done. Without a photo to check against, the graph is never trusted. busy: true
-        while a request runs (the app's Activity.busy); the building process is stopped meanwhile."""
-        if busy is not None:
-            self.busy = busy
+        with wait, block until done. Without a photo to check against, the graph is never trusted. The building
+        process is stopped while a request holds BUILDS (the app's requests do)."""
         if self.state == "idle":
             batches = check_batches(check_images, self.spec)
             if not batches:
@@ -462,7 +496,7 @@ class TileGraph:
         self.cached = report is not None
         if report is None:
             if self.isolate:
-                report = build_in_child(self.model, batches, self.device, self.memory_format, package, self.busy,
+                report = build_in_child(self.model, batches, self.device, self.memory_format, package,
                                         self.t)
             else:
                 report = build_and_check(self.model, batches, self.device, self.memory_format, package,

@@ -165,18 +165,18 @@ class Restorer:
             if statistics is not None:
                 self.set_statistics(before)
 
-    def warm_up(self, check_images=(), wait: bool = False, busy=None) -> None:
+    def warm_up(self, check_images=(), wait: bool = False) -> None:
         """Build the compiled graph in the background (wait: block until built) and check it against the eager
         model on tiles of `check_images`, real photos of the model's task (the app passes its examples); it
-        serves only if they agree. busy: a function true while a request runs (the build pauses meanwhile).
-        Does nothing without compile."""
+        serves only if they agree. The build pauses while a request holds drcnet.serve.compiled.BUILDS (the
+        app's requests do). Does nothing without compile."""
         if self.graph is not None:
-            self.graph.warm_up(check_images, wait=wait, busy=busy)
+            self.graph.warm_up(check_images, wait=wait)
 
-    def warm_up_inspector(self, check_images=(), wait: bool = False, busy=None) -> None:
+    def warm_up_inspector(self, check_images=(), wait: bool = False) -> None:
         """warm_up for the inspector's graph (probed passes at any t): queued behind any other build."""
         if self.probe_graph is not None:
-            self.probe_graph.warm_up(check_images, wait=wait, busy=busy)
+            self.probe_graph.warm_up(check_images, wait=wait)
 
     def load_kept_graph(self, check_images=()) -> bool:
         """Serve the compiled graphs kept on disk for this model now, if there are (TileGraph.load_kept), the
