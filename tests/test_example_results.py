@@ -178,3 +178,43 @@ def test_a_request_stops_the_graph_builds_itself_and_background_work_does_not():
     worker.start()
     worker.join(10)
     assert seen == [False]
+
+
+def test_a_background_forward_stops_within_a_layer_when_a_request_starts(tmp_path):
+    """A background copy's model pauses before each of its innermost modules while a request runs
+    (Activity.pause_inside), so a forward that a request finds half done does not run on beside it."""
+    import drcnet
+    import numpy as np
+    from drcnet.model.inference import InferenceSpec
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
+                    inference=InferenceSpec("matched", tile=32, overlap=8, batch=4))
+    reg = D.Registry(tmp_path)
+    background = reg.background_copy()
+    copy = background.model_for("denoise")
+    assert not any(m._forward_pre_hooks for m in reg.model_for("denoise").model.modules())   # requests: none
+
+    layers, first_layer, request_started = [], threading.Event(), threading.Event()
+
+    def count(module, args, output):
+        layers.append(reg.activity.busy())
+        if len(layers) == 1:
+            first_layer.set()
+            request_started.wait(10)
+    for module in copy.model.modules():
+        if not any(True for _ in module.children()):
+            module.register_forward_hook(count)
+
+    def background_restore():
+        with reg.activity.background(), background.lock("denoise"):
+            copy.restore(np.random.default_rng(0).random((32, 32, 3), dtype=np.float32))   # one tile, one forward
+    worker = threading.Thread(target=background_restore)
+    worker.start()
+    assert first_layer.wait(10)                   # the background's forward has run its first layer ...
+    with reg.lock("denoise"):                     # ... when a request starts
+        request_started.set()
+        worker.join(0.5)
+        assert worker.is_alive() and len(layers) == 1          # the forward waits before its next layer
+    worker.join(10)
+    assert not worker.is_alive() and len(layers) > 10 and not any(layers[1:])

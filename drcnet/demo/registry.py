@@ -29,10 +29,12 @@ BACKGROUND_TILE_BATCH = 1    # tiles per forward of a background copy: it yields
 
 class Registry:
     def __init__(self, folder=None, *, limits: Limits | None = None, device=None, precision=None, compile=None,
-                 activity: Activity | None = None, tile_batch: int | None = None):
+                 activity: Activity | None = None, tile_batch: int | None = None, background: bool = False):
         """folder None: checkpoints_dir() at each call ($DRCNET_CHECKPOINTS); device, precision, compile None:
         $DRCNET_DEVICE, $DRCNET_PRECISION, $DRCNET_COMPILE, read here, once. activity: shared with another
-        registry (background_copy). tile_batch: tiles per forward instead of each checkpoint's spec.batch."""
+        registry (background_copy). tile_batch: tiles per forward instead of each checkpoint's spec.batch.
+        background: start-up work's registry (background_copy): its models pause inside their forwards while a
+        request runs (Activity.pause_inside)."""
         self._folder = None if folder is None else Path(folder)
         self.limits = limits or Limits.from_env()
         self.device = device or os.environ.get("DRCNET_DEVICE")
@@ -48,17 +50,18 @@ class Registry:
         self._vgg = None
         self.activity = activity or Activity()
         self.tile_batch = tile_batch
+        self.background = background
 
     def background_copy(self, device=None) -> "Registry":
         """A registry for start-up work beside this one (the examples' results): the same checkpoints, limits,
         inputs, outputs and activity, but models and locks of its own, eager (compile off), on `device`, one tile
         per forward. A visitor's request then never waits on the lock of a background restore: it used to wait
         for a whole background pass (up to 0.7 s) before its own, 2.1x the eager pass in the first minute after
-        a first start. The background instead pauses between its forwards while a request runs
-        (Activity.yield_to_requests), and its model's threshold t is its own (the inspector changes t per
+        a first start. The background instead pauses between its forwards and inside them while a request runs
+        (Activity.yield_to_requests, Activity.pause_inside), and its model's threshold t is its own (the inspector changes t per
         request on the serving models)."""
         copy = Registry(self._folder, limits=self.limits, device=device or self.device, precision=self.precision,
-                        compile="off", activity=self.activity, tile_batch=BACKGROUND_TILE_BATCH)
+                        compile="off", activity=self.activity, tile_batch=BACKGROUND_TILE_BATCH, background=True)
         copy.inputs, copy.outputs = self.inputs, self.outputs
         return copy
 
@@ -137,6 +140,8 @@ class Registry:
                                                     compile=compile_setting(self.compile))
                 if self.tile_batch and restorer.graph is None:      # a graph's batch is fixed: only eager ones
                     restorer.spec = dataclasses.replace(restorer.spec, batch=self.tile_batch)
+                if self.background:
+                    self.activity.pause_inside(restorer.model)
                 self._models[key] = restorer
             return restorer
 
