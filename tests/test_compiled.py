@@ -426,3 +426,27 @@ def test_the_building_process_and_its_compilers_stop_while_a_request_runs(tmp_pa
         builds.release()                                  # the request ended
         runner.join(10)
     assert result == [7]
+
+
+def test_the_graph_loaders_modules_are_imported_before_the_page_even_with_nothing_kept(tmp_path):
+    """load_kept (the app calls it before serving its page) imports the package loader's modules even when no
+    graph is kept: their first import holds the GIL for up to 0.5 s at a time, which froze the page's event loop
+    when the first built graph was loaded beside a request. A fresh process: nothing else has imported them."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, sys
+os.environ["DRCNET_CACHE"] = {str(tmp_path)!r}
+import numpy as np, torch, drcnet
+from drcnet.model.inference import InferenceSpec
+from drcnet.serve.engine import Restorer
+model = drcnet.create_model("tiny")
+restorer = Restorer(model, spec=InferenceSpec("matched", tile=32, overlap=8, batch=2), compile=True)
+before = "torch._inductor" in sys.modules
+assert restorer.load_kept_graph([np.zeros((64, 64, 3), np.uint8)]) is False     # nothing kept
+print(before, "torch._inductor" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["False", "True"]

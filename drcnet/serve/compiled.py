@@ -474,7 +474,13 @@ class TileGraph:
     def load_kept(self, check_images) -> bool:
         """Serve the package kept in graph_cache() now, in the calling thread, if there is one (milliseconds
         plus one run): the app does this before its page is served, so that a kept graph serves the very first
-        request, warm. Returns whether the graph is ready; with nothing kept, warm_up builds it later."""
+        request, warm. Returns whether the graph is ready; with nothing kept, warm_up builds it later.
+
+        Either way the package loader's modules are imported here: their first import (torch._inductor, 1.6 s)
+        held the GIL for up to 0.5 s at a time, and a graph built later was loaded beside a visitor's request
+        (the first load took 4.8 s in a fresh process, 0.13 s with the modules imported; docs/benchmark.md)."""
+        if self.state != "off":
+            import torch._inductor  # noqa: F401 - imported now, before the page, not beside a request
         batches = check_batches(check_images, self.spec) if self.state == "idle" else []
         if batches:
             package = self._package(batches)
