@@ -98,18 +98,24 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
     assert sys.getswitchinterval() == switch
 
 
-def test_a_request_never_waits_for_a_background_restore_which_pauses_between_its_forwards(tmp_path):
-    """The examples are computed on a background_copy: its own model and lock (a request used to wait for a whole
-    background pass behind the shared lock), one tile per forward, pausing between forwards while a request runs."""
+def serving_and_background(tmp_path):
+    """A registry with a tiny denoise checkpoint (32 px tiles, 4 per forward) and its background_copy."""
     import drcnet
-    import numpy as np
     from drcnet.model.inference import InferenceSpec
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
                     inference=InferenceSpec("matched", tile=32, overlap=8, batch=4))
     reg = D.Registry(tmp_path)
-    background = reg.background_copy()
+    return reg, reg.background_copy()
+
+
+def test_a_request_never_waits_for_a_background_restore_which_pauses_between_its_forwards(tmp_path):
+    """The examples are computed on a background_copy: its own model and lock (a request used to wait for a whole
+    background pass behind the shared lock), one tile per forward, pausing between forwards while a request runs."""
+    import numpy as np
+
+    reg, background = serving_and_background(tmp_path)
     assert background.activity is reg.activity and background.inputs is reg.inputs
     serving, copy = reg.model_for("denoise"), background.model_for("denoise")
     assert copy is not serving and copy.model is not serving.model
@@ -183,15 +189,11 @@ def test_a_request_stops_the_graph_builds_itself_and_background_work_does_not():
 def test_a_background_forward_stops_within_a_layer_when_a_request_starts(tmp_path):
     """A background copy's model pauses before each of its innermost modules while a request runs
     (Activity.pause_inside), so a forward that a request finds half done does not run on beside it."""
-    import drcnet
     import numpy as np
-    from drcnet.model.inference import InferenceSpec
 
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "denoise.safetensors", drcnet.create_model("tiny"), task="denoise", preset="tiny",
-                    inference=InferenceSpec("matched", tile=32, overlap=8, batch=4))
-    reg = D.Registry(tmp_path)
-    background = reg.background_copy()
+    from drcnet.demo.activity import innermost_modules
+
+    reg, background = serving_and_background(tmp_path)
     copy = background.model_for("denoise")
     assert not any(m._forward_pre_hooks for m in reg.model_for("denoise").model.modules())   # requests: none
 
@@ -202,9 +204,8 @@ def test_a_background_forward_stops_within_a_layer_when_a_request_starts(tmp_pat
         if len(layers) == 1:
             first_layer.set()
             request_started.wait(10)
-    for module in copy.model.modules():
-        if not any(True for _ in module.children()):
-            module.register_forward_hook(count)
+    for module in innermost_modules(copy.model):
+        module.register_forward_hook(count)
 
     def background_restore():
         with reg.activity.background(), background.lock("denoise"):

@@ -75,9 +75,8 @@ class Activity:
         a request found half done used to run to its end beside the request, its thread team against the
         request's on two cores (a cold start's first requests took 1.1-1.4 s in the engine against 0.95-1.0
         later); now it stops within one layer."""
-        for module in model.modules():
-            if not any(True for _ in module.children()):
-                module.register_forward_pre_hook(lambda *_: self.yield_to_requests())
+        for module in innermost_modules(model):
+            module.register_forward_pre_hook(lambda *_: self.yield_to_requests())
 
     def wait_until_idle(self) -> None:
         """Block until no request runs and the last one ended `quiet` seconds ago."""
@@ -87,6 +86,11 @@ class Activity:
                 if left is not None and left <= 0:
                     return
                 self._changed.wait(left)
+
+
+def innermost_modules(model) -> list:
+    """The modules of `model` that have no submodules (its layers: convolutions, activations, ...)."""
+    return [module for module in model.modules() if not any(True for _ in module.children())]
 
 
 class _Request:

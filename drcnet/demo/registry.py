@@ -58,8 +58,8 @@ class Registry:
         per forward. A visitor's request then never waits on the lock of a background restore: it used to wait
         for a whole background pass (up to 0.7 s) before its own, 2.1x the eager pass in the first minute after
         a first start. The background instead pauses between its forwards and inside them while a request runs
-        (Activity.yield_to_requests, Activity.pause_inside), and its model's threshold t is its own (the inspector changes t per
-        request on the serving models)."""
+        (Activity.yield_to_requests, Activity.pause_inside), and its model's threshold t is its own (the
+        inspector changes t per request on the serving models)."""
         copy = Registry(self._folder, limits=self.limits, device=device or self.device, precision=self.precision,
                         compile="off", activity=self.activity, tile_batch=BACKGROUND_TILE_BATCH, background=True)
         copy.inputs, copy.outputs = self.inputs, self.outputs

@@ -38,6 +38,7 @@ import logging
 import os
 import platform
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -253,7 +254,7 @@ def build_in_child(model: nn.Module, batches: list[torch.Tensor], device: torch.
         env = dict(os.environ, OMP_NUM_THREADS="1", TORCHINDUCTOR_COMPILE_THREADS="1")
         with open(tmp / "out", "w") as out, open(tmp / "err", "w") as err:
             code = BUILDS.run([sys.executable, "-m", "drcnet.serve.compiled", str(tmp / "job.json")],
-                                env=env, stdout=out, stderr=err)
+                              env=env, stdout=out, stderr=err)
         stdout, stderr = (tmp / "out").read_text(), (tmp / "err").read_text()
     if code != 0:
         lines = stderr.strip().splitlines() or [f"exit status {code}"]
@@ -293,13 +294,13 @@ class BuildPause:
         with self._lock:
             self._holds += 1
             if self._holds == 1:
-                self._signal(self._groups, "SIGSTOP")
+                self._signal(self._groups, signal.SIGSTOP)
 
     def release(self) -> None:
         with self._lock:
             self._holds -= 1
             if self._holds == 0:
-                self._signal(self._groups, "SIGCONT")
+                self._signal(self._groups, signal.SIGCONT)
 
     @property
     def held(self) -> bool:
@@ -311,22 +312,20 @@ class BuildPause:
         with self._lock:
             self._groups.add(proc.pid)
             if self._holds:
-                self._signal([proc.pid], "SIGSTOP")
+                self._signal([proc.pid], signal.SIGSTOP)
         try:
             return proc.wait()
         finally:
             with self._lock:
                 self._groups.discard(proc.pid)
                 if self._holds and proc.poll() is None:      # interrupted while stopped: never leave it so
-                    self._signal([proc.pid], "SIGCONT")
+                    self._signal([proc.pid], signal.SIGCONT)
 
     @staticmethod
-    def _signal(groups, name: str) -> None:
-        import signal
-
+    def _signal(groups, sig: signal.Signals) -> None:
         for group in groups:
             try:
-                os.killpg(group, getattr(signal, name))
+                os.killpg(group, sig)
             except ProcessLookupError:       # it has just ended
                 pass
 
@@ -362,7 +361,6 @@ def end_with_parent() -> None:
     not leave a compiler running). Elsewhere a no-op."""
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
