@@ -58,3 +58,38 @@ def test_report_bounds_and_summary():
         {"photo": "a", "size": 256, "setting": "kernel7", "psnr": 24.5, "input_psnr": 25.0, "block_move": 1.0},
         {"photo": "b", "size": 256, "setting": "kernel7", "psnr": 23.5, "input_psnr": 25.0, "block_move": 1.0}])
     assert [f for f in light.failures() if "kernel7" in f] == ["b at 256 px, kernel7: 23.50 dB (bound 24.00 dB)"]
+
+
+def test_examples_with_a_reference_are_judged_against_it(tmp_path):
+    """Heavy rain darkens a block by 50 grey levels: a restore that gives the clean photo back moves that block by
+    50 from its input, which is the task done; a restore that paints a blotch moves it away from the clean photo.
+    The gate must pass the first and fail the second (it failed both when it measured against the input)."""
+    import json
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    clean = (0.3 + 0.4 * rng.random((64, 64, 3))).astype(np.float32)
+    rainy = clean.copy()
+    rainy[:32, :32] -= 50 / 255
+    for name, image in (("x_clean.png", clean), ("x_derain.png", rainy), ("y_noise.png", clean)):
+        Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / name)
+    (tmp_path / "examples.json").write_text(json.dumps([
+        {"task": "derain", "input": "x_derain.png", "reference": "x_clean.png"},
+        {"task": "derain", "input": "y_noise.png", "reference": None}]))
+    pairs = safety.example_pairs("derain", tmp_path)
+    assert pairs["y_noise.png"][1] is None and pairs["x_derain.png"][1].shape == clean.shape
+
+    def restored(photo):          # the rain taken off: the clean photo for the rainy one, the others unchanged
+        return clean if np.allclose(photo, rainy, atol=1 / 255) else photo
+
+    moves = safety.example_moves("derain", restored, tmp_path)
+    assert moves["x_derain.png"] < 1 and moves["y_noise.png"] < 1
+    assert safety.block_move(clean, rainy) > safety.BLOCK_MOVE    # what the old measure saw
+
+    def blotch(photo):
+        out = photo.copy()
+        out[32:, 32:, 1] += 45 / 255
+        return out
+
+    moves = safety.example_moves("derain", blotch, tmp_path)
+    assert moves["x_derain.png"] > safety.BLOCK_MOVE and moves["y_noise.png"] > safety.BLOCK_MOVE

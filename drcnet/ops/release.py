@@ -363,7 +363,8 @@ def safety_section(gate: dict) -> list[str]:
             f">= {safety.CLEAN_MEAN_DB[gate['task']]:g} dB on average, blocks <= {safety.BLOCK_MOVE:g} grey levels "
             f"(drcnet/eval/safety.py): {verdict}.", "",
             gate["table"], "",
-            "Examples of assets/ (largest block move against the input): " +
+            "Examples of assets/ (largest block move against the clean reference, or against the input where there "
+            "is none): " +
             ", ".join(f"`{k}` {v:.1f}" for k, v in gate["examples"].items()), ""]
 
 
