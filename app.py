@@ -37,7 +37,7 @@ import gradio as gr  # noqa: E402
 from drcnet import demo as D  # noqa: E402
 from drcnet.core.paths import ASSETS  # noqa: E402
 from drcnet.demo import InputSettings  # noqa: E402
-from drcnet.demo.gradio_parts import (PathImage, errors_shown_to_users, mcp_installed,  # noqa: E402
+from drcnet.demo.gradio_parts import (PathImage, errors_shown_to_users, log_to_stderr, mcp_installed,  # noqa: E402
                                       only_on)  # noqa: F401 (tests: app["only_on"])
 
 MAX_FILE_SIZE = os.environ.get("DRCNET_MAX_FILE_SIZE", "25mb")
@@ -615,6 +615,7 @@ if ZERO_GPU:
     REGISTRY.load_all(TASK_ORDER)       # on CUDA at module scope: ZeroGPU packs them and streams them to each call
 
 if __name__ == "__main__":
+    log_to_stderr()         # the start-up's steps with their times, graphs built or loaded, eager fallbacks
     # Graphs compiled at an earlier start are loaded and run once before the page is served (a second or two), so
     # the first visitor's request is as fast as any; graphs not built yet are built in the background below.
     if not ZERO_GPU:

@@ -30,12 +30,10 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from drcnet.eval.app_timing import launch as start_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -43,28 +41,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(log_path: Path, timeout: float = 180) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DRCNET_CHECKPOINTS"}     # the shipped checkpoints
-    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"the app did not start:\n{log_path.read_text()[-3000:]}")
+    proc, url, _ = start_app(env, log_path, timeout)
+    return proc, url
 
 
 def text_of(elem_id: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import logging
 import os
 import runpy
 import time
@@ -39,6 +40,9 @@ def app(tmp_path_factory):
     mp.setattr(gr.Blocks, "launch", lambda self, *a, **kw: recorded.update(launch=kw))
     mp.setattr(gr.Blocks, "block_thread", lambda self: None)
     mp.setattr(D.Registry, "warm_up", lambda self, *args, **kwargs: recorded.update(warm_up=(args, kwargs)))
+    drcnet_log = logging.getLogger("drcnet")            # app.py adds its handler; the other tests get it back bare
+    mp.setattr(drcnet_log, "handlers", list(drcnet_log.handlers))
+    mp.setattr(drcnet_log, "level", drcnet_log.level)
     try:
         namespace = runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
         yield {**namespace, "recorded": recorded}
@@ -199,6 +203,19 @@ def test_an_example_click_on_restore_fills_the_controls_and_the_result_in_one_an
     select = next(fn for fn in app["demo"].fns.values() if any(t[0] == gallery._id for t in fn.targets))
     assert select.queue is False
     assert any(getattr(o, "elem_id", None) == "restore-slider" for o in select.outputs)
+
+
+def test_the_app_writes_its_own_messages_to_stderr_with_their_times(app):
+    """`python app.py` logs the start-up's steps and the graphs' fate (INFO) on stderr: without a handler Python
+    prints warnings only, and a start-up that ran for minutes left no trace of where."""
+    from drcnet.demo.gradio_parts import log_to_stderr
+
+    handlers = [h for h in logging.getLogger("drcnet").handlers if getattr(h, "drcnet_app", False)]
+    assert len(handlers) == 1 and log_to_stderr() is handlers[0]        # a second call adds none
+    line = handlers[0].format(logging.makeLogRecord({"name": "drcnet.app", "msg": "x", "levelno": logging.INFO}))
+    assert line.endswith("drcnet.app: x") and line[:4].isdigit()       # the time first
+    assert logging.getLogger("drcnet.serve.compiled").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("drcnet.serve.compiled").isEnabledFor(logging.DEBUG)
 
 
 def test_start_up_warms_the_task_the_page_selects_first_then_stores_the_examples(app):

@@ -3,6 +3,7 @@ page's first task first; its examples before its compiled graphs), stored on dis
 digest, so a new checkpoint gets new results."""
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 
@@ -61,7 +62,7 @@ def test_a_new_checkpoint_gets_new_results(ckdir, tmp_path):
     assert new.after.parent != old.after.parent and new.after.read_bytes() != old.after.read_bytes()
 
 
-def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_path, monkeypatch):
+def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_path, monkeypatch, caplog):
     folder = tmp_path / "ck"
     folder.mkdir()
     tiny_checkpoints(folder, ("denoise", "derain", "deblur"))
@@ -84,6 +85,7 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
         return Model(task)
     monkeypatch.setattr(reg, "model_for", model_for)
     switch = sys.getswitchinterval()
+    caplog.set_level(logging.INFO, logger="drcnet.app")
     thread = reg.warm_up(["derain", "denoise", "deblur"], after_each=lambda task: events.append(
         ("examples", task, round(sys.getswitchinterval(), 9))))
     assert isinstance(thread, threading.Thread)
@@ -96,6 +98,11 @@ def test_warm_up_finishes_one_task_before_the_next_starting_with_the_first(tmp_p
         ("load", task), ("graph started", task), ("examples", task, BACKGROUND_SWITCH_S), ("graph waited", task))
     ] + [e for task in order for e in (("load", task), ("inspector graph", task))]
     assert sys.getswitchinterval() == switch
+    # each step logged with its time since the page (app.py shows these on stderr)
+    steps = [r.getMessage().split(", ")[0] for r in caplog.records if r.getMessage().startswith("start-up: ")]
+    assert steps == [f"start-up: {task}: {step} done" for task in order
+                     for step in ("the examples' results", "the wait for its graph")] + \
+        [f"start-up: {task}: the inspector's graph done" for task in order]
 
 
 def serving_and_background(tmp_path):

@@ -89,6 +89,23 @@ def mcp_installed() -> bool:
     return importlib.util.find_spec("mcp") is not None
 
 
+def log_to_stderr(level: int = logging.INFO) -> logging.Handler:
+    """The app's own messages on stderr, each with its time: the start-up's steps (drcnet.demo.registry), a graph
+    built or loaded and its agreement with eager, a request served eagerly (drcnet.serve.compiled). Without a
+    handler Python prints warnings only, and a slow start-up left no trace of which step it was in. Once per
+    process: a second call returns the handler the first one added."""
+    logger = logging.getLogger("drcnet")
+    for handler in logger.handlers:
+        if getattr(handler, "drcnet_app", False):
+            return handler
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    handler.drcnet_app = True
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
+
+
 def only_on(tab: str, fn, outputs: int):
     """fn as a listener of an example click that runs only when the visitor is on `tab` (the first argument,
     the current tab's id); on any other tab it changes none of its `outputs`. Generators stay generators."""

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -215,6 +216,7 @@ class Registry:
             try:
                 self.activity.wait_until_idle()
                 self.model_for(task).warm_up_inspector(list(example_photos(task).values()), wait=True)
+                done(task, "the inspector's graph")
             except Exception:
                 log.exception("building the inspector's graph of %s failed; it inspects eagerly", task)
 
@@ -227,11 +229,17 @@ class Registry:
                 model.warm_up(list(example_photos(task).values()))
                 if after_each is not None:
                     after_each(task)
+                    done(task, "the examples' results")
                 self.activity.wait_until_idle()
                 model.warm_up(wait=True)
+                done(task, "the wait for its graph")
             except Exception:               # a start-up nicety: a failure must not end the others
                 log.exception("warming up %s failed; it runs eagerly on its first request", task)
 
+        def done(task, step):
+            log.info("start-up: %s: %s done, %.1f s after the page", task, step, time.perf_counter() - started)
+
+        started = time.perf_counter()      # the log lines' clock: warm_up is called once the page is served
         thread = threading.Thread(target=one_at_a_time, name="drcnet-warm-up", daemon=True)
         thread.start()
         return thread

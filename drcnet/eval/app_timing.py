@@ -104,22 +104,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(env: dict) -> tuple[subprocess.Popen, str, float]:
-    """Start app.py; return (process, url, seconds until the first page was served)."""
+def launch(env: dict, log: Path, timeout: float = 300) -> tuple[subprocess.Popen, str, float]:
+    """Start `python app.py` on a free local port with the environment `env`, its output (the start-up's steps with
+    their times, graphs built or loaded) written to `log`; return (process, url, seconds until the first page was
+    served). Also scripts/screenshots.py's."""
     port = free_port()
-    env = dict(env, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(env, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    with open(log, "w") as out:         # the child keeps its own copy of the file
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     while True:
         try:
             urllib.request.urlopen(url, timeout=2).read()
             return proc, url, time.perf_counter() - start
         except OSError:
-            if proc.poll() is not None or time.perf_counter() - start > 300:
+            if proc.poll() is not None or time.perf_counter() - start > timeout:
                 proc.kill()
-                raise SystemExit("the app did not start")
+                raise SystemExit(f"the app did not start:\n{Path(log).read_text(errors='replace')[-3000:]}")
             time.sleep(0.1)
 
 
@@ -201,7 +204,8 @@ def measure(repeats: int = 5, eager: bool = False, cold: bool = False, timeout: 
         result["cache_fill_s"] = fill_graph_cache(checkpoint)
     downloads = client_downloads(folder)
     result["downloads"] = str(downloads)
-    proc, url, result["first_page_s"] = launch(env)
+    result["app_log"] = str(folder / "app.log")
+    proc, url, result["first_page_s"] = launch(env, folder / "app.log")
     try:
         client = Client(url, verbose=False, download_files=str(downloads), **client_options())
         f = handle_file(str(path))
@@ -239,7 +243,7 @@ def markdown(r: dict) -> str:
              + ("App eager (DRCNET_COMPILE=off)." if r["eager"] else
                 ("Graph cache empty (cold)." if r["cold"] else
                  f"Compiled graph kept first ({r['cache_fill_s']:.0f} s)."))
-             + f" The client downloads into {r['downloads']}."
+             + f" The client downloads into {r['downloads']}; the app's output is in {r['app_log']}."
              + f" Last facts: {r['facts'].splitlines()[0]}"
              + (f" Last /inspect: {r['inspect_facts'].splitlines()[0]}" if r.get("inspect_facts") else ""), "",
              "| what | seconds | ratio to the baseline | target | met |", "|---|---|---|---|---|"]
