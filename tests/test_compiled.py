@@ -164,15 +164,15 @@ def test_a_compile_failure_falls_back_to_eager_with_one_log_line(monkeypatch, tm
 
     fake_compiler(monkeypatch, tmp_path)
     monkeypatch.setattr(drcnet.serve.compiled, "compile_package", broken)
-    compiled, eager = restorers()
+    compiled, eager = restorers(meta={"task": "derain"})
     x = image(64, 232)
     with caplog.at_level(logging.INFO, logger="drcnet.serve.compiled"):
         compiled.warm_up(PHOTOS, wait=True)
         for _ in range(2):
             np.testing.assert_array_equal(compiled.restore(x), eager.restore(x))
             assert compiled.last_stats["compiled"] == 0
-    assert [r.getMessage() for r in caplog.records] == [
-        "serving the eager model: RuntimeError: inductor exploded"]
+    assert [r.getMessage() for r in caplog.records] == [          # the line names the model's task
+        "derain: serving the eager model: RuntimeError: inductor exploded"]
 
 
 def test_the_next_start_loads_the_kept_package_and_any_change_builds_a_new_one(no_inductor):

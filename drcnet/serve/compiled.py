@@ -386,8 +386,10 @@ class TileGraph:
     isolate = True
 
     def __init__(self, model: nn.Module, device: torch.device, memory_format, spec: InferenceSpec,
-                 mode: bool | str = "auto", probed: bool = False):
+                 mode: bool | str = "auto", probed: bool = False, name: str = ""):
+        """name: what the log lines call the model (its task), so a start-up's log says whose graph it was."""
         self.device, self.memory_format, self.spec = device, memory_format, spec
+        self.name = f"{name}: " if name else ""
         self.reason: str | None = why_not_compile(device) if mode == "auto" else None
         self.state = "off" if self.reason else "idle"
         # same weight and buffer tensors, own modules (so its own threshold t and no probe hooks)
@@ -432,7 +434,8 @@ class TileGraph:
             return None
         if not all(bool(torch.isfinite(o).all()) for o in outputs[:2]):    # the images (the maps: 80 more checks)
             self.eager_requests += 1
-            log.warning("the compiled graph returned non-finite values; this request is served eagerly")
+            log.warning("%sthe compiled graph returned non-finite values; this request is served eagerly",
+                        self.name)
             return None
         return tuple(o[:n] for o in outputs)
 
@@ -528,15 +531,15 @@ class TileGraph:
         except Exception as error:     # noqa: BLE001 - a package that does not load or run: serve eagerly
             self._off(first_line(error))
             return
-        log.info("%s the %d x %d px %s graph (%.1f dB against eager)", "loaded" if self.cached else "built",
-                 self.spec.batch, self.spec.tile, "inspector" if self.probed else "tile", db)
+        log.info("%s%s the %d x %d px %s graph (%.1f dB against eager)", self.name,
+                 "loaded" if self.cached else "built", self.spec.batch, self.spec.tile, "inspector" if self.probed else "tile", db)
         self.state = "ready"
         self.ready_event.set()
 
     def _off(self, reason: str) -> None:
         if self.state != "off":
             self.state, self.reason = "off", reason
-            log.warning("serving the eager model: %s", reason)
+            log.warning("%sserving the eager model: %s", self.name, reason)
         self.ready_event.set()
 
 

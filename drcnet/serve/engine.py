@@ -98,10 +98,12 @@ class Restorer:
         self.default_t = float(model.cfg.t) if hasattr(model, "cfg") else None
         self.set_statistics(statistics or self.spec.statistics)
         compiles = compile and self.spec.statistics == "matched"
-        self.graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile) if compiles else None
+        task = self.meta.get("task", "")
+        self.graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile,
+                               name=task) if compiles else None
         # the inspector's graph: probed passes at any t, every block's maps as outputs (built after the plain one)
         self.probe_graph = TileGraph(self.model, self.device, self.memory_format, self.spec, compile,
-                                     probed=True) if compiles else None
+                                     probed=True, name=task) if compiles else None
         self._compiled_runs = 0
         self.last_stats: dict = {}
 
