@@ -83,3 +83,26 @@ def test_the_measuring_clients_http_calls_reuse_one_tls_context(monkeypatch):
     assert loads == []
     httpx.Client().close()          # what a call without the options does: the check can see a load
     assert loads
+
+
+def test_wait_until_quiet_waits_for_work_not_for_an_idle_server_loop():
+    """A process tree that polls lightly (about 10 % of a core; the idle app's server loop takes 4-5 %) is quiet at
+    once; one whose child burns a core is quiet only once that child has ended."""
+    import subprocess
+    import sys
+
+    from drcnet.eval.app_timing import wait_until_quiet
+
+    light = "import time\nwhile True:\n    t = time.perf_counter()\n    while time.perf_counter() - t < 0.006: pass\n" \
+            "    time.sleep(0.05)\n"
+    busy = "import subprocess, sys, time\n" \
+           "subprocess.run([sys.executable, '-c', 'import time\\nt = time.perf_counter()\\n" \
+           "while time.perf_counter() - t < 1.5: pass'])\ntime.sleep(60)\n"
+    for code, at_least, at_most in ((light, 0.0, 1.5), (busy, 1.4, 4.0)):
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        try:
+            waited = wait_until_quiet(proc.pid, window=0.3, windows=3, timeout=10)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert at_least <= waited <= at_most, (code, waited)

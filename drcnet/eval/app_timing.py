@@ -176,11 +176,15 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def wait_until_quiet(pid: int, window: float = 3.0, share: float = 0.05, timeout: float = 1200,
+def wait_until_quiet(pid: int, window: float = 3.0, share: float = 0.25, timeout: float = 1200,
                      windows: int = 3) -> float:
     """Wait until the app's start-up work (examples, the graphs of every task, built by child processes) is
     done: the app and its children use under `share` of a core in `windows` windows of `window` seconds in a
-    row (one quiet window can fall between two tasks' builds). Returns the seconds waited."""
+    row (one quiet window can fall between two tasks' builds). Returns the seconds waited.
+    Why a quarter of a core: start-up work takes a whole one (a build child, an example's forward), while the
+    idle app's server loop (uvicorn's event loop polling Gradio's queue) takes 4-5 % of one on this machine
+    (measured per thread from /proc, 2026-12-08). At the old bound of 5 % the wait ran on for 145-450 s after the
+    app's log said the start-up was done."""
     start, quiet = time.perf_counter(), 0
     while quiet < windows and time.perf_counter() - start < timeout:
         before = cpu_seconds(pid)
