@@ -163,11 +163,7 @@ def markdown(report: Report) -> str:
 
 def asset_photos(assets=None) -> dict:
     """The clean photos of assets/ (*_clean.png), float32 RGB in [0, 1]: the gate's photos in the test suite."""
-    from drcnet.serve.imageio import load_image
-    from drcnet.core.paths import ASSETS
-
-    folder = ASSETS if assets is None else assets
-    return {p.name: np.ascontiguousarray(load_image(p).rgb, np.float32) for p in sorted(folder.glob("*_clean.png"))}
+    return {p.name: _rgb(p) for p in sorted(_assets(assets).glob("*_clean.png"))}
 
 
 def suite_photos(assets=None) -> dict:
@@ -185,26 +181,33 @@ def suite_photos(assets=None) -> dict:
     return photos
 
 
-def example_pairs(task: str, assets=None) -> dict:
-    """{file: (input, clean reference or None)}, float32 RGB in [0, 1], for every example of assets/examples.json of
-    this task: real photos of the task (the gate checks them, the compiled graph is checked against eager on them)."""
+def example_photos(task: str, assets=None) -> dict:
+    """{file: float32 RGB in [0, 1]} of the inputs of every example of assets/examples.json of this task: real
+    photos of the task (the gate checks them, the compiled graph is checked against eager on them)."""
     from drcnet.core.examples import example_entries
+
+    folder = _assets(assets)
+    return {e["input"]: _rgb(folder / e["input"]) for e in example_entries(task, folder)}
+
+
+def example_references(task: str, assets=None) -> dict:
+    """{file: its clean reference, float32 RGB in [0, 1]} for the examples of this task that have one."""
+    from drcnet.core.examples import example_entries
+
+    folder = _assets(assets)
+    return {e["input"]: _rgb(folder / e["reference"]) for e in example_entries(task, folder) if e.get("reference")}
+
+
+def _assets(assets):
     from drcnet.core.paths import ASSETS
+
+    return ASSETS if assets is None else assets
+
+
+def _rgb(path) -> np.ndarray:
     from drcnet.serve.imageio import load_image
 
-    folder = ASSETS if assets is None else assets
-
-    def rgb(name):
-        return np.ascontiguousarray(load_image(folder / name).rgb, np.float32)
-
-    return {e["input"]: (rgb(e["input"]), rgb(e["reference"]) if e.get("reference") else None)
-            for e in example_entries(task, folder)}
-
-
-def example_photos(task: str, assets=None) -> dict:
-    """{file: float32 RGB in [0, 1]} of the inputs of every example of this task (example_pairs without the
-    references)."""
-    return {name: photo for name, (photo, _) in example_pairs(task, assets).items()}
+    return np.ascontiguousarray(load_image(path).rgb, np.float32)
 
 
 def example_moves(task: str, restore, assets=None) -> dict:
@@ -214,8 +217,9 @@ def example_moves(task: str, restore, assets=None) -> dict:
     towards the clean photo by as much as the rain changed it (astronaut_derain.png: the clean photo is 49 grey
     levels from the input in one block), which is the task done, not a blotch; a blotch moves the output away
     from the clean photo, and that is what the bound is for."""
-    return {name: block_move(np.clip(restore(photo), 0, 1), photo if reference is None else reference)
-            for name, (photo, reference) in example_pairs(task, assets).items()}
+    references = example_references(task, assets)
+    return {name: block_move(np.clip(restore(photo), 0, 1), references.get(name, photo))
+            for name, photo in example_photos(task, assets).items()}
 
 
 def gate(task: str, restorer, photos: dict, sizes=SIZES, assets=None) -> dict:

@@ -532,7 +532,8 @@ class TileGraph:
             self._off(first_line(error))
             return
         log.info("%s%s the %d x %d px %s graph (%.1f dB against eager)", self.name,
-                 "loaded" if self.cached else "built", self.spec.batch, self.spec.tile, "inspector" if self.probed else "tile", db)
+                 "loaded" if self.cached else "built", self.spec.batch, self.spec.tile,
+                 "inspector" if self.probed else "tile", db)
         self.state = "ready"
         self.ready_event.set()
 
